@@ -1,0 +1,3 @@
+from uvis.cli.main import main
+
+raise SystemExit(main())

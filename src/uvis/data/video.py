@@ -1,0 +1,209 @@
+"""Reading and writing video: files (mp4/avi/mov/webm/...) through PyAV and folders of frames.
+
+A ``Video`` is lazy: frames are decoded one at a time while iterating, so long videos stream
+in constant memory. Every frame comes out as an HxWx3 RGB uint8 array, whatever the source
+(greyscale and RGBA inputs are converted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from uvis.errors import UserError
+
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+DEFAULT_FOLDER_FPS = 30.0
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Any HxW, HxWx1, HxWx3 or HxWx4 uint8 array → HxWx3 RGB uint8."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"cannot read an image of shape {image.shape} as RGB")
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    elif image.shape[2] == 4:
+        image = image[:, :, :3]
+    return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise UserError("image not found", path=path, fix="check the path") from None
+    except Exception as e:
+        raise UserError(f"cannot decode image ({type(e).__name__})", path=path, fix="re-export it as JPEG or PNG") from None
+
+
+def resize(frame: np.ndarray, size: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
+    """Resize an HxW(xC) array to (height, width)."""
+    h, w = size
+    if frame.shape[:2] == (h, w):
+        return frame
+    resample = Image.NEAREST if nearest else Image.BILINEAR
+    return np.asarray(Image.fromarray(frame).resize((w, h), resample))
+
+
+def resize_short_side(frame: np.ndarray, short: int, *, max_long: int | None = None) -> np.ndarray:
+    """Scale so the short side is ``short`` (and the long side at most ``max_long``), keeping aspect."""
+    h, w = frame.shape[:2]
+    scale = short / min(h, w)
+    if max_long is not None:
+        scale = min(scale, max_long / max(h, w))
+    return resize(frame, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
+@dataclass
+class Video:
+    """A lazily decoded video: a file or a folder of frames."""
+
+    path: Path
+    fps: float
+    height: int
+    width: int
+    num_frames: int
+    frame_names: list[str]
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path.is_file() else self.path.name
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.path.is_dir():
+            for name in self.frame_names:
+                frame = read_image(self.path / name)
+                if frame.shape[:2] != (self.height, self.width):
+                    raise UserError(
+                        f"frame {name} is {frame.shape[1]}x{frame.shape[0]} but the first frame is "
+                        f"{self.width}x{self.height}",
+                        path=self.path,
+                        fix="give all frames of a video the same size",
+                    )
+                yield frame
+        else:
+            yield from _decode_file(self.path)
+
+    def read_all(self) -> np.ndarray:
+        """All frames as a TxHxWx3 array (only for short videos)."""
+        return np.stack(list(self))
+
+
+def _decode_file(path: Path) -> Iterator[np.ndarray]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+    except av.error.FFmpegError as e:
+        raise UserError(f"cannot decode video ({e})", path=path, fix="re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4") from None
+
+
+def _probe_file(path: Path) -> Video:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UserError("file has no video stream", path=path, fix="pass a video file")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or Fraction(DEFAULT_FOLDER_FPS)
+            # Container frame counts are often missing or wrong: count by demuxing (cheap, no decode).
+            count = sum(1 for p in container.demux(stream) if p.size > 0)
+            width, height = stream.codec_context.width, stream.codec_context.height
+    except av.error.FFmpegError as e:
+        raise UserError(f"cannot open video ({e})", path=path, fix="check that the file is a complete, playable video") from None
+    if count == 0 or not width or not height:
+        raise UserError("video has no frames", path=path, fix="pass a non-empty video")
+    return Video(path=path, fps=float(rate), height=height, width=width, num_frames=count,
+                 frame_names=[f"{i:05d}.jpg" for i in range(count)])
+
+
+def list_frames(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+
+
+def open_video(path: str | Path, *, fps: float | None = None) -> Video:
+    """Open a video file or a folder of JPEG/PNG frames (sorted by name)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError("no such file or folder", path=path, fix="check the path")
+    if path.is_dir():
+        names = list_frames(path)
+        if not names:
+            raise UserError("folder holds no JPEG/PNG frames", path=path, fix="pass a folder of frames or a video file")
+        first = read_image(path / names[0])
+        return Video(path=path, fps=fps or DEFAULT_FOLDER_FPS, height=first.shape[0], width=first.shape[1],
+                     num_frames=len(names), frame_names=names)
+    if path.stat().st_size == 0:
+        raise UserError("file is empty (0 bytes)", path=path, fix="pass a complete video file")
+    video = _probe_file(path)
+    if fps:
+        video.fps = fps
+    return video
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = DEFAULT_FOLDER_FPS) -> Path:
+    """Write RGB frames to an mp4 (H.264 where the local FFmpeg has it, MPEG-4 part 2 otherwise).
+
+    Written to a temporary file first, so an interrupted write leaves no broken video behind.
+    """
+    import av
+
+    from uvis.data.atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        container = av.open(str(tmp), mode="w", format="mp4")
+        stream = None
+        try:
+            for frame in frames:
+                frame = to_rgb(frame)
+                if stream is None:
+                    stream = _add_stream(container, fps, frame.shape[1], frame.shape[0])
+                # yuv420p needs even sizes
+                h2, w2 = stream.height, stream.width
+                if frame.shape[:2] != (h2, w2):
+                    frame = resize(frame, (h2, w2))
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            if stream is None:
+                raise UserError("no frames to write", path=path, fix="pass at least one frame")
+            for packet in stream.encode():
+                container.mux(packet)
+        finally:
+            container.close()
+    return path
+
+
+def _add_stream(container, fps: float, width: int, height: int):  # noqa: ANN001, ANN202 (PyAV types)
+    rate = Fraction(fps).limit_denominator(1001)
+    even_w, even_h = max(2, width - width % 2), max(2, height - height % 2)
+    for codec in ("libx264", "h264", "mpeg4"):
+        try:
+            stream = container.add_stream(codec, rate=rate)
+        except Exception:  # codec not built into this FFmpeg
+            continue
+        stream.width, stream.height, stream.pix_fmt = even_w, even_h, "yuv420p"
+        return stream
+    raise RuntimeError("no usable video encoder (libx264, h264, mpeg4) in this FFmpeg build")

@@ -1,0 +1,268 @@
+"""YouTube-VIS annotation and result files as typed objects.
+
+The ground-truth layout is the official one: ``videos`` (with ``file_names``), ``annotations``
+(one per object track, with one ``segmentations`` entry per frame: RLE, polygons or null) and
+``categories``. Results are a list of ``{video_id, category_id, score, segmentations}``.
+Loading validates everything a later stage relies on and turns mistakes into one-line
+``UserError`` messages.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from uvis.data import atomic
+from uvis.data import masks as mask_utils
+from uvis.data.masks import RLE
+from uvis.errors import UserError
+
+
+@dataclass
+class Category:
+    id: int
+    name: str
+    supercategory: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "supercategory": self.supercategory}
+
+
+@dataclass
+class Video:
+    id: int
+    width: int
+    height: int
+    file_names: list[str]
+    name: str = ""
+
+    @property
+    def length(self) -> int:
+        return len(self.file_names)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "width": self.width,
+            "height": self.height,
+            "length": self.length,
+            "file_names": self.file_names,
+        }
+        if self.name:
+            out["name"] = self.name
+        return out
+
+
+@dataclass
+class Track:
+    """One object through a video: a mask (or None where absent) per frame.
+
+    Used both for ground-truth annotations (``id``, ``iscrowd``) and for predictions (``score``).
+    """
+
+    video_id: int
+    category_id: int
+    segmentations: list[RLE | None]
+    id: int = 0
+    score: float = 1.0
+    iscrowd: int = 0
+    areas: list[float | None] | None = None
+
+    def to_annotation_json(self) -> dict[str, Any]:
+        areas = self.areas if self.areas is not None else [
+            None if s is None else float(mask_utils.area(s)) for s in self.segmentations
+        ]
+        bboxes = [None if s is None else mask_utils.bbox(s) for s in self.segmentations]
+        return {
+            "id": self.id,
+            "video_id": self.video_id,
+            "category_id": self.category_id,
+            "iscrowd": self.iscrowd,
+            "segmentations": self.segmentations,
+            "areas": areas,
+            "bboxes": bboxes,
+        }
+
+    def to_result_json(self) -> dict[str, Any]:
+        return {
+            "video_id": self.video_id,
+            "category_id": self.category_id,
+            "score": float(self.score),
+            "segmentations": self.segmentations,
+        }
+
+
+@dataclass
+class Dataset:
+    videos: list[Video]
+    tracks: list[Track]
+    categories: list[Category]
+    info: dict[str, Any] = field(default_factory=dict)
+    frame_root: Path | None = None
+
+    def __post_init__(self) -> None:
+        self._videos_by_id = {v.id: v for v in self.videos}
+
+    def video(self, video_id: int) -> Video:
+        return self._videos_by_id[video_id]
+
+    def has_video(self, video_id: int) -> bool:
+        return video_id in self._videos_by_id
+
+    def tracks_of(self, video_id: int) -> list[Track]:
+        return [t for t in self.tracks if t.video_id == video_id]
+
+    def frame_paths(self, video: Video) -> list[Path]:
+        if self.frame_root is None:
+            raise UserError(f"video {video.name or video.id} has no frame folder", fix="pass the frame root")
+        return [self.frame_root / name for name in video.file_names]
+
+    def category_names(self) -> dict[int, str]:
+        return {c.id: c.name for c in self.categories}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "info": self.info,
+            "videos": [v.to_json() for v in self.videos],
+            "categories": [c.to_json() for c in self.categories],
+            "annotations": [t.to_annotation_json() for t in self.tracks],
+        }
+
+    def save(self, path: str | Path) -> None:
+        atomic.write_json(path, self.to_json())
+
+
+def _read_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise UserError("file not found", path=path, fix="check the path")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"not valid JSON ({e})", path=path, fix="pass a YouTube-VIS JSON file") from None
+
+
+def _require(obj: Any, key: str, what: str, path: Path) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise UserError(
+            f"{what} has no '{key}' key", path=path, fix="write the file in the YouTube-VIS format"
+        )
+    return obj[key]
+
+
+def _check_segmentations(
+    segs: Any, video: Video, what: str, path: Path
+) -> list[RLE | None]:
+    if not isinstance(segs, list):
+        raise UserError(f"{what}: 'segmentations' is not a list", path=path, fix="one entry per frame")
+    if len(segs) != video.length:
+        raise UserError(
+            f"{what}: {len(segs)} segmentations but video {video.id} has {video.length} frames",
+            path=path,
+            fix="give one segmentation (or null) per frame",
+        )
+    out: list[RLE | None] = []
+    for t, seg in enumerate(segs):
+        try:
+            rle = mask_utils.normalize(seg, video.height, video.width)
+        except Exception as e:  # pycocotools raises bare Exceptions on malformed input
+            raise UserError(f"{what}, frame {t}: unreadable mask ({e})", path=path, fix="use COCO RLE or polygons") from None
+        if rle is not None and tuple(rle["size"]) != (video.height, video.width):
+            raise UserError(
+                f"{what}, frame {t}: mask size {tuple(rle['size'])} but video {video.id} is "
+                f"{(video.height, video.width)} (h, w)",
+                path=path,
+                fix="encode masks at the video's resolution",
+            )
+        out.append(rle)
+    return out
+
+
+def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) -> Dataset:
+    """Load and validate a YouTube-VIS annotation file (``annotations`` may be absent for test sets)."""
+    path = Path(json_path)
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise UserError("top level is not an object", path=path, fix="write the file in the YouTube-VIS format")
+    videos: list[Video] = []
+    for i, v in enumerate(_require(data, "videos", "the file", path)):
+        what = f"videos[{i}]"
+        names = _require(v, "file_names", what, path)
+        videos.append(
+            Video(
+                id=int(_require(v, "id", what, path)),
+                width=int(_require(v, "width", what, path)),
+                height=int(_require(v, "height", what, path)),
+                file_names=[str(n) for n in names],
+                name=str(v.get("name", "") or (str(Path(names[0]).parent) if names else "")),
+            )
+        )
+    categories = [
+        Category(
+            id=int(_require(c, "id", f"categories[{i}]", path)),
+            name=str(_require(c, "name", f"categories[{i}]", path)),
+            supercategory=str(c.get("supercategory", "")),
+        )
+        for i, c in enumerate(_require(data, "categories", "the file", path))
+    ]
+    by_id = {v.id: v for v in videos}
+    cat_ids = {c.id for c in categories}
+    tracks: list[Track] = []
+    for i, a in enumerate(data.get("annotations", []) or []):
+        what = f"annotations[{i}]"
+        vid = int(_require(a, "video_id", what, path))
+        if vid not in by_id:
+            raise UserError(f"{what}: unknown video_id {vid}", path=path, fix="every annotation must name a listed video")
+        cid = int(_require(a, "category_id", what, path))
+        if cid not in cat_ids:
+            raise UserError(f"{what}: unknown category_id {cid}", path=path, fix="list the category in 'categories'")
+        segs = _check_segmentations(_require(a, "segmentations", what, path), by_id[vid], what, path)
+        areas = a.get("areas")
+        tracks.append(
+            Track(
+                video_id=vid,
+                category_id=cid,
+                segmentations=segs,
+                id=int(a.get("id", i + 1)),
+                iscrowd=int(a.get("iscrowd", 0)),
+                areas=[None if x is None else float(x) for x in areas] if isinstance(areas, list) and len(areas) == len(segs) else None,
+            )
+        )
+    return Dataset(
+        videos=videos,
+        tracks=tracks,
+        categories=categories,
+        info=dict(data.get("info", {}) or {}),
+        frame_root=Path(frame_root) if frame_root is not None else None,
+    )
+
+
+def load_results(json_path: str | Path, dataset: Dataset, *, check_categories: bool = True) -> list[Track]:
+    """Load and validate a YouTube-VIS results file against the ground truth it will be scored on."""
+    path = Path(json_path)
+    data = _read_json(path)
+    if isinstance(data, dict) and "annotations" in data:  # tolerate results wrapped like a GT file
+        data = data["annotations"]
+    if not isinstance(data, list):
+        raise UserError("results must be a JSON list", path=path, fix="write [{video_id, category_id, score, segmentations}, ...]")
+    cat_ids = {c.id for c in dataset.categories}
+    out: list[Track] = []
+    for i, r in enumerate(data):
+        what = f"result [{i}]"
+        vid = int(_require(r, "video_id", what, path))
+        if not dataset.has_video(vid):
+            raise UserError(f"{what}: unknown video_id {vid}", path=path, fix="predict only videos of the ground truth")
+        cid = int(_require(r, "category_id", what, path))
+        if check_categories and cid not in cat_ids:
+            raise UserError(f"{what}: unknown category_id {cid}", path=path, fix="use the ground truth's category ids")
+        score = float(_require(r, "score", what, path))
+        segs = _check_segmentations(_require(r, "segmentations", what, path), dataset.video(vid), what, path)
+        out.append(Track(video_id=vid, category_id=cid, segmentations=segs, score=score, id=i + 1))
+    return out
+
+
+def save_results(path: str | Path, tracks: list[Track]) -> None:
+    atomic.write_json(path, [t.to_result_json() for t in tracks])
