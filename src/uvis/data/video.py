@@ -74,9 +74,12 @@ class Video:
     width: int
     num_frames: int
     frame_names: list[str]
+    title: str = ""
 
     @property
     def name(self) -> str:
+        if self.title:
+            return self.title
         return self.path.stem if self.path.is_file() else self.path.name
 
     @property
@@ -143,23 +146,29 @@ def list_frames(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
 
 
-def open_video(path: str | Path, *, fps: float | None = None) -> Video:
-    """Open a video file or a folder of JPEG/PNG frames (sorted by name)."""
+def open_video(
+    path: str | Path, *, fps: float | None = None, frame_names: list[str] | None = None, title: str = ""
+) -> Video:
+    """Open a video file or a folder of JPEG/PNG frames (sorted by name, or the given ``frame_names``).
+
+    ``frame_names`` may hold sub-paths relative to ``path``, as YouTube-VIS ``file_names`` do.
+    """
     path = Path(path)
     if not path.exists():
         raise UserError("no such file or folder", path=path, fix="check the path")
     if path.is_dir():
-        names = list_frames(path)
+        names = list_frames(path) if frame_names is None else list(frame_names)
         if not names:
             raise UserError("folder holds no JPEG/PNG frames", path=path, fix="pass a folder of frames or a video file")
         first = read_image(path / names[0])
         return Video(path=path, fps=fps or DEFAULT_FOLDER_FPS, height=first.shape[0], width=first.shape[1],
-                     num_frames=len(names), frame_names=names)
+                     num_frames=len(names), frame_names=names, title=title)
     if path.stat().st_size == 0:
         raise UserError("file is empty (0 bytes)", path=path, fix="pass a complete video file")
     video = _probe_file(path)
     if fps:
         video.fps = fps
+    video.title = title
     return video
 
 
