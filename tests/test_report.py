@@ -1,16 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from uvis.report import ReportInputs, contact_sheet, write_report
-
-
-def test_contact_sheet_tiles_frames_in_order():
-    a = np.zeros((10, 20, 3), np.uint8)
-    b = np.full((10, 20, 3), 200, np.uint8)
-    sheet = contact_sheet([a, b, a], cols=2, thumb_width=20)
-    assert sheet.shape == (20, 40, 3)
-    assert sheet[:10, :20].max() == 0 and sheet[:10, 20:].min() == 200
-    assert sheet[10:, :20].max() == 0 and sheet[10:, 20:].min() == 255  # empty cell stays white
+from uvis.report import ReportInputs, write_report
 
 
 def test_report_has_numbers_tables_and_pictures(tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from uvis.data import atomic
+from uvis.data.overlay import contact_sheet
 
 STAT_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 
@@ -59,22 +60,6 @@ def _bar_plot(path: Path, labels: list[str], values: list[float], title: str, yl
     fig.tight_layout()
     atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
-
-
-def contact_sheet(images: list[np.ndarray], cols: int = 4, thumb_width: int = 240) -> np.ndarray:
-    """Tile frames into one image, each scaled to ``thumb_width`` wide."""
-    thumbs = []
-    for im in images:
-        h, w = im.shape[:2]
-        th = max(1, round(h * thumb_width / w))
-        thumbs.append(np.asarray(Image.fromarray(im).resize((thumb_width, th), Image.BILINEAR)))
-    cell_h = max(t.shape[0] for t in thumbs)
-    rows = (len(thumbs) + cols - 1) // cols
-    sheet = np.full((rows * cell_h, min(cols, len(thumbs)) * thumb_width, 3), 255, np.uint8)
-    for i, t in enumerate(thumbs):
-        r, c = divmod(i, cols)
-        sheet[r * cell_h : r * cell_h + t.shape[0], c * thumb_width : (c + 1) * thumb_width] = t
-    return sheet
 
 
 def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
