@@ -102,7 +102,12 @@ def _load_weights(model: torch.nn.Module, path: Path) -> None:
     if ls is not None and ls.ndim != model.logit_scale.ndim:
         state["logit_scale"] = ls.reshape(model.logit_scale.shape)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
+        raise UserError(f"weights do not fit the CLIP architecture ({first})", path=path,
+                        fix="pass --clip-model matching the weights file") from None
     missing = [k for k in missing if k != "attn_mask"]
     unexpected = [k for k in unexpected if k != "attn_mask"]  # a buffer TorchScript archives also store
     if missing or unexpected:

@@ -105,7 +105,10 @@ def crop_masks(
 
 def frame_tensor(frame: np.ndarray, device: torch.device) -> torch.Tensor:
     """HxWx3 uint8 RGB -> 3xHxW float in [0, 1] on ``device``."""
-    t = torch.from_numpy(np.ascontiguousarray(frame)).to(device, non_blocking=True)
+    frame = np.ascontiguousarray(frame)
+    if not frame.flags.writeable:  # frames decoded by PIL are read-only; torch wants writable memory
+        frame = frame.copy()
+    t = torch.from_numpy(frame).to(device, non_blocking=True)
     return t.permute(2, 0, 1).float().div_(255.0)
 
 
