@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -93,7 +94,12 @@ def _build(cfg: ClipConfig) -> torch.nn.Module:
     if open_clip.get_model_config(cfg.model_name) is None:
         raise UserError(f"unknown CLIP architecture '{cfg.model_name}'",
                         fix="pick one of open_clip.list_models(), e.g. ViT-B-32 or ViT-B-16")
-    return open_clip.create_model(cfg.model_name, pretrained=None, force_quick_gelu=quick_gelu)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # open_clip warns "initialized randomly": weights are loaded right after
+    try:
+        return open_clip.create_model(cfg.model_name, pretrained=None, force_quick_gelu=quick_gelu)
+    finally:
+        logging.disable(previous)
 
 
 def _load_weights(model: torch.nn.Module, path: Path) -> None:
