@@ -21,3 +21,27 @@ def synthetic_pseudo(root: Path, *, keep_categories: bool = False, num_videos: i
 def tiny_config(root: Path, pseudo: Path, out: str, **kw) -> TrainConfig:
     return TrainConfig.preset_config("tiny", data=str(root / "data"), pseudo=str(pseudo), out=str(root / out),
                                      device="cpu", **kw)
+
+
+def ddp_worker(rank: int, world: int, port: int, root: str, pseudo: str, steps: int) -> None:
+    """One process of a CPU/gloo DDP run: train, then dump this rank's parameters, gradients and first batch."""
+    import os
+
+    import torch
+
+    from uvis.train.trainer import Trainer
+
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    trainer = Trainer(tiny_config(Path(root), Path(pseudo), "run_ddp", steps=steps, log_every=1, batch_size=2),
+                      progress=False)
+    try:
+        first = trainer.sampler.batch(0)
+        trainer.run()
+        torch.save({"params": {k: v.detach().clone() for k, v in trainer.model.named_parameters()},
+                    "grads": {k: v.grad.clone() for k, v in trainer.model.named_parameters() if v.grad is not None},
+                    "first_batch": first, "world": trainer.dist.world_size},
+                   Path(root) / f"rank{rank}.pt")
+    finally:
+        trainer.close()
