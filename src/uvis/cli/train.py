@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -52,13 +53,15 @@ def run(args: argparse.Namespace) -> int:
                            "pseudo": args.pseudo, "checkpoint_every": args.checkpoint_every}.items():
             if value is not None:
                 setattr(config, key, value)
-        run_dir = train(config, resume=True, progress=not args.no_progress)
-        print(f"trained model in {run_dir}")
-        return 0
+        return _done(train(config, resume=True, progress=not args.no_progress))
     config = TrainConfig.preset_config(
         args.config, data=args.data, pseudo=args.pseudo, out=args.out, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, device=args.device, init=args.init, backbone_weights=args.backbone_weights,
         num_workers=args.workers, seed=args.seed, checkpoint_every=args.checkpoint_every)
-    run_dir = train(config, resume=args.resume, progress=not args.no_progress)
-    print(f"trained model in {run_dir}")
+    return _done(train(config, resume=args.resume, progress=not args.no_progress))
+
+
+def _done(run_dir: Path) -> int:
+    if int(os.environ.get("RANK", "0")) == 0:  # one line per run, not per torchrun process
+        print(f"trained model in {run_dir}")
     return 0
