@@ -131,7 +131,8 @@ class Trainer:
         self.dataset = FrameDataset.from_pseudo(
             pseudo, resolve_frame_paths(config.data, pseudo), min_score=config.min_score,
             skip_empty_frames=config.skip_empty_frames, image_size=tuple(config.image_size),
-            scale_range=tuple(config.scale_range), hflip=config.hflip, min_area=config.min_area, seed=config.seed)
+            scale_range=tuple(config.scale_range), hflip=config.hflip, min_area=config.min_area,
+            copy_paste_prob=config.copy_paste_prob, seed=config.seed)
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         model = build_model(config.model, init=config.init, backbone_weights=config.backbone_weights).to(self.device)
