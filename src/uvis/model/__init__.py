@@ -1,7 +1,7 @@
 """Stage 2: a Mask2Former-style per-frame instance segmenter trained on pseudo-labels.
 
-Parts: a timm ResNet backbone (random init, or the self-supervised DINO ResNet-50 checkpoint — never a model
-trained on human labels), an FPN pixel decoder with a small transformer encoder on the coarsest level, and a
+Parts: a timm ResNet backbone or a DINO ViT with a simple feature pyramid (random init, or the self-supervised
+DINO checkpoints — never a model trained on human labels), an FPN pixel decoder with a small transformer encoder on the coarsest level, and a
 masked-attention transformer decoder with learnable queries that predicts, after every layer, class logits
 [B, Q, K+1], mask logits [B, Q, H/4, W/4] and query embeddings [B, Q, D] (the tracker's appearance cue).
 
@@ -21,3 +21,4 @@ from uvis.model.config import ModelConfig
 from uvis.model.model import VISModel, build_model
 
 __all__ = ["ModelConfig", "VISModel", "build_model"]
+# The per-frame predictor for the tracker: ``uvis.model.predictor.FramePredictor.from_run(run_dir)``.
