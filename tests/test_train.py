@@ -175,6 +175,12 @@ def test_cli_train_and_user_errors(synth, capsys):
     assert main(["train", "--data", str(root / "data"), "--pseudo", str(root / "missing.json"), "--out",
                  str(root / "x"), "--config", "tiny", "--device", "cpu"]) == 2
     assert "missing.json" in capsys.readouterr().err
+    assert main(["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(root / "v"), "--config",
+                 "tiny", "--device", "cpu", "--backbone", "tiny_vit", "--steps", "1", "--no-progress"]) == 0
+    assert json.loads((root / "v" / "config.json").read_text())["model"]["backbone"] == "tiny_vit"
+    assert main(["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(root / "w"), "--config",
+                 "tiny", "--device", "cpu", "--backbone", "vgg16", "--steps", "1"]) == 2
+    assert "unknown backbone" in capsys.readouterr().err
     missing = root / "nowhere" / "dino_resnet50_pretrain.pth"
     assert main(["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(root / "y"), "--config",
                  "tiny", "--device", "cpu", "--init", "dino", "--backbone-weights", str(missing)]) == 2

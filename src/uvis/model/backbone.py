@@ -75,12 +75,10 @@ class ResNetBackbone(nn.Module):
             net = ResNet(block=BasicBlock, layers=(1, 1, 1, 1), channels=(16, 32, 64, 128), stem_width=16,
                          num_classes=0)
         else:
-            try:
-                net = timm.create_model(name, pretrained=False, num_classes=0)
-            except RuntimeError:
-                raise UserError(f"unknown backbone '{name}'", fix="use a timm ResNet name, e.g. resnet50") from None
-            if not isinstance(net, ResNet):
-                raise UserError(f"backbone '{name}' is not a ResNet", fix="use a timm ResNet name, e.g. resnet50")
+            if name not in timm.list_models(module="resnet"):
+                raise UserError(f"unknown backbone '{name}'",
+                                fix=f"use a timm ResNet (e.g. resnet50) or one of {', '.join(VITS)}")
+            net = timm.create_model(name, pretrained=False, num_classes=0)
         self.net = freeze_batch_norm_2d(net) if freeze_bn else net
         self.channels: list[int] = [info["num_chs"] for info in net.feature_info[1:5]]
         self.strides: list[int] = [info["reduction"] for info in net.feature_info[1:5]]
