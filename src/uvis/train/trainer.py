@@ -8,6 +8,7 @@ states and the data-order parameters; the data order itself is a pure function o
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import time
@@ -106,6 +107,7 @@ class Trainer:
     """One process's share of a training run (``run()`` drives it; ``train_step`` is one optimisation step)."""
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool = True):
+        config = copy.deepcopy(config)  # the caller's object stays as given
         out = Path(config.out)
         if not config.out:
             raise UserError("no output folder", fix="pass --out RUN_DIR")
