@@ -17,6 +17,8 @@ from uvis.errors import UserError
 COMMANDS: list[str] = [
     "uvis.cli.import_davis",
     "uvis.cli.name",
+    "uvis.cli.train",
+    "uvis.cli.eval",
 ]
 
 
