@@ -62,19 +62,23 @@ def load_official(python_api: Path) -> tuple[type, type]:
 # ---------------------------------------------------------------- random data
 
 
-def _blob(rng: np.random.Generator, h: int, w: int, big: bool) -> np.ndarray:
-    """A random ellipse, sometimes large enough for the medium/large area ranges."""
+def _blob(rng: np.random.Generator, h: int, w: int, big: bool) -> tuple[float, float, float, float]:
+    """A random ellipse (cy, cx, ry, rx), sometimes large enough for the medium/large area ranges."""
     scale = rng.uniform(0.3, 0.9) if big else rng.uniform(0.03, 0.3)
-    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-    ry, rx = max(1.0, scale * h / 2), max(1.0, scale * w / 2)
-    yy, xx = np.mgrid[:h, :w]
+    return rng.uniform(0, h), rng.uniform(0, w), max(1.0, scale * h / 2), max(1.0, scale * w / 2)
+
+
+def _draw(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+    yy, xx = np.ogrid[:h, :w]
     return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
 
 
 def _track_masks(rng, h, w, n_frames, p_absent, base=None):
-    """Masks of one track; with ``base`` a noisy copy of it (shifted, some frames dropped/added)."""
+    """Masks of one track: an ellipse drifting through the video, absent in some frames. With ``base``
+    (a ground-truth track) a noisy copy of it: shifted, some frames dropped, others replaced."""
     out = []
-    big = rng.random() < 0.4
+    cy, cx, ry, rx = _blob(rng, h, w, rng.random() < 0.4)
+    vy, vx = rng.normal(0, 0.02 * h), rng.normal(0, 0.02 * w)
     dy, dx = rng.integers(-4, 5, size=2) * (rng.random() < 0.7)  # a third of copies are exact where present
     for t in range(n_frames):
         if rng.random() < p_absent:
@@ -82,7 +86,7 @@ def _track_masks(rng, h, w, n_frames, p_absent, base=None):
         elif base is not None and base[t] is not None and rng.random() < 0.85:
             out.append(np.roll(base[t], (int(dy), int(dx)), axis=(0, 1)))
         else:
-            out.append(_blob(rng, h, w, big))
+            out.append(_draw(h, w, cy + vy * t, cx + vx * t, ry, rx))
     return out
 
 
@@ -96,7 +100,8 @@ def _rles(masks):
 
 
 def make_case(seed: int, n_videos: int, n_frames: int, n_cats: int, gt_per_video: int, dt_per_video: int,
-              size: tuple[int, int], p_crowd: float = 0.1, p_absent: float = 0.15, odd_areas: bool = False):
+              size: tuple[int, int], p_crowd: float = 0.1, p_absent: float = 0.15, odd_areas: bool = False,
+              exact_counts: bool = False):
     """Random ground truth and results JSON objects (scores with ties, wrong categories, crowd, gaps)."""
     rng = np.random.default_rng(seed)
     videos, anns, results = [], [], []
@@ -109,7 +114,7 @@ def make_case(seed: int, n_videos: int, n_frames: int, n_cats: int, gt_per_video
         videos.append({"id": vid, "width": w, "height": h, "length": n_frames,
                        "file_names": [f"v{vid}/{t:05d}.jpg" for t in range(n_frames)]})
         gts = []
-        for _ in range(int(rng.integers(0, gt_per_video + 1))):
+        for _ in range(gt_per_video if exact_counts else int(rng.integers(0, gt_per_video + 1))):
             masks = _track_masks(rng, h, w, n_frames, p_absent)
             cat = int(rng.integers(1, n_cats + 1))
             gts.append((masks, cat))
@@ -120,7 +125,7 @@ def make_case(seed: int, n_videos: int, n_frames: int, n_cats: int, gt_per_video
             anns.append({"id": ann_id, "video_id": vid, "category_id": cat, "iscrowd": int(rng.random() < p_crowd),
                          "segmentations": segs, "areas": areas, "bboxes": [None] * n_frames})
             ann_id += 1
-        for _ in range(int(rng.integers(0, dt_per_video + 1))):
+        for _ in range(dt_per_video if exact_counts else int(rng.integers(0, dt_per_video + 1))):
             if gts and rng.random() < 0.7:
                 base, cat = gts[int(rng.integers(len(gts)))]
                 if rng.random() < 0.2:
@@ -199,7 +204,7 @@ def main() -> int:
         print(f"equivalence: {n_checked} runs (random cases x class-aware/agnostic), max |diff| = {worst:.3g}")
         if args.skip_timing:
             return 0
-        gt, res = make_case(1000, args.bench_videos, args.bench_frames, 40, 5, 10, (360, 640))
+        gt, res = make_case(1000, args.bench_videos, args.bench_frames, 40, 5, 10, (360, 640), exact_counts=True)
         gp, rp = tmp / "bench_gt.json", tmp / "bench_res.json"
         gp.write_text(json.dumps(gt))
         rp.write_text(json.dumps(res))

@@ -28,7 +28,7 @@ import numpy as np
 
 from uvis.data.ytvis import Dataset, Track
 from uvis.errors import UserError
-from uvis.evaluation.iou import frame_areas, track_ious
+from uvis.evaluation.iou import overlaps
 
 IOU_THRS = np.linspace(0.5, 0.95, 10, endpoint=True)
 REC_THRS = np.linspace(0.0, 1.00, 101, endpoint=True)
@@ -53,6 +53,12 @@ def _avg_area(areas: list[float | None] | np.ndarray) -> float:
     """Mean of the truthy (present, non-zero) per-frame areas, 0 when there are none."""
     vals = [a for a in areas if a]
     return float(np.asarray(vals, dtype=np.float64).mean()) if vals else 0.0
+
+
+def _mean_positive(areas: np.ndarray) -> np.ndarray:
+    """Row-wise ``_avg_area`` of integer [N, T] areas (exact integer sums give the same doubles)."""
+    n = (areas > 0).sum(axis=1)
+    return np.where(n > 0, areas.sum(axis=1) / np.maximum(n, 1), 0.0)
 
 
 @dataclass
@@ -208,18 +214,10 @@ def evaluate(gt: Dataset, preds: list[Track], *, class_agnostic: bool = False) -
         gt_ids = list(range(1, len(gt.tracks) + 1))  # only identity matters; see module docstring
     groups = _groups(gt, preds, vid_ids, cat_ids, class_agnostic)
 
-    # Per-track areas: ground truth from its stored areas when given, predictions from masks.
-    gt_avg = np.array(
-        [_avg_area(t.areas if t.areas is not None else frame_areas(t.segmentations)) for t in gt.tracks]
-    )
+    # IoU per group, computed once per video over all of that video's tracks, with the per-frame areas
+    # that give each track's mean area (ground truth: the file's own ``areas`` when it has them).
+    gt_avg = np.zeros(len(gt.tracks))
     dt_avg = np.zeros(len(preds))
-    for g in groups:
-        for i in g.dts:
-            dt_avg[i] = _avg_area(frame_areas(preds[i].segmentations))
-    lo = np.array([r[0] for r in AREA_RNG])
-    hi = np.array([r[1] for r in AREA_RNG])
-
-    # IoU per group, computed once per video over all of that video's tracks.
     by_video: dict[int, list[int]] = {}
     for p, g in enumerate(groups):
         by_video.setdefault(g.vpos, []).append(p)
@@ -228,12 +226,22 @@ def evaluate(gt: Dataset, preds: list[Track], *, class_agnostic: bool = False) -
         dts = [i for p in ps for i in groups[p].dts]
         gts = [j for p in ps for j in groups[p].gts]
         n_frames = gt.video(vid_ids[vp]).length
-        full = track_ious([preds[i].segmentations for i in dts], [gt.tracks[j].segmentations for j in gts], n_frames)
+        gsize, dsize = [len(groups[p].gts) for p in ps], [len(groups[p].dts) for p in ps]
+        needed = np.repeat(np.repeat(np.eye(len(ps), dtype=bool), dsize, axis=0), gsize, axis=1)
+        ov = overlaps([preds[i].segmentations for i in dts], [gt.tracks[j].segmentations for j in gts], n_frames, needed)
+        dt_avg[dts] = _mean_positive(ov.area_d)
+        gt_avg[gts] = _mean_positive(ov.area_g)
+        for j in gts:
+            if gt.tracks[j].areas is not None:
+                gt_avg[j] = _avg_area(gt.tracks[j].areas)
+        full = ov.iou()
         d0 = g0 = 0
         for p in ps:
             nd, ng = len(groups[p].dts), len(groups[p].gts)
             ious[p] = full[d0 : d0 + nd, g0 : g0 + ng]
             d0, g0 = d0 + nd, g0 + ng
+    lo = np.array([r[0] for r in AREA_RNG])
+    hi = np.array([r[1] for r in AREA_RNG])
 
     gt_crowd = [np.array([bool(gt.tracks[j].iscrowd) for j in g.gts], dtype=bool) for g in groups]
     gt_ig = []
