@@ -10,6 +10,7 @@ import pytest
 from uvis.cli.main import main
 from uvis.data.masks import decode, encode
 from uvis.data.ytvis import Category, Dataset, Track, Video, save_results
+from uvis.errors import UserError
 from uvis.evaluation import STAT_KEYS, evaluate
 from uvis.evaluation.iou import track_ious
 
@@ -170,6 +171,16 @@ def test_equal_scores_keep_input_order():
     gt = dataset([video(1, 1)], [gt_track(1, [a])])
     assert evaluate(gt, [pred([fp], 0.5), pred([a], 0.5)]).stats["AP"] == approx(0.5)
     assert evaluate(gt, [pred([a], 0.5), pred([fp], 0.5)]).stats["AP"] == approx(1.0)
+
+
+def test_evaluate_rejects_predictions_that_do_not_fit_the_video():
+    gt = dataset([video(1, 2)], [gt_track(1, [SQ, SQ])])
+    with pytest.raises(UserError, match="2 frames"):
+        evaluate(gt, [pred([SQ], 0.9)])
+    with pytest.raises(UserError, match="mask size"):
+        evaluate(gt, [pred([SQ, rect(5, 5, 0, 2, 0, 2)], 0.9)])
+    with pytest.raises(UserError, match="unknown video_id"):
+        evaluate(gt, [pred([SQ, SQ], 0.9, vid=7)])
 
 
 # ----------------------------------------------------------------------------- loop-based reference

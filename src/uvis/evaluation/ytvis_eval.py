@@ -112,12 +112,19 @@ def _validate(gt: Dataset, preds: list[Track]) -> None:
     for i, p in enumerate(preds):
         if not gt.has_video(p.video_id):
             raise UserError(f"prediction {i}: unknown video_id {p.video_id}", fix="predict only ground-truth videos")
-        n = gt.video(p.video_id).length
-        if len(p.segmentations) != n:
+        v = gt.video(p.video_id)
+        if len(p.segmentations) != v.length:
             raise UserError(
-                f"prediction {i}: {len(p.segmentations)} segmentations but video {p.video_id} has {n} frames",
+                f"prediction {i}: {len(p.segmentations)} segmentations but video {p.video_id} has {v.length} frames",
                 fix="give one segmentation (or None) per frame",
             )
+        for t, seg in enumerate(p.segmentations):
+            if seg and (int(seg["size"][0]), int(seg["size"][1])) != (v.height, v.width):
+                raise UserError(
+                    f"prediction {i}, frame {t}: mask size {tuple(seg['size'])} but video {p.video_id} is "
+                    f"{(v.height, v.width)} (h, w)",
+                    fix="encode masks at the video's resolution",
+                )
 
 
 def _match(groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray], gt_crowd: list[np.ndarray]):
