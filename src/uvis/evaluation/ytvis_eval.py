@@ -233,9 +233,10 @@ def evaluate(gt: Dataset, preds: list[Track], *, class_agnostic: bool = False) -
         dts = [i for p in ps for i in groups[p].dts]
         gts = [j for p in ps for j in groups[p].gts]
         n_frames = gt.video(vid_ids[vp]).length
-        gsize, dsize = [len(groups[p].gts) for p in ps], [len(groups[p].dts) for p in ps]
-        needed = np.repeat(np.repeat(np.eye(len(ps), dtype=bool), dsize, axis=0), gsize, axis=1)
-        ov = overlaps([preds[i].segmentations for i in dts], [gt.tracks[j].segmentations for j in gts], n_frames, needed)
+        d_groups = [p for p in ps for _ in groups[p].dts]
+        g_groups = [p for p in ps for _ in groups[p].gts]
+        ov = overlaps([preds[i].segmentations for i in dts], [gt.tracks[j].segmentations for j in gts], n_frames,
+                      d_groups, g_groups)
         dt_avg[dts] = _mean_positive(ov.area_d)
         gt_avg[gts] = _mean_positive(ov.area_g)
         for j in gts:
