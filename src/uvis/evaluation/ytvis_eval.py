@@ -127,12 +127,32 @@ def _validate(gt: Dataset, preds: list[Track]) -> None:
                 )
 
 
-def _match(groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray], gt_crowd: list[np.ndarray]):
-    """Greedy matching of every group, area range and IoU threshold at once.
+Matches = list[tuple[np.ndarray, np.ndarray]]
 
-    Returns per group (dt_matched [A,T,D] bool, dt_ignored [A,T,D] bool). Groups are processed
-    together, one prediction rank at a time, over padded [P,A,T,G] arrays.
+
+def _match(groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray], gt_crowd: list[np.ndarray]) -> Matches:
+    """Greedy matching of every group, area range and IoU threshold.
+
+    Returns per group (dt_matched [A,T,D] bool, dt_ignored [A,T,D] bool). Groups with similar
+    ground-truth counts are matched together (so padding stays small), see ``_match_batch``.
     """
+    out: Matches = [(np.zeros(0), np.zeros(0))] * len(groups)
+    buckets: dict[int, list[int]] = {}
+    for p, g in enumerate(groups):
+        buckets.setdefault(len(g.gts).bit_length(), []).append(p)
+    for ps in buckets.values():
+        for p, res in zip(ps, _match_batch([groups[p] for p in ps], [ious[p] for p in ps], [gt_ig[p] for p in ps],
+                                           [gt_crowd[p] for p in ps]), strict=True):
+            out[p] = res
+    return out
+
+
+def _match_batch(
+    groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray], gt_crowd: list[np.ndarray]
+) -> Matches:
+    """All given groups, area ranges and thresholds at once, one prediction rank at a time, over padded
+    [P,A,T,G] arrays. Per prediction: the best available non-ignored ground truth with IoU >= threshold
+    (ties: the later one); only if there is none, the best ignored one (crowd stays available)."""
     A, T = len(AREA_RNG), len(IOU_THRS)
     order = sorted(range(len(groups)), key=lambda p: -len(groups[p].dts))
     P = len(groups)
@@ -174,7 +194,7 @@ def _match(groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray]
         matched[pp, aa, tt, mm] = True
         dtm[pp, aa, tt, d] = True
         dtig[pp, aa, tt, d] = ig[pp, aa, mm]
-    out: list[tuple[np.ndarray, np.ndarray]] = [None] * P  # type: ignore[list-item]
+    out: Matches = [(np.zeros(0), np.zeros(0))] * P
     for r, p in enumerate(order):
         nd = len(groups[p].dts)
         out[p] = (dtm[r, :, :, :nd], dtig[r, :, :, :nd])
