@@ -79,11 +79,11 @@ def _track_masks(rng, h, w, n_frames, p_absent, base=None):
     out = []
     cy, cx, ry, rx = _blob(rng, h, w, rng.random() < 0.4)
     vy, vx = rng.normal(0, 0.02 * h), rng.normal(0, 0.02 * w)
-    dy, dx = rng.integers(-4, 5, size=2) * (rng.random() < 0.7)  # a third of copies are exact where present
+    dy, dx = rng.integers(-3, 4, size=2) * (rng.random() < 0.7)  # a third of copies are exact where present
     for t in range(n_frames):
         if rng.random() < p_absent:
             out.append(None)
-        elif base is not None and base[t] is not None and rng.random() < 0.85:
+        elif base is not None and base[t] is not None and rng.random() < 0.95:
             out.append(np.roll(base[t], (int(dy), int(dx)), axis=(0, 1)))
         else:
             out.append(_draw(h, w, cy + vy * t, cx + vx * t, ry, rx))
@@ -159,9 +159,9 @@ def make_case(seed: int, n_videos: int, n_frames: int, n_cats: int, gt_per_video
                          "segmentations": segs, "areas": areas, "bboxes": [None] * n_frames})
             ann_id += 1
         for _ in range(dt_per_video if exact_counts else int(rng.integers(0, dt_per_video + 1))):
-            if gts and rng.random() < 0.7:
+            if gts and rng.random() < 0.8:
                 base, cat = gts[int(rng.integers(len(gts)))]
-                if rng.random() < 0.2:
+                if rng.random() < 0.1:
                     cat = int(rng.integers(1, n_cats + 1))
             else:
                 base, cat = None, int(rng.integers(1, n_cats + 1))
