@@ -106,3 +106,18 @@ def test_feature_shapes_non_square(tmp_path):
     assert torch.allclose(one.keys[0], out.keys[1], atol=1e-5)
     # sizes that are not patch multiples are cut down
     assert feats(dino.preprocess(frames, (43, 70))).grid == (5, 8)
+
+
+def test_resnet50_official_layout(tmp_path):
+    from torchvision.models import resnet50
+
+    torch.manual_seed(0)
+    state = {k: v for k, v in resnet50(weights=None).state_dict().items() if not k.startswith("fc.")}
+    torch.save(state, tmp_path / "dino_resnet50_pretrain.pth")
+    model = dino.load_resnet50(tmp_path)
+    assert torch.equal(model.conv1.weight, state["conv1.weight"])
+    assert model(torch.zeros(1, 3, 64, 48)).shape == (1, 2048)
+    del state["layer4.2.bn3.weight"]
+    torch.save(state, tmp_path / "broken.pth")
+    with pytest.raises(UserError, match="layer4.2.bn3.weight"):
+        dino.load_resnet50(tmp_path / "broken.pth")
