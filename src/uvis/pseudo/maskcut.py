@@ -46,8 +46,8 @@ SOLVERS = ("eigh", "subspace")
 
 @dataclass(frozen=True)
 class MaskCutConfig:
-    """MaskCut settings; defaults are the reference's ImageNet settings except tau (0.15 as in UVIS / CutLER's
-    video pseudo-labels; the reference script's default is 0.2)."""
+    """MaskCut settings; defaults are the ones CutLER's README runs MaskCut with (ViT-B/8 keys, tau 0.15,
+    480 px, N 3; the script's own argparse default for tau is 0.2)."""
 
     resolution: int = 480  # frames are resized to resolution x resolution before DINO
     tau: float = 0.15  # cosine-similarity threshold that binarises the patch graph
