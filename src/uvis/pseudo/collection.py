@@ -139,7 +139,10 @@ def label_video(item: VideoItem, maskcut: MaskCut, batch_size: int, progress: An
             frame_index += 1
         if progress is not None:
             progress.update(len(batch))
-    if frame_index != entry.length:
+    if frame_index != entry.length and item.file_names is None and item.path.is_file():
+        # container frame counts can be off by a few (damaged tail, odd muxing): trust the decoder
+        entry.file_names = [f"{item.name}/{i:05d}.jpg" for i in range(frame_index)]
+    if frame_index != entry.length or frame_index == 0:
         raise UserError(f"decoded {frame_index} frames but the video lists {entry.length}", path=item.path,
                         fix="re-encode the video or check its frame list")
     return {"format": PART_FORMAT, "video": entry.to_json(), "annotations": annotations,
