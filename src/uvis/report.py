@@ -102,3 +102,55 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
     path = out_dir / "report.md"
     atomic.write_with(path, lambda tmp: tmp.write_text("\n".join(md)))
     return path
+
+
+def _overlay_samples(overlay_dir: Path, videos: int = 4, per_video: int = 3) -> list[np.ndarray]:
+    """First, middle and last frame of the first few overlay videos."""
+    from uvis.data.video import open_video
+
+    frames: list[np.ndarray] = []
+    for path in sorted(overlay_dir.glob("*.mp4"))[:videos]:
+        video = open_video(path)
+        wanted = {0, video.num_frames // 2, video.num_frames - 1} if per_video >= 3 else {0}
+        for i, frame in enumerate(video):
+            if i in wanted:
+                frames.append(frame)
+    return frames
+
+
+def _flatten_evaluations(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:
+    rows: dict[str, dict[str, float]] = {}
+    for run_name, modes in results.items():
+        for mode, payload in modes.items():
+            rows[f"{run_name} ({mode})"] = payload["stats"]
+    return rows
+
+
+def write_run_report(pipeline, paths, results: dict[str, dict[str, dict]]) -> Path:  # noqa: ANN001 (uvis.pipeline types)
+    """The report of a ``uvis run``: metrics of the run, its baseline and ablations, pseudo-label statistics."""
+    import json
+
+    config = pipeline.config
+    command = f"uvis run {config.data} --out {config.out}"
+    if config.ablations:
+        command += f" --ablate {','.join(config.ablations)}"
+    inputs = ReportInputs(title=f"uvis run: {Path(config.data).name}", commands=[command])
+    inputs.evaluations = _flatten_evaluations(results)
+    inputs.per_class_ap = results.get("uvis", {}).get("class-aware", {}).get("per_class", {})
+    if paths.named_file.is_file():
+        named = json.loads(paths.named_file.read_text())
+        per_frame: dict[tuple[int, int], int] = {}
+        for a in named["annotations"]:
+            key = (a["video_id"], a["frame_index"])
+            per_frame[key] = per_frame.get(key, 0) + 1
+        inputs.masks_per_frame = [per_frame.get((v["id"], t), 0) for v in named["videos"] for t in range(len(v["file_names"]))]
+        per_class = named.get("stats", {}).get("naming", {}).get("per_class", {})
+        inputs.prototype_counts = {name: {k: int(c.get(k, 0)) for k in ("kept", "removed", "relabelled")}
+                                   for name, c in per_class.items()}
+    inputs.overlay_frames = _overlay_samples(paths.segment / "overlays")
+    if config.pseudo_from_ground_truth:
+        inputs.notes.append("Stage 1 was replaced by the ground truth (pseudo_from_ground_truth): these numbers "
+                            "measure stages 2-3 only, not the unsupervised pipeline.")
+    if not inputs.evaluations:
+        inputs.notes.append("The input has no annotations, so no metrics; see the overlays.")
+    return write_report(Path(config.out), inputs)

@@ -1,0 +1,64 @@
+"""``uvis run``: the whole pipeline on a collection, each finished step skipped on rerun."""
+
+from __future__ import annotations
+
+import argparse
+
+from uvis.pipeline import ABLATIONS, STEPS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="raw videos to evaluated tracks: pseudo-label, name, train, segment, evaluate, report",
+        description="Run every stage of uvis on DATA into RUN_DIR. Finished steps are skipped, so an interrupted "
+        "run resumes; each step's settings are saved in its folder's step.json.",
+    )
+    p.add_argument("data", help="video, frame folder, folder of videos, YouTube-VIS JSON or DAVIS folder")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--config", help="a configs/*.toml file (vocabulary of YouTube-VIS 2019/2021, OVIS, ...)")
+    p.add_argument("--classes", help="vocabulary as \"a,b,c\" (overrides --config and the dataset's categories)")
+    p.add_argument("--frames", help="frame root for a YouTube-VIS JSON given as DATA")
+    p.add_argument("--stop-after", choices=STEPS, default="report", help="last step to run (default: report)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--backbone", default="dino_vitb8", help="DINO backbone for MaskCut (default dino_vitb8)")
+    p.add_argument("--weights", help="DINO weights file or folder (default: $UVIS_WEIGHTS_DIR, cache, download)")
+    p.add_argument("--clip-weights", help="CLIP weights file or folder")
+    p.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
+    p.add_argument("--num-masks", type=int, default=3, help="MaskCut masks per frame (default 3)")
+    p.add_argument("--solver", default="eigh", choices=["eigh", "subspace"], help="MaskCut eigensolver")
+    p.add_argument("--templates", default="imagenet80", choices=["imagenet80", "short7", "single"],
+                   help="CLIP prompt set (default: the 80 ImageNet templates)")
+    p.add_argument("--no-prototypes", action="store_true", help="turn the semantic prototype memory off")
+    p.add_argument("--no-track-memory", action="store_true", help="previous-frame-only matching (MinVIS baseline)")
+    p.add_argument("--preset", default="default", choices=["default", "tiny"], help="model/training preset")
+    p.add_argument("--steps", type=int, help="training steps (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="training batch size per process (default: the preset's)")
+    p.add_argument("--backbone-weights", help="DINO ResNet-50 weights for the model's backbone")
+    p.add_argument("--ablate", default="", help=f"comma-separated variants reported side by side: {', '.join(ABLATIONS)}")
+    p.add_argument("--pseudo-from-ground-truth", action="store_true",
+                   help="use the input's annotations instead of stage 1 (upper bound of stages 2-3; not unsupervised)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from uvis.pipeline import RunConfig, load_config_file, run_pipeline
+
+    classes = None
+    if args.config:
+        classes = load_config_file(args.config).get("vocabulary", {}).get("names")
+    if args.classes:
+        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    config = RunConfig(
+        data=args.data, out=args.out, frames=args.frames, classes=classes, device=args.device,
+        progress=not args.no_progress, backbone=args.backbone, dino_weights=args.weights, num_masks=args.num_masks,
+        solver=args.solver, pseudo_from_ground_truth=args.pseudo_from_ground_truth, clip_model=args.clip_model,
+        clip_weights=args.clip_weights, templates=args.templates, prototypes=not args.no_prototypes,
+        train_preset=args.preset, train_steps=args.steps, train_batch_size=args.batch_size,
+        backbone_weights=args.backbone_weights, track_memory=not args.no_track_memory,
+        ablations=[a.strip() for a in args.ablate.split(",") if a.strip()],
+    )
+    out = run_pipeline(config, args.stop_after)
+    print(f"done: {out}" + (f" (report: {out / 'report.md'})" if args.stop_after == "report" else ""))
+    return 0

@@ -1,0 +1,354 @@
+"""``uvis run``: raw videos → pseudo-labels → named pseudo-labels → trained model → tracks → metrics → report.
+
+Every step writes into its own folder of the run directory and finishes by writing ``step.json`` (the
+settings that determine its output). A step whose ``step.json`` matches the current settings is skipped, so
+an interrupted run resumes where it stopped; inside a step, the stage's own resume takes over (finished
+videos of MaskCut, CLIP naming and segmentation are kept, training continues from its last checkpoint).
+
+Ablations re-run only what they change: a variant shares every step whose settings equal the main run's
+and writes the others under ``RUN_DIR/ablations/<variant>/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from uvis.data import atomic
+from uvis.data.sources import Collection, discover
+from uvis.errors import UserError
+
+STEPS = ("pseudo-label", "name", "train", "segment", "evaluate", "report")
+STEP_FILE = "step.json"
+
+
+@dataclass
+class RunConfig:
+    """Everything ``uvis run`` needs; each field belongs to the first step it influences (see ``STEP_FIELDS``)."""
+
+    data: str
+    out: str
+    frames: str | None = None
+    classes: list[str] | None = None  # vocabulary; None: --config file, else the dataset's categories
+    device: str | None = None
+    progress: bool = True
+    # stage 1a: MaskCut
+    backbone: str = "dino_vitb8"
+    dino_weights: str | None = None
+    num_masks: int = 3
+    resolution: int = 480
+    solver: str = "eigh"
+    maskcut_batch_size: int = 16
+    # ground truth stands in for stage 1 (demo and upper-bound experiments; never the default)
+    pseudo_from_ground_truth: bool = False
+    # stage 1b: CLIP naming + prototype memory
+    clip_model: str = "ViT-B-32"
+    clip_weights: str | None = None
+    templates: str = "imagenet80"
+    prototypes: bool = True
+    # stage 2: training
+    train_preset: str = "default"
+    train_steps: int | None = None
+    train_batch_size: int | None = None
+    backbone_weights: str | None = None
+    # stage 3: tracking
+    track_memory: bool = True
+    top_k: int = 10
+    segment_batch_size: int = 8
+    # side-by-side variants: names from ABLATIONS
+    ablations: list[str] = field(default_factory=list)
+
+
+# The settings each step's output depends on (cumulative: a step also depends on all earlier ones).
+STEP_FIELDS: dict[str, tuple[str, ...]] = {
+    "pseudo-label": ("data", "frames", "backbone", "dino_weights", "num_masks", "resolution", "solver",
+                     "pseudo_from_ground_truth"),
+    "name": ("classes", "clip_model", "clip_weights", "templates", "prototypes"),
+    "train": ("train_preset", "train_steps", "train_batch_size", "backbone_weights"),
+    "segment": ("track_memory", "top_k"),
+}
+
+# Ablation name -> how it changes the main run's settings.
+ABLATIONS: dict[str, Callable[[RunConfig], RunConfig]] = {
+    "no-prototypes": lambda c: dataclasses.replace(c, prototypes=False),
+    "no-track-memory": lambda c: dataclasses.replace(c, track_memory=False),
+    "short-prompts": lambda c: dataclasses.replace(c, templates="short7"),
+    "single-prompt": lambda c: dataclasses.replace(c, templates="single"),
+    **{f"masks-{n}": (lambda c, n=n: dataclasses.replace(c, num_masks=n)) for n in (1, 2, 4, 5)},
+}
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A ``configs/*.toml`` file: ``name`` and ``[vocabulary] names``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("config file not found", path=path, fix="pass one of the files in configs/ or your own")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"not valid TOML ({e})", path=path, fix="check the file's syntax") from None
+    names = data.get("vocabulary", {}).get("names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) and n for n in names)):
+        raise UserError("[vocabulary] names must be a list of non-empty strings", path=path, fix="fix the list")
+    return data
+
+
+def step_settings(config: RunConfig, step: str) -> dict[str, Any]:
+    """The settings that determine ``step``'s output (those of all earlier steps included)."""
+    keys: list[str] = []
+    for name in STEPS:
+        keys += STEP_FIELDS.get(name, ())
+        if name == step:
+            break
+    return {k: getattr(config, k) for k in keys}
+
+
+def _is_complete(folder: Path, settings: dict[str, Any]) -> bool:
+    marker = folder / STEP_FILE
+    if not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text())["settings"] == json.loads(json.dumps(settings))
+    except (json.JSONDecodeError, KeyError):
+        return False
+
+
+def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
+    """Refuse to mix outputs of different settings in one folder (the user asked for something else)."""
+    marker = folder / STEP_FILE
+    if marker.is_file() and not _is_complete(folder, settings):
+        old = json.loads(marker.read_text()).get("settings", {})
+        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != json.loads(json.dumps(settings)).get(k))
+        raise UserError(
+            f"{folder.name} was made with other settings ({', '.join(changed)})",
+            path=folder,
+            fix="use a new --out folder, or delete that step folder to redo it",
+        )
+
+
+def _mark_complete(folder: Path, settings: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    atomic.write_json(folder / STEP_FILE, {"settings": settings, **(extra or {})}, indent=2)
+
+
+@dataclass
+class RunPaths:
+    """Where each step of one variant writes."""
+
+    pseudo: Path
+    named: Path
+    model: Path
+    segment: Path
+
+    @property
+    def pseudo_file(self) -> Path:
+        return self.pseudo / "pseudo_labels.json"
+
+    @property
+    def named_file(self) -> Path:
+        return self.named / "pseudo_labels.json"
+
+    @property
+    def results_file(self) -> Path:
+        return self.segment / "results.json"
+
+
+def _paths(config: RunConfig, main: RunConfig, variant: str | None) -> RunPaths:
+    root = Path(config.out)
+    own = root / "ablations" / variant if variant else root
+    folders = {"pseudo-label": "1-pseudo-labels", "name": "2-named", "train": "3-model", "segment": "4-segment"}
+    chosen = {}
+    for step, folder in folders.items():
+        same = variant is None or step_settings(config, step) == step_settings(main, step)
+        chosen[step] = (root if same else own) / folder
+    return RunPaths(chosen["pseudo-label"], chosen["name"], chosen["train"], chosen["segment"])
+
+
+class Pipeline:
+    """Runs the steps of one ``RunConfig`` (and its ablation variants) in a run directory."""
+
+    def __init__(self, config: RunConfig, *, log: Callable[[str], None] = print):
+        self.config = config
+        self.log = log
+        self.collection: Collection = discover(config.data, frames=config.frames)
+        self.out = Path(config.out)
+        for name in config.ablations:
+            if name not in ABLATIONS:
+                raise UserError(f"unknown ablation '{name}'", fix=f"use some of: {', '.join(ABLATIONS)}")
+
+    # ----------------------------------------------------------------------------------------- steps
+    def vocabulary(self, config: RunConfig):  # noqa: ANN201 (Vocabulary; imported lazily)
+        from uvis.pseudo.vocabulary import Vocabulary
+
+        if config.classes:
+            return Vocabulary.from_names(list(config.classes))
+        dataset = self.collection.dataset
+        if dataset is not None and dataset.categories:
+            return Vocabulary.from_categories(dataset.categories)
+        raise UserError("no vocabulary: the input has no categories", path=config.data,
+                        fix="pass --config configs/NAME.toml or --classes \"a,b,c\"")
+
+    def pseudo_label(self, config: RunConfig, paths: RunPaths) -> None:
+        settings = step_settings(config, "pseudo-label")
+        if self._skip("pseudo-label", paths.pseudo, settings):
+            return
+        if config.pseudo_from_ground_truth:
+            from uvis.train.dataset import pseudo_labels_from_dataset
+
+            dataset = self.collection.dataset
+            if dataset is None or not dataset.tracks:
+                raise UserError("--pseudo-from-ground-truth needs annotated input", path=config.data,
+                                fix="pass a dataset with annotations")
+            pseudo_labels_from_dataset(dataset, keep_categories=True).save(paths.pseudo_file)
+        else:
+            from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
+            from uvis.pseudo.maskcut import MaskCutConfig
+
+            pl_config = PseudoLabelConfig(
+                backbone=config.backbone,
+                maskcut=MaskCutConfig(resolution=config.resolution, num_masks=config.num_masks, solver=config.solver),
+            )
+            pseudo_label_collection(self.collection, paths.pseudo, pl_config, weights=config.dino_weights,
+                                    device=config.device, batch_size=config.maskcut_batch_size,
+                                    progress=config.progress)
+        _mark_complete(paths.pseudo, settings)
+
+    def name(self, config: RunConfig, paths: RunPaths) -> None:
+        settings = step_settings(config, "name")
+        if self._skip("name", paths.named, settings):
+            return
+        from uvis.pseudo.format import load_pseudo_labels
+
+        pseudo = load_pseudo_labels(paths.pseudo_file)
+        if config.pseudo_from_ground_truth:
+            pseudo.save(paths.named_file)  # ground truth is already named
+        else:
+            from uvis.pseudo.clip_model import ClipConfig, ClipModel
+            from uvis.pseudo.name_labels import embeddings_path, name_and_embed, save_embeddings
+            from uvis.pseudo.naming import NamingConfig
+            from uvis.pseudo.prototypes import PrototypeConfig
+
+            clip = ClipModel.load(ClipConfig(model_name=config.clip_model, weights=config.clip_weights,
+                                             device=config.device))
+            naming = NamingConfig(templates=config.templates, text_cache_dir=str(self.out / ".cache"))
+            named = name_and_embed(pseudo, self.collection, clip, self.vocabulary(config), naming,
+                                   PrototypeConfig(enabled=config.prototypes), parts_dir=paths.named / "parts",
+                                   progress=config.progress)
+            named.labels.save(paths.named_file)
+            save_embeddings(embeddings_path(paths.named_file), named)
+        _mark_complete(paths.named, settings)
+
+    def train(self, config: RunConfig, paths: RunPaths) -> None:
+        settings = step_settings(config, "train")
+        if self._skip("train", paths.model, settings):
+            return
+        from uvis.train import TrainConfig, train
+
+        train_config = TrainConfig.preset_config(
+            config.train_preset, data=config.frames or config.data, pseudo=str(paths.named_file),
+            out=str(paths.model), steps=config.train_steps, batch_size=config.train_batch_size,
+            device=config.device, backbone_weights=config.backbone_weights)
+        resume = (paths.model / "checkpoint.pt").is_file()
+        train(train_config, resume=resume, progress=config.progress)
+        _mark_complete(paths.model, settings)
+
+    def segment(self, config: RunConfig, paths: RunPaths) -> None:
+        settings = step_settings(config, "segment")
+        if self._skip("segment", paths.segment, settings):
+            return
+        from uvis.track.collection import segment_collection
+        from uvis.track.segmenter import Segmenter
+        from uvis.track.tracker import TrackerConfig
+
+        tracker = TrackerConfig() if config.track_memory else TrackerConfig.minvis_baseline()
+        segmenter = Segmenter.from_run(paths.model, config.device, tracker_config=tracker, top_k=config.top_k)
+        segment_collection(self.collection, self.collection.items, segmenter, paths.segment,
+                           batch_size=config.segment_batch_size, progress=config.progress)
+        _mark_complete(paths.segment, settings)
+
+    def evaluate(self, paths: RunPaths) -> dict[str, dict[str, Any]]:
+        """Class-aware (where the vocabulary names the ground truth's classes) and class-agnostic metrics."""
+        dataset = self.collection.dataset
+        if dataset is None or not dataset.tracks:
+            return {}
+        from uvis.data.ytvis import Track, load_results
+        from uvis.evaluation import evaluate
+
+        preds = load_results(paths.results_file, dataset, check_categories=False)
+        out: dict[str, dict[str, Any]] = {}
+        agnostic = evaluate(dataset, preds, class_agnostic=True)
+        out["class-agnostic"] = {"stats": agnostic.stats}
+        by_name = {c.name: c.id for c in dataset.categories}
+        named = json.loads((paths.model / "vocabulary.json").read_text())
+        id_to_name = {int(v["id"]): str(v["name"]) for v in named}
+        if len(dataset.categories) > 1 and all(n in by_name for n in id_to_name.values()):
+            mapped = [Track(video_id=p.video_id, category_id=by_name[id_to_name[p.category_id]],
+                            segmentations=p.segmentations, score=p.score) for p in preds]
+            aware = evaluate(dataset, mapped)
+            out["class-aware"] = {"stats": aware.stats, "per_class": aware.per_class}
+        return out
+
+    def baseline(self, paths: RunPaths) -> dict[str, dict[str, Any]]:
+        """Per-frame stage-1 masks linked by previous-frame mask IoU, scored class-agnostically."""
+        dataset = self.collection.dataset
+        if dataset is None or not dataset.tracks or not paths.pseudo_file.is_file():
+            return {}
+        from uvis.evaluation import evaluate
+        from uvis.pseudo.format import load_pseudo_labels
+        from uvis.track.iou_baseline import link_by_iou
+
+        tracks = link_by_iou(load_pseudo_labels(paths.pseudo_file))
+        return {"class-agnostic": {"stats": evaluate(dataset, tracks, class_agnostic=True).stats}}
+
+    # ------------------------------------------------------------------------------------------ driver
+    def _skip(self, step: str, folder: Path, settings: dict[str, Any]) -> bool:
+        _check_no_conflict(folder, settings)
+        if _is_complete(folder, settings):
+            self.log(f"[{step}] complete in {folder}, skipped")
+            return True
+        folder.mkdir(parents=True, exist_ok=True)
+        self.log(f"[{step}] running into {folder}")
+        return False
+
+    def run_variant(self, config: RunConfig, variant: str | None, stop_after: str) -> RunPaths:
+        paths = _paths(config, self.config, variant)
+        steps = {"pseudo-label": self.pseudo_label, "name": self.name, "train": self.train, "segment": self.segment}
+        for step, fn in steps.items():
+            fn(config, paths)
+            if step == stop_after:
+                break
+        return paths
+
+    def run(self, stop_after: str = "report") -> Path:
+        """Run every step up to ``stop_after``; return the run folder."""
+        if stop_after not in STEPS:
+            raise UserError(f"unknown step '{stop_after}'", fix=f"use one of: {', '.join(STEPS)}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(self.out / "run_config.json", dataclasses.asdict(self.config), indent=2)
+        paths = self.run_variant(self.config, None, stop_after)
+        if STEPS.index(stop_after) < STEPS.index("evaluate"):
+            return self.out
+        results = {"uvis": self.evaluate(paths)}
+        if not self.config.pseudo_from_ground_truth:
+            results["baseline: stage-1 masks + IoU linking"] = self.baseline(paths)
+        variant_paths = {}
+        for name in self.config.ablations:
+            self.log(f"[ablation {name}]")
+            variant = ABLATIONS[name](self.config)
+            variant_paths[name] = self.run_variant(variant, name, "segment")
+            results[name] = self.evaluate(variant_paths[name])
+        atomic.write_json(self.out / "metrics.json", results, indent=2)
+        if stop_after == "report":
+            from uvis.report import write_run_report
+
+            report = write_run_report(self, paths, results)
+            self.log(f"[report] {report}")
+        return self.out
+
+
+def run_pipeline(config: RunConfig, stop_after: str = "report", *, log: Callable[[str], None] = print) -> Path:
+    return Pipeline(config, log=log).run(stop_after)
