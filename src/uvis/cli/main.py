@@ -15,6 +15,7 @@ from uvis import __version__
 from uvis.errors import UserError
 
 COMMANDS: list[str] = [
+    "uvis.cli.import_davis",
 ]
 
 

@@ -1,0 +1,127 @@
+"""Overlays, id maps, id PNGs and contact sheets, checked pixel by pixel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from uvis.data import masks as mask_utils
+from uvis.data.davis import load_davis
+from uvis.data.overlay import colour_for, contact_sheet, draw_overlay, instance_id_map, save_id_png
+
+
+def test_colour_for_is_stable_and_distinct():
+    assert colour_for(5) == colour_for(5)
+    colours = [colour_for(i) for i in range(1, 33)]
+    assert len(set(colours)) == 32
+    assert all(all(0 <= c <= 255 for c in col) for col in colours)
+    # consecutive ids are clearly different
+    for a, b in zip(colours, colours[1:], strict=False):
+        assert sum(abs(x - y) for x, y in zip(a, b, strict=True)) > 60
+
+
+def _square(h, w, y0, y1, x0, x1):
+    m = np.zeros((h, w), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_draw_overlay_blends_outlines_and_leaves_background():
+    frame = np.full((40, 60, 3), 100, np.uint8)
+    m = _square(40, 60, 10, 30, 20, 40)
+    out = draw_overlay(frame, m[None], [7], None, alpha=0.5)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert np.array_equal(frame, np.full((40, 60, 3), 100, np.uint8)), "input untouched"
+    c = np.array(colour_for(7))
+    assert np.array_equal(out[20, 30], np.rint(0.5 * 100 + 0.5 * c).astype(np.uint8))  # interior: blended
+    assert np.array_equal(out[10, 30], c) and np.array_equal(out[29, 20], c)  # boundary: full colour
+    assert (out[~m] == 100).all()  # outside: unchanged
+
+
+def test_draw_overlay_label_is_drawn_near_mask():
+    frame = np.zeros((60, 80, 3), np.uint8)
+    m = _square(60, 80, 30, 50, 10, 40)
+    plain = draw_overlay(frame, m[None], [3], None)
+    labelled = draw_overlay(frame, m[None], [3], ["3 dog 0.91"])
+    diff = (plain != labelled).any(axis=2)
+    ys, xs = np.nonzero(diff)
+    assert len(ys) > 20
+    assert ys.max() < 30 and xs.min() >= 10, "label sits just above the mask's top-left"
+    # the label box has the track colour and some text ink
+    box = labelled[diff]
+    assert (box == np.array(colour_for(3))).all(axis=1).sum() > 10
+    assert (box != np.array(colour_for(3))).any(axis=1).sum() > 5
+
+
+def test_draw_overlay_label_at_top_edge_and_resized_masks():
+    frame = np.zeros((30, 40, 3), np.uint8)
+    small = np.zeros((15, 20), bool)
+    small[0:5, 0:10] = True  # maps to rows 0..9, cols 0..19 at full size
+    out = draw_overlay(frame, small[None], [1], ["1 a"])
+    assert out.shape == (30, 40, 3)
+    assert (out[20:, 25:] == 0).all()
+    assert (out[:10, :20] != 0).any()
+    with pytest.raises(ValueError):
+        draw_overlay(frame, small[None], [1, 2], None)
+
+
+def test_instance_id_map_first_wins_and_dtype():
+    a = _square(10, 10, 0, 6, 0, 6)
+    b = _square(10, 10, 3, 9, 3, 9)
+    ids = instance_id_map(np.stack([a, b]), [4, 9], 10, 10)
+    assert ids.dtype == np.uint8
+    assert ids[0, 0] == 4 and ids[4, 4] == 4 and ids[8, 8] == 9 and ids[0, 9] == 0
+    big = instance_id_map(np.stack([a, b]), [4, 300], 10, 10)
+    assert big.dtype == np.uint16 and big[8, 8] == 300
+    empty = instance_id_map(np.zeros((0, 10, 10), bool), [], 10, 10)
+    assert empty.shape == (10, 10) and not empty.any()
+    with pytest.raises(ValueError):
+        instance_id_map(a[None], [0], 10, 10)
+
+
+def test_save_id_png_palette_round_trip_via_davis_reader(tmp_path):
+    a = _square(12, 16, 0, 4, 0, 4)
+    b = _square(12, 16, 6, 12, 8, 16)
+    ids = instance_id_map(np.stack([a, b]), [1, 2], 12, 16)
+    path = save_id_png(tmp_path / "Annotations" / "480p" / "s" / "00000.png", ids)
+    with Image.open(path) as im:
+        assert im.mode == "P"
+        assert np.array_equal(np.asarray(im), ids)
+        assert tuple(im.getpalette()[3:6]) == colour_for(1)
+    assert not list(path.parent.glob(".*.tmp"))
+    frames = tmp_path / "JPEGImages" / "480p" / "s"
+    frames.mkdir(parents=True)
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(frames / "00000.jpg")
+    ds = load_davis(tmp_path)
+    assert len(ds.tracks) == 2
+    assert np.array_equal(mask_utils.decode(ds.tracks[1].segmentations[0]), b)
+
+
+def test_save_id_png_16bit(tmp_path):
+    ids = np.zeros((5, 7), np.uint16)
+    ids[1:3, 2:5] = 1000
+    ids[4, 6] = 65535
+    path = save_id_png(tmp_path / "big.png", ids)
+    with Image.open(path) as im:
+        assert im.mode.startswith("I")
+        assert np.array_equal(np.asarray(im).astype(np.int64), ids.astype(np.int64))
+
+
+def test_contact_sheet_layout():
+    red = np.zeros((20, 40, 3), np.uint8)
+    red[..., 0] = 255
+    blue = np.zeros((10, 10, 3), np.uint8)
+    blue[..., 2] = 255
+    grey = np.full((8, 8), 77, np.uint8)  # greyscale input comes out RGB
+    sheet = contact_sheet([red, blue, grey], cols=2, thumb_width=20, gap=2, background=255)
+    # cells: 20 wide; cell height = max(10, 20, 20) = 20; 2 rows
+    assert sheet.shape == (20 + 2 + 20, 20 + 2 + 20, 3)
+    assert np.array_equal(sheet[0, 0], [255, 0, 0]) and np.array_equal(sheet[9, 19], [255, 0, 0])
+    assert np.array_equal(sheet[12, 5], [255, 255, 255])  # below the 10-px-high red thumbnail
+    assert np.array_equal(sheet[19, 22], [0, 0, 255])  # blue is 20x20
+    assert (sheet[:, 20:22] == 255).all()  # the gap
+    assert np.array_equal(sheet[30, 10], [77, 77, 77])
+    assert (sheet[22:, 22:] == 255).all()  # empty last cell
+    with pytest.raises(ValueError):
+        contact_sheet([], cols=2, thumb_width=10)
