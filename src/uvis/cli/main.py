@@ -17,6 +17,7 @@ from uvis.errors import UserError
 COMMANDS: list[str] = [
     "uvis.cli.import_davis",
     "uvis.cli.eval",
+    "uvis.cli.segment",
 ]
 
 
