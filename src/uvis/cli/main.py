@@ -18,6 +18,7 @@ COMMANDS: list[str] = [
     "uvis.cli.import_davis",
     "uvis.cli.eval",
     "uvis.cli.segment",
+    "uvis.cli.pseudo_label",
 ]
 
 

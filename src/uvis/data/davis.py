@@ -22,7 +22,7 @@ from PIL import Image
 
 from uvis.data import masks as mask_utils
 from uvis.data import ytvis
-from uvis.data.video import IMAGE_EXTENSIONS
+from uvis.data.video import IMAGE_EXTENSIONS, image_size
 from uvis.errors import UserError
 
 DAVIS_CATEGORY = "object"
@@ -53,15 +53,6 @@ def _values(labels: np.ndarray) -> set[int]:
     if labels.dtype == np.uint8:
         return {int(v) for v in np.flatnonzero(np.bincount(labels.ravel(), minlength=1))}
     return {int(v) for v in np.unique(labels)}
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the image header, without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            return im.size[1], im.size[0]
-    except Exception as e:
-        raise UserError(f"cannot read image ({type(e).__name__})", path=path, fix="re-export it as JPEG") from None
 
 
 def _frame_files(folder: Path) -> list[str]:
@@ -137,9 +128,9 @@ def load_davis(root: str | Path, *, resolution: str = "480p", sequences: list[st
         names = _frame_files(frame_root / seq)
         if not names:
             raise UserError(f"sequence {seq} has no frames", path=frame_root / seq, fix="remove the empty folder")
-        size = _image_size(frame_root / seq / names[0])
+        size = image_size(frame_root / seq / names[0])
         for name in names[1:]:
-            other = _image_size(frame_root / seq / name)
+            other = image_size(frame_root / seq / name)
             if other != size:
                 raise UserError(f"frame {name} is {other[1]}x{other[0]} but {names[0]} is {size[1]}x{size[0]}",
                                 path=frame_root / seq, fix="give all frames of a sequence the same size")

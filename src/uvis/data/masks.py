@@ -55,9 +55,22 @@ def bbox(rle: RLE) -> list[float]:
 
 
 def from_polygons(polygons: Sequence[Sequence[float]], height: int, width: int) -> RLE:
-    """Rasterise COCO polygons ([[x1, y1, x2, y2, ...], ...]) into one RLE."""
-    rles = coco_mask.frPyObjects([list(map(float, p)) for p in polygons], height, width)
-    merged = coco_mask.merge(rles)
+    """Rasterise COCO polygons ([[x1, y1, x2, y2, ...], ...]) into one RLE.
+
+    A single flat polygon ``[x1, y1, ...]`` is accepted too. Polygons with fewer than three points
+    enclose nothing and are dropped (pycocotools would read a 4-number list as a box); no polygon
+    left gives an empty mask.
+    """
+    if len(polygons) and isinstance(polygons[0], (int, float)):
+        polygons = [polygons]  # type: ignore[list-item]
+    polys = [list(map(float, p)) for p in polygons]
+    for p in polys:
+        if len(p) % 2:
+            raise ValueError(f"a polygon has an odd number of coordinates ({len(p)})")
+    polys = [p for p in polys if len(p) >= 6]
+    if not polys:
+        return encode(np.zeros((height, width), dtype=bool))
+    merged = coco_mask.merge(coco_mask.frPyObjects(polys, height, width))
     return {"size": [height, width], "counts": merged["counts"].decode("ascii")}
 
 

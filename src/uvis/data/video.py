@@ -35,15 +35,43 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 
+def _pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """RGB uint8 from any PIL mode; 16-bit and float greyscale are scaled, not clipped to white."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(im).astype(np.float32)
+        scale = 257.0 if im.mode.startswith("I;16") or grey.max(initial=0) > 255 else 1.0
+        return to_rgb(np.clip(np.rint(grey / scale), 0, 255).astype(np.uint8))
+    if im.mode == "F":
+        return to_rgb(np.clip(np.rint(np.asarray(im)), 0, 255).astype(np.uint8))
+    return np.asarray(im.convert("RGB"))
+
+
 def read_image(path: str | Path) -> np.ndarray:
+    """Decode one image file to HxWx3 RGB uint8 (greyscale, palette, RGBA and 16-bit inputs converted)."""
     path = Path(path)
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return _pil_to_rgb(im)
     except FileNotFoundError:
         raise UserError("image not found", path=path, fix="check the path") from None
     except Exception as e:
         raise UserError(f"cannot decode image ({type(e).__name__})", path=path, fix="re-export it as JPEG or PNG") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding the pixels."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except FileNotFoundError:
+        raise UserError("image not found", path=path, fix="check the path") from None
+    except Exception as e:
+        raise UserError(f"cannot read image ({type(e).__name__})", path=path, fix="re-export it as JPEG or PNG") from None
+
+
+def _ffmpeg_message(e: Exception) -> str:
+    return str(getattr(e, "strerror", None) or e)
 
 
 def resize(frame: np.ndarray, size: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
@@ -119,7 +147,7 @@ def _decode_file(path: Path) -> Iterator[np.ndarray]:
             for frame in container.decode(stream):
                 yield frame.to_ndarray(format="rgb24")
     except av.error.FFmpegError as e:
-        raise UserError(f"cannot decode video ({e})", path=path, fix="re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4") from None
+        raise UserError(f"cannot decode video ({_ffmpeg_message(e)})", path=path, fix="re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4") from None
 
 
 def _probe_file(path: Path) -> Video:
@@ -135,7 +163,7 @@ def _probe_file(path: Path) -> Video:
             count = sum(1 for p in container.demux(stream) if p.size > 0)
             width, height = stream.codec_context.width, stream.codec_context.height
     except av.error.FFmpegError as e:
-        raise UserError(f"cannot open video ({e})", path=path, fix="check that the file is a complete, playable video") from None
+        raise UserError(f"cannot open video ({_ffmpeg_message(e)})", path=path, fix="check that the file is a complete, playable video") from None
     if count == 0 or not width or not height:
         raise UserError("video has no frames", path=path, fix="pass a non-empty video")
     return Video(path=path, fps=float(rate), height=height, width=width, num_frames=count,
@@ -160,8 +188,14 @@ def open_video(
         names = list_frames(path) if frame_names is None else list(frame_names)
         if not names:
             raise UserError("folder holds no JPEG/PNG frames", path=path, fix="pass a folder of frames or a video file")
-        first = read_image(path / names[0])
-        return Video(path=path, fps=fps or DEFAULT_FOLDER_FPS, height=first.shape[0], width=first.shape[1],
+        # Headers only (cheap): a frame of another size is reported now, not hours into a job.
+        height, width = image_size(path / names[0])
+        for name in names[1:]:
+            h, w = image_size(path / name)
+            if (h, w) != (height, width):
+                raise UserError(f"frame {name} is {w}x{h} but {names[0]} is {width}x{height}", path=path,
+                                fix="give all frames of a video the same size")
+        return Video(path=path, fps=fps or DEFAULT_FOLDER_FPS, height=height, width=width,
                      num_frames=len(names), frame_names=names, title=title)
     if path.stat().st_size == 0:
         raise UserError("file is empty (0 bytes)", path=path, fix="pass a complete video file")
@@ -176,6 +210,8 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = DEF
     """Write RGB frames to an mp4 (H.264 where the local FFmpeg has it, MPEG-4 part 2 otherwise).
 
     Written to a temporary file first, so an interrupted write leaves no broken video behind.
+    yuv420p needs even sizes: an odd height or width loses its last row or column (cropped, so the
+    remaining pixels stay where they were). Frames of another size than the first are resized to it.
     """
     import av
 
@@ -185,15 +221,20 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = DEF
     with atomic_path(path) as tmp:
         container = av.open(str(tmp), mode="w", format="mp4")
         stream = None
+        first_size: tuple[int, int] = (0, 0)
         try:
             for frame in frames:
                 frame = to_rgb(frame)
                 if stream is None:
                     stream = _add_stream(container, fps, frame.shape[1], frame.shape[0])
-                # yuv420p needs even sizes
+                    first_size = frame.shape[:2]
+                if frame.shape[:2] != first_size:
+                    frame = resize(frame, first_size)
                 h2, w2 = stream.height, stream.width
-                if frame.shape[:2] != (h2, w2):
+                frame = frame[:h2, :w2]
+                if frame.shape[:2] != (h2, w2):  # a 1-pixel-wide/high video: stretch to 2
                     frame = resize(frame, (h2, w2))
+                frame = np.ascontiguousarray(frame)
                 for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                     container.mux(packet)
             if stream is None:

@@ -138,11 +138,15 @@ def _read_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.exists():
         raise UserError("file not found", path=path, fix="check the path")
+    if path.is_dir():
+        raise UserError("is a folder, not a JSON file", path=path, fix="pass the annotation .json file itself")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"not valid JSON ({e})", path=path, fix="pass a YouTube-VIS JSON file") from None
+    except OSError as e:
+        raise UserError(f"cannot read file ({e.strerror or e})", path=path, fix="check the file's permissions") from None
 
 
 def _require(obj: Any, key: str, what: str, path: Path) -> Any:
@@ -151,6 +155,35 @@ def _require(obj: Any, key: str, what: str, path: Path) -> Any:
             f"{what} has no '{key}' key", path=path, fix="write the file in the YouTube-VIS format"
         )
     return obj[key]
+
+
+def _number(obj: Any, key: str, what: str, path: Path, kind: type = int) -> Any:
+    """A required numeric field, with a one-line error instead of a traceback when it is not a number."""
+    value = _require(obj, key, what, path)
+    try:
+        if isinstance(value, bool) or value is None:
+            raise TypeError
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"{what}: '{key}' is {value!r}, not a number", path=path,
+                        fix="write the file in the YouTube-VIS format") from None
+
+
+def _list(obj: Any, key: str, what: str, path: Path) -> list[Any]:
+    value = _require(obj, key, what, path)
+    if not isinstance(value, list):
+        raise UserError(f"{what}: '{key}' is not a list", path=path, fix="write the file in the YouTube-VIS format")
+    return value
+
+
+def _areas(areas: Any, length: int) -> list[float | None] | None:
+    """Stored per-frame areas when they are well formed; otherwise None (they are recomputed from masks)."""
+    if not isinstance(areas, list) or len(areas) != length:
+        return None
+    try:
+        return [None if x is None else float(x) for x in areas]
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_segmentations(
@@ -188,35 +221,44 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
     if not isinstance(data, dict):
         raise UserError("top level is not an object", path=path, fix="write the file in the YouTube-VIS format")
     videos: list[Video] = []
-    for i, v in enumerate(_require(data, "videos", "the file", path)):
+    for i, v in enumerate(_list(data, "videos", "the file", path)):
         what = f"videos[{i}]"
-        names = _require(v, "file_names", what, path)
+        names = _list(v, "file_names", what, path)
         videos.append(
             Video(
-                id=int(_require(v, "id", what, path)),
-                width=int(_require(v, "width", what, path)),
-                height=int(_require(v, "height", what, path)),
+                id=_number(v, "id", what, path),
+                width=_number(v, "width", what, path),
+                height=_number(v, "height", what, path),
                 file_names=[str(n) for n in names],
                 name=str(v.get("name", "") or (str(Path(names[0]).parent) if names else "")),
             )
         )
     categories = [
         Category(
-            id=int(_require(c, "id", f"categories[{i}]", path)),
+            id=_number(c, "id", f"categories[{i}]", path),
             name=str(_require(c, "name", f"categories[{i}]", path)),
-            supercategory=str(c.get("supercategory", "")),
+            supercategory=str(c.get("supercategory", "") or ""),
         )
-        for i, c in enumerate(_require(data, "categories", "the file", path))
+        for i, c in enumerate(_list(data, "categories", "the file", path))
     ]
+    for items, kind in ((videos, "video"), (categories, "category")):
+        seen: set[int] = set()
+        for item in items:
+            if item.id in seen:
+                raise UserError(f"{kind} id {item.id} is listed twice", path=path, fix=f"give every {kind} its own id")
+            seen.add(item.id)
     by_id = {v.id: v for v in videos}
     cat_ids = {c.id for c in categories}
     tracks: list[Track] = []
-    for i, a in enumerate(data.get("annotations", []) or []):
+    annotations = data.get("annotations", []) or []
+    if not isinstance(annotations, list):
+        raise UserError("'annotations' is not a list", path=path, fix="write the file in the YouTube-VIS format")
+    for i, a in enumerate(annotations):
         what = f"annotations[{i}]"
-        vid = int(_require(a, "video_id", what, path))
+        vid = _number(a, "video_id", what, path)
         if vid not in by_id:
             raise UserError(f"{what}: unknown video_id {vid}", path=path, fix="every annotation must name a listed video")
-        cid = int(_require(a, "category_id", what, path))
+        cid = _number(a, "category_id", what, path)
         if cid not in cat_ids:
             raise UserError(f"{what}: unknown category_id {cid}", path=path, fix="list the category in 'categories'")
         segs = _check_segmentations(_require(a, "segmentations", what, path), by_id[vid], what, path)
@@ -226,9 +268,9 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
                 video_id=vid,
                 category_id=cid,
                 segmentations=segs,
-                id=int(a.get("id", i + 1)),
-                iscrowd=int(a.get("iscrowd", 0)),
-                areas=[None if x is None else float(x) for x in areas] if isinstance(areas, list) and len(areas) == len(segs) else None,
+                id=_number(a, "id", what, path) if a.get("id") is not None else i + 1,
+                iscrowd=_number(a, "iscrowd", what, path) if a.get("iscrowd") is not None else 0,
+                areas=_areas(areas, len(segs)),
             )
         )
     return Dataset(
@@ -252,13 +294,13 @@ def load_results(json_path: str | Path, dataset: Dataset, *, check_categories: b
     out: list[Track] = []
     for i, r in enumerate(data):
         what = f"result [{i}]"
-        vid = int(_require(r, "video_id", what, path))
+        vid = _number(r, "video_id", what, path)
         if not dataset.has_video(vid):
             raise UserError(f"{what}: unknown video_id {vid}", path=path, fix="predict only videos of the ground truth")
-        cid = int(_require(r, "category_id", what, path))
+        cid = _number(r, "category_id", what, path)
         if check_categories and cid not in cat_ids:
             raise UserError(f"{what}: unknown category_id {cid}", path=path, fix="use the ground truth's category ids")
-        score = float(_require(r, "score", what, path))
+        score = _number(r, "score", what, path, float)
         segs = _check_segmentations(_require(r, "segmentations", what, path), dataset.video(vid), what, path)
         out.append(Track(video_id=vid, category_id=cid, segmentations=segs, score=score, id=i + 1))
     return out

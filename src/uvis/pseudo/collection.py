@@ -1,0 +1,210 @@
+"""Stage 1a over a whole collection: MaskCut pseudo-masks for every frame of every video, resumable.
+
+Layout of the output folder::
+
+    DIR/config.json            what the labels are made with; a rerun with other settings is refused
+    DIR/videos/<video_id>.json one part per finished video, written atomically
+    DIR/pseudo_labels.json     all parts merged (uvis.pseudo.format), once every video has its part
+
+A crash or Ctrl-C loses at most the video in flight; rerunning skips videos whose part exists. Shards
+(``shard=(i, n)``) split the videos round-robin, so n machines can share one folder; whichever finishes
+last writes the merged file (any later run with nothing left to do merges too).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from uvis import __version__
+from uvis.data import atomic
+from uvis.data.sources import Collection, VideoItem, to_ytvis_video
+from uvis.data.video import Video
+from uvis.data.ytvis import Video as YtvisVideo
+from uvis.errors import UserError
+from uvis.pseudo.format import FrameInstance, PseudoLabels
+from uvis.pseudo.maskcut import MaskCut, MaskCutConfig, require_crf
+
+CONFIG_NAME = "config.json"
+MERGED_NAME = "pseudo_labels.json"
+PART_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PseudoLabelConfig:
+    """Everything that changes the pseudo-labels (device and batch size do not, up to float rounding)."""
+
+    backbone: str = "dino_vitb8"
+    maskcut: MaskCutConfig = field(default_factory=MaskCutConfig)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": "maskcut", "backbone": self.backbone, "maskcut": self.maskcut.to_json()}
+
+
+def part_path(out_dir: Path, video_id: int) -> Path:
+    return out_dir / "videos" / f"{video_id}.json"
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key} {a!r} -> {b!r}")
+    return out
+
+
+def prepare_out_dir(out_dir: Path, config: PseudoLabelConfig, overwrite: bool) -> None:
+    """Record the config, or check it matches the one the folder's parts were made with."""
+    cfg_path = out_dir / CONFIG_NAME
+    new = config.to_json()
+    if cfg_path.exists():
+        try:
+            old = json.loads(cfg_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = None
+        if old != new and not overwrite:
+            diff = _differences(old, new) if isinstance(old, dict) else ["unreadable config.json"]
+            raise UserError(f"the folder holds pseudo-labels made with other settings ({'; '.join(diff[:3])})",
+                            path=out_dir, fix="use another --out, the same settings, or --overwrite to discard them")
+        if old != new:
+            for p in (out_dir / "videos").glob("*.json"):
+                p.unlink()
+            (out_dir / MERGED_NAME).unlink(missing_ok=True)
+    atomic.write_json(cfg_path, new, indent=2)
+
+
+def _read_part(path: Path) -> dict[str, Any] | None:
+    try:
+        part = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return part if isinstance(part, dict) and part.get("format") == PART_FORMAT else None
+
+
+def _is_done(out_dir: Path, item: VideoItem) -> bool:
+    part = _read_part(part_path(out_dir, item.video_id))
+    return part is not None and part["video"].get("name") == item.name
+
+
+def _batches(video: Video, size: int) -> Iterator[np.ndarray]:
+    buf: list[np.ndarray] = []
+    for frame in video:
+        buf.append(frame)
+        if len(buf) == size:
+            yield np.stack(buf)
+            buf = []
+    if buf:
+        yield np.stack(buf)
+
+
+def _prefetched(it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """Decode the next batch on a thread while the current one is on the device."""
+    with ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(next, it, None)
+        while (batch := fut.result()) is not None:
+            fut = pool.submit(next, it, None)
+            yield batch
+
+
+def label_video(item: VideoItem, maskcut: MaskCut, batch_size: int, progress: Any = None) -> dict[str, Any]:
+    """Run MaskCut on every frame of one video; returns its part (YouTube-VIS video entry + annotations)."""
+    video = item.open()
+    entry = to_ytvis_video(item, video)
+    annotations: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    frame_index = 0
+    for batch in _prefetched(_batches(video, batch_size)):
+        for frame_masks in maskcut(batch):
+            for m in frame_masks:
+                inst = FrameInstance(video_id=item.video_id, frame_index=frame_index, segmentation=m.rle, score=m.score)
+                annotations.append(inst.to_json())
+            frame_index += 1
+        if progress is not None:
+            progress.update(len(batch))
+    if frame_index != entry.length:
+        raise UserError(f"decoded {frame_index} frames but the video lists {entry.length}", path=item.path,
+                        fix="re-encode the video or check its frame list")
+    return {"format": PART_FORMAT, "video": entry.to_json(), "annotations": annotations,
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def merge_parts(collection: Collection, out_dir: Path, config: PseudoLabelConfig) -> Path | None:
+    """Write ``pseudo_labels.json`` from the parts, if every video of the collection has one."""
+    parts = []
+    for item in collection.items:
+        part = _read_part(part_path(out_dir, item.video_id))
+        if part is None:
+            return None
+        parts.append(part)
+    videos, instances = [], []
+    for part in parts:
+        v = part["video"]
+        videos.append(YtvisVideo(id=int(v["id"]), width=int(v["width"]), height=int(v["height"]),
+                                 file_names=list(v["file_names"]), name=str(v.get("name", ""))))
+        instances += [FrameInstance.from_json(a, "annotation", out_dir) for a in part["annotations"]]
+    frames = sum(v.length for v in videos)
+    labels = PseudoLabels(
+        videos=videos,
+        instances=instances,
+        info={"description": "uvis pseudo-labels (MaskCut on DINO features)", "uvis_version": __version__,
+              "config": config.to_json(), "source": str(collection.root)},
+        stats={"maskcut": {"videos": len(videos), "frames": frames, "masks": len(instances),
+                           "masks_per_frame": round(len(instances) / max(frames, 1), 4),
+                           "seconds": round(sum(float(p.get("seconds", 0)) for p in parts), 3)}},
+    )
+    out = out_dir / MERGED_NAME
+    labels.save(out)
+    return out
+
+
+def pseudo_label_collection(
+    collection: Collection,
+    out_dir: str | Path,
+    config: PseudoLabelConfig | None = None,
+    *,
+    weights: str | Path | None = None,
+    device: str | None = None,
+    batch_size: int = 16,
+    shard: tuple[int, int] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """MaskCut pseudo-labels for every video of ``collection`` (or of one shard) into ``out_dir``.
+
+    Returns the path of the merged ``pseudo_labels.json``; it exists only once every video of the collection
+    has its part (other shards may still be running).
+    """
+    from tqdm import tqdm
+
+    config = config or PseudoLabelConfig()
+    out_dir = Path(out_dir)
+    if batch_size < 1:
+        raise UserError(f"bad batch size {batch_size}", fix="use --batch-size >= 1")
+    if config.maskcut.crf:
+        require_crf()
+    prepare_out_dir(out_dir, config, overwrite)
+    items = collection.shard(*shard) if shard is not None else collection.items
+    todo = [item for item in items if not _is_done(out_dir, item)]
+    if todo:
+        from uvis.features.dino import DinoFeatures
+
+        maskcut = MaskCut(DinoFeatures(config.backbone, weights, device), config.maskcut)
+        known = [len(i.file_names) if i.file_names is not None else None for i in todo]
+        total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
+        with tqdm(total=total, unit="frame", desc="maskcut", disable=not progress, dynamic_ncols=True) as bar:
+            for item in todo:
+                bar.set_postfix_str(item.name[:24])
+                part = label_video(item, maskcut, batch_size, bar)
+                atomic.write_json(part_path(out_dir, item.video_id), part)
+    merge_parts(collection, out_dir, config)
+    return out_dir / MERGED_NAME

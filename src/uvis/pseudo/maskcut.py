@@ -1,0 +1,371 @@
+"""MaskCut (Wang et al., CutLER 2023): up to N object masks per frame from repeated normalised cuts on DINO keys.
+
+Semantics follow the reference ``maskcut/maskcut.py`` (with TokenCut's ``detect_box`` and ``metric.IoU``):
+
+1. the frame is resized to a fixed square (480) and the last DINO block's keys give one node per patch;
+2. affinity = cosine similarity of L2-normalised keys, binarised: 1 where > tau (0.15), else eps (1e-5);
+3. the second-smallest generalised eigenvector of (D - A) x = lambda D x, computed here as
+   D^-1/2 times the eigenvector of the symmetric I - D^-1/2 A D^-1/2 (fp32 ``torch.linalg.eigh``);
+4. bipartition = eigenvector > its mean; the seed is the patch with the largest |eigenvector|;
+   the foreground side is flipped when it covers >= 3 of the 4 corners, or when it misses the seed;
+5. only the 4-connected component of the foreground holding the seed is kept (scipy ``ndimage.label``'s
+   default structure in the reference; a flood fill on the patch grid here, so it runs on the GPU);
+6. from the second mask on, a mask is dropped (all zero) when its IoU with the previous mask is > 0.5 or it
+   covers <= 1% of the patches; the first mask is never filtered, as in the reference;
+7. the kept foreground patches get zero features for the next cut (they join the graph with eps edges only);
+8. each mask loses the pixels of the masks before it, so the N outputs are disjoint.
+
+Eigenvector sign: LAPACK returns either sign, and the reference's corner rule only has an effect for one of
+them (with the other, the seed rule always flips back onto the seed's side). We fix the sign so the
+eigenvector is positive at the seed, the sign under which both rules apply as written.
+
+Score (CutLER's pseudo-labels all carry 1): ``1 - Ncut/2`` of the kept mask on that cut's binary graph, where
+Ncut = cut/vol(S) + cut/vol(rest); 1 for a perfectly separated object, near 0 for an arbitrary split.
+
+Everything is batched over frames on one device: no per-frame host round trips until the RLE encoding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from uvis.data import masks as mask_utils
+from uvis.data.masks import RLE
+from uvis.errors import UserError
+
+SOLVERS = ("eigh", "subspace")
+
+
+@dataclass(frozen=True)
+class MaskCutConfig:
+    """MaskCut settings; defaults are the reference's ImageNet settings except tau (0.15 as in UVIS / CutLER's
+    video pseudo-labels; the reference script's default is 0.2)."""
+
+    resolution: int = 480  # frames are resized to resolution x resolution before DINO
+    tau: float = 0.15  # cosine-similarity threshold that binarises the patch graph
+    eps: float = 1e-5  # weight of the edges at or below tau
+    num_masks: int = 3  # cuts per frame (N)
+    min_area_frac: float = 0.01  # masks 2..N covering <= this fraction of patches are dropped
+    max_iou_prev: float = 0.5  # masks 2..N with IoU above this with the previous mask are dropped
+    crf: bool = False  # refine each mask with a dense CRF (needs the optional ``uvis[crf]`` extra)
+    crf_min_iou: float = 0.5  # with --crf: drop a mask whose CRF result has IoU below this with the mask
+    solver: str = "eigh"  # "eigh" (exact, fp32) or "subspace" (batched block power iteration, see below)
+    subspace_iters: int = 60  # iterations of the subspace solver
+    fill_check_every: int = 8  # flood-fill steps between convergence checks (each check is one host sync)
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise UserError(f"unknown eigen-solver '{self.solver}'", fix=f"use one of {', '.join(SOLVERS)}")
+        if self.num_masks < 1 or self.resolution < 16:
+            raise UserError("num_masks must be >= 1 and resolution >= 16", fix="check --num-masks / --resolution")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PatchMasks:
+    """MaskCut output on the patch grid."""
+
+    masks: torch.Tensor  # [B, N, h, w] bool, disjoint; all-False where a cut was dropped
+    scores: torch.Tensor  # [B, N] float, 0 for dropped masks
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds per stage; synchronises CUDA at each boundary only when enabled (benchmarks)."""
+
+    enabled: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, name: str, device: torch.device | None = None) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        yield
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------------------------- graph
+
+
+def binary_affinity(keys: torch.Tensor, tau: float, eps: float) -> torch.Tensor:
+    """[B, n, D] features -> [B, n, n] affinity: 1 where cosine > tau, else eps (zero features: eps rows)."""
+    f = F.normalize(keys.float(), p=2, dim=-1)
+    sim = f @ f.transpose(1, 2)
+    return torch.where(sim > tau, torch.ones((), device=sim.device), torch.full((), eps, device=sim.device))
+
+
+def second_eigenvector(affinity: torch.Tensor, *, solver: str = "eigh", iters: int = 60) -> torch.Tensor:
+    """Second-smallest generalised eigenvector of (D - A) x = lambda D x, batched: [B, n, n] -> [B, n].
+
+    Normalised as scipy's ``eigh(D - A, D)`` does (x^T D x = 1); the sign is arbitrary.
+    """
+    a = affinity.float()
+    d = a.sum(-1)
+    d_isqrt = d.rsqrt()
+    m = d_isqrt[:, :, None] * a * d_isqrt[:, None, :]  # D^-1/2 A D^-1/2, eigenvalues in [-1, 1]
+    if solver == "eigh":
+        eye = torch.eye(a.shape[-1], device=a.device, dtype=a.dtype)
+        _, vecs = torch.linalg.eigh(eye - m)  # ascending; index 0 is sqrt(d) (eigenvalue 0)
+        y = vecs[..., 1]
+    else:
+        y = _subspace_second(m, d.sqrt(), iters)
+    return d_isqrt * y
+
+
+def _subspace_second(m: torch.Tensor, top: torch.Tensor, iters: int, k: int = 6) -> torch.Tensor:
+    """Second-largest eigenvector of ``m`` by block power iteration with the known top vector deflated.
+
+    The top eigenvector of D^-1/2 A D^-1/2 is sqrt(d); shifting by +I makes the spectrum non-negative, so
+    power steps converge to the largest remaining eigenvalues; a Rayleigh-Ritz step picks the best vector.
+    All in batched matmuls (no eigh on n x n), which is what makes it fast on a GPU.
+    """
+    b, n, _ = m.shape
+    u = F.normalize(top, dim=-1)[:, :, None]  # [B, n, 1]
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn(n, k, generator=gen).to(m.device).expand(b, n, k).contiguous()
+    shifted = m + torch.eye(n, device=m.device, dtype=m.dtype)
+    for _ in range(iters):
+        x = x - u @ (u.transpose(1, 2) @ x)
+        x, _ = torch.linalg.qr(shifted @ x)
+    x = x - u @ (u.transpose(1, 2) @ x)
+    x, _ = torch.linalg.qr(x)
+    small = x.transpose(1, 2) @ (m @ x)  # [B, k, k] Rayleigh quotient
+    _, vecs = torch.linalg.eigh(small)
+    return (x @ vecs[..., -1:]).squeeze(-1)
+
+
+def orient(vec: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bipartition and seed per the reference rules: [B, n] eigenvectors -> (fg [B, n] bool, seed [B] long)."""
+    h, w = grid
+    peak = vec.abs().argmax(-1, keepdim=True)
+    vec = vec * torch.where(vec.gather(-1, peak) < 0, -1.0, 1.0)  # positive at the seed (see module doc)
+    part = vec > vec.mean(-1, keepdim=True)
+    corners = part[:, [0, w - 1, (h - 1) * w, h * w - 1]].sum(-1)
+    flip = corners >= 3
+    fg = torch.where(flip[:, None], ~part, part)
+    seed = torch.where(flip, (-vec).argmax(-1), vec.argmax(-1))
+    return fg, seed
+
+
+def _dilate4(x: torch.Tensor) -> torch.Tensor:
+    out = x.clone()
+    out[:, 1:, :] |= x[:, :-1, :]
+    out[:, :-1, :] |= x[:, 1:, :]
+    out[:, :, 1:] |= x[:, :, :-1]
+    out[:, :, :-1] |= x[:, :, 1:]
+    return out
+
+
+def seed_component(fg: torch.Tensor, seed: torch.Tensor, grid: tuple[int, int], check_every: int = 8) -> torch.Tensor:
+    """The 4-connected component of ``fg`` ([B, n] bool) holding ``seed``, by flood fill on the grid."""
+    b = fg.shape[0]
+    h, w = grid
+    region = fg.view(b, h, w)
+    reach = torch.zeros_like(region)
+    reach.view(b, -1)[torch.arange(b, device=fg.device), seed] = True
+    reach &= region
+    for _ in range(0, h * w, check_every):
+        before = reach
+        for _ in range(check_every):
+            reach = _dilate4(reach) & region
+        if torch.equal(before, reach):
+            break
+    return reach.view(b, -1)
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of [B, n] bool masks; 0 when both are empty (the reference's NaN compares false too)."""
+    inter = (a & b).sum(-1).float()
+    union = (a | b).sum(-1).float()
+    return inter / union.clamp(min=1)
+
+
+def ncut_score(affinity: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """1 - Ncut(S)/2 for the [B, n] masks on their [B, n, n] graphs; 0 for empty or full masks."""
+    m = mask.float()
+    deg = affinity.sum(-1)
+    vol_s = (deg * m).sum(-1)
+    vol_r = (deg * (1 - m)).sum(-1)
+    assoc = (m[:, None, :] @ affinity @ m[:, :, None]).view(-1)
+    cut = vol_s - assoc
+    ncut = cut / vol_s.clamp(min=1e-12) + cut / vol_r.clamp(min=1e-12)
+    ok = (vol_s > 0) & (vol_r > 0) & mask.any(-1) & (~mask).any(-1)
+    return torch.where(ok, (1 - ncut / 2).clamp(0, 1), torch.zeros_like(ncut))
+
+
+@torch.no_grad()
+def maskcut_patches(keys: torch.Tensor, grid: tuple[int, int], config: MaskCutConfig = MaskCutConfig(),
+                    timings: Timings | None = None) -> PatchMasks:
+    """Run N cuts on each frame's patch graph; ``keys`` is [B, h*w, D] (any device, computed in fp32)."""
+    timings = timings or Timings()
+    b, n, _ = keys.shape
+    h, w = grid
+    if n != h * w:
+        raise ValueError(f"{n} patches do not fill a {h}x{w} grid")
+    keys = keys.float()
+    painted = torch.zeros(b, n, dtype=torch.bool, device=keys.device)
+    taken = torch.zeros_like(painted)
+    prev: torch.Tensor | None = None
+    out_masks, out_scores = [], []
+    for i in range(config.num_masks):
+        if prev is not None:
+            painted |= prev
+        with timings("affinity", keys.device):
+            a = binary_affinity(keys.masked_fill(painted[:, :, None], 0.0), config.tau, config.eps)
+        with timings("eigensolve", keys.device):
+            vec = second_eigenvector(a, solver=config.solver, iters=config.subspace_iters)
+        with timings("postprocess", keys.device):
+            fg, seed = orient(vec, grid)
+            mask = seed_component(fg, seed, grid, config.fill_check_every)
+            if i >= 1:
+                assert prev is not None
+                ratio = mask.sum(-1).float() / n
+                drop = (mask_iou(prev, mask) > config.max_iou_prev) | (ratio <= config.min_area_frac)
+                mask = mask & ~drop[:, None]
+            prev = mask
+            score = ncut_score(a, mask)
+            out = mask & ~taken
+            taken |= out
+            out_masks.append(out)
+            out_scores.append(torch.where(out.any(-1), score, torch.zeros_like(score)))
+    return PatchMasks(masks=torch.stack(out_masks, 1).view(b, config.num_masks, h, w),
+                      scores=torch.stack(out_scores, 1))
+
+
+# ---------------------------------------------------------------------------------------------- to frames
+
+
+def upsample_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[B, N, h, w] bool patch masks -> [B, N, H, W] bool: bilinear, thresholded at 0.5 (disjoint stays disjoint)."""
+    b, k, h, w = masks.shape
+    up = F.interpolate(masks.float().view(b * k, 1, h, w), size=size, mode="bilinear", align_corners=False)
+    return (up > 0.5).view(b, k, *size)
+
+
+@dataclass
+class FrameMask:
+    rle: RLE
+    score: float
+
+
+def to_rles(masks: torch.Tensor, scores: torch.Tensor) -> list[list[FrameMask]]:
+    """[B, N, H, W] bool + [B, N] scores -> per frame, the non-empty masks as RLE (one device->host copy)."""
+    m = masks.cpu().numpy()
+    s = scores.cpu().numpy()
+    out: list[list[FrameMask]] = []
+    for frame_masks, frame_scores in zip(m, s, strict=True):
+        keep = frame_masks.reshape(len(frame_masks), -1).any(-1)
+        rles = mask_utils.encode_many(frame_masks[keep]) if keep.any() else []
+        out.append([FrameMask(r, float(sc)) for r, sc in zip(rles, frame_scores[keep], strict=True)])
+    return out
+
+
+def crf_available() -> bool:
+    try:
+        import pydensecrf.densecrf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def require_crf() -> None:
+    if not crf_available():
+        raise UserError("--crf needs the pydensecrf2 package", fix="pip install 'uvis[crf]' (or pydensecrf2), or drop --crf")
+
+
+def crf_refine(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Dense-CRF refinement of one HxW mask on its HxWx3 uint8 image, with the reference's parameters
+    (10 iterations; Gaussian sxy 3, weight 7; bilateral sxy 50, srgb 5, weight 10), then hole filling."""
+    import pydensecrf.densecrf as dcrf
+    from pydensecrf.utils import unary_from_softmax
+    from scipy import ndimage
+
+    h, w = mask.shape
+    fg = mask.astype(np.float32)
+    logits = np.stack([1 - fg, fg])
+    probs = np.exp(logits) / np.exp(logits).sum(0, keepdims=True)
+    crf = dcrf.DenseCRF2D(w, h, 2)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probs)))
+    crf.addPairwiseGaussian(sxy=3, compat=7)
+    crf.addPairwiseBilateral(sxy=50, srgb=5, rgbim=np.ascontiguousarray(image), compat=10)
+    q = np.array(crf.inference(10)).reshape(2, h, w)
+    return ndimage.binary_fill_holes(q.argmax(0) == 1)
+
+
+def apply_crf(images: np.ndarray, masks: torch.Tensor, min_iou: float) -> torch.Tensor:
+    """CRF on each [res, res] mask of [B, N, res, res]; a mask whose refinement has IoU < min_iou is dropped."""
+    m = masks.cpu().numpy()
+    out = np.zeros_like(m)
+    for bi in range(m.shape[0]):
+        for k in range(m.shape[1]):
+            if not m[bi, k].any():
+                continue
+            refined = crf_refine(images[bi], m[bi, k])
+            inter = np.logical_and(refined, m[bi, k]).sum()
+            union = np.logical_or(refined, m[bi, k]).sum()
+            if union and inter / union >= min_iou:
+                out[bi, k] = refined
+    return torch.from_numpy(out).to(masks.device)
+
+
+# ---------------------------------------------------------------------------------------------- frames in, RLEs out
+
+
+class MaskCut:
+    """Frames -> per-frame pseudo-masks: DINO keys at ``resolution`` x ``resolution``, N cuts, masks at frame size."""
+
+    def __init__(self, features: Any, config: MaskCutConfig = MaskCutConfig()):
+        if config.crf:
+            require_crf()
+        if config.resolution % features.patch_size:
+            raise UserError(f"resolution {config.resolution} is not a multiple of the patch size {features.patch_size}",
+                            fix=f"use a --resolution divisible by {features.patch_size}")
+        self.features = features
+        self.config = config
+        self.timings = Timings()
+
+    @property
+    def device(self) -> torch.device:
+        return self.features.device
+
+    def __call__(self, frames: np.ndarray) -> list[list[FrameMask]]:
+        """``frames``: [B, H, W, 3] uint8 RGB of one size. Returns, per frame, its non-empty masks with scores."""
+        from uvis.features.dino import preprocess
+
+        res = self.config.resolution
+        t = self.timings
+        size = tuple(frames.shape[1:3])
+        with t("features", self.device):
+            x = preprocess(frames, res, device=self.device)
+            feats = self.features(x)
+        patch = maskcut_patches(feats.keys, feats.grid, self.config, t)
+        masks = patch.masks
+        with t("upsample", self.device):
+            if self.config.crf:
+                from uvis.data.video import resize
+
+                square = np.stack([resize(f, (res, res)) for f in frames])
+                big = F.interpolate(masks.float(), size=(res, res), mode="nearest") > 0.5
+                masks = apply_crf(square, big, self.config.crf_min_iou)
+            up = upsample_masks(masks, size)
+        with t("rle"):
+            return to_rles(up, patch.scores)

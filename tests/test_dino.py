@@ -1,0 +1,108 @@
+"""DINO loading through the official checkpoint layout, with a tiny random ViT."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from uvis.errors import UserError, WeightsNotFoundError
+from uvis.features import dino, weights
+
+
+def _save_tiny(path, seed=0):
+    torch.manual_seed(seed)
+    model = dino.build_vit(dino.VITS["tiny"])
+    state = dino.official_state_dict(model)
+    torch.save(state, path)
+    return state
+
+
+def test_official_names_match_timm():
+    keys = set(dino.build_vit(dino.VITS["dino_vits8"]).state_dict())
+    for k in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.11.attn.qkv.bias", "norm.weight"):
+        assert k in keys
+    assert dino.VITS["dino_vitb8"].spec.url == (
+        "https://dl.fbaipublicfiles.com/dino/dino_vitbase8_pretrain/dino_vitbase8_pretrain.pth")
+    assert dino.VITS["dino_vits16"].spec.filename == "dino_deitsmall16_pretrain.pth"
+
+
+def test_load_by_path_and_env(tmp_path, monkeypatch):
+    state = _save_tiny(tmp_path / "w.pth")
+    model = dino.load_vit("tiny", tmp_path / "w.pth")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    wdir = tmp_path / "wdir"
+    wdir.mkdir()
+    _save_tiny(wdir / "dino_tiny_test.pth", seed=1)
+    monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(wdir))
+    model2 = dino.load_vit("tiny")
+    assert not torch.equal(model2.pos_embed, model.pos_embed)
+    # a folder passed as --weights holds the file under its published name
+    model3 = dino.load_vit("tiny", wdir)
+    assert torch.equal(model3.pos_embed, model2.pos_embed)
+
+
+def test_training_checkpoint_is_unwrapped(tmp_path):
+    state = _save_tiny(tmp_path / "w.pth")
+    full = {"teacher": {f"backbone.{k}": v for k, v in state.items()} | {"head.last_layer.weight": torch.zeros(2)},
+            "epoch": 3}
+    torch.save(full, tmp_path / "full.pth")
+    model = dino.load_vit("tiny", tmp_path / "full.pth")
+    assert torch.equal(model.cls_token, state["cls_token"])
+
+
+def test_wrong_or_corrupt_file(tmp_path):
+    state = _save_tiny(tmp_path / "w.pth")
+    del state["norm.weight"]
+    torch.save(state, tmp_path / "missing.pth")
+    with pytest.raises(UserError, match="norm.weight"):
+        dino.load_vit("tiny", tmp_path / "missing.pth")
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read weights"):
+        dino.load_vit("tiny", tmp_path / "bad.pth")
+    with pytest.raises(UserError, match="shape mismatch|missing|unexpected"):
+        dino.load_vit("dino_vits8", tmp_path / "w.pth")
+    with pytest.raises(UserError, match="unknown backbone"):
+        dino.load_vit("dino_vitx", tmp_path / "w.pth")
+
+
+def test_missing_weights_names_file_and_places(tmp_path, monkeypatch):
+    monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(tmp_path / "empty"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def no_network(*a, **k):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(WeightsNotFoundError) as e:
+        dino.load_vit("dino_vits8")
+    msg = str(e.value)
+    assert "dino_deitsmall8_pretrain.pth" in msg and str(tmp_path / "empty") in msg and "--weights" in msg
+    with pytest.raises(WeightsNotFoundError):
+        dino.load_vit("tiny", tmp_path / "nope.pth")
+
+
+def test_feature_shapes_non_square(tmp_path):
+    _save_tiny(tmp_path / "w.pth")
+    feats = dino.DinoFeatures("tiny", tmp_path / "w.pth", device="cpu")
+    frames = torch.randint(0, 255, (2, 45, 70, 3), dtype=torch.uint8)
+    x = dino.preprocess(frames, (40, 64))
+    assert x.shape == (2, 3, 40, 64)
+    out = feats(x)
+    assert out.grid == (5, 8)
+    assert out.keys.shape == (2, 40, 48) and out.tokens.shape == (2, 40, 48)
+    assert out.keys.dtype == torch.float32
+    # keys are the k part of the last block's qkv: recompute by hand
+    model = feats.model
+    with torch.no_grad():
+        t = model.patch_embed(x)
+        t = model._pos_embed(t)
+        for blk in model.blocks[:-1]:
+            t = blk(t)
+        qkv = model.blocks[-1].attn.qkv(model.blocks[-1].norm1(t))
+    assert torch.allclose(out.keys, qkv[:, 1:, 48:96], atol=1e-5)
+    # batched == one at a time
+    one = feats(x[1:2])
+    assert torch.allclose(one.keys[0], out.keys[1], atol=1e-5)
+    # sizes that are not patch multiples are cut down
+    assert feats(dino.preprocess(frames, (43, 70))).grid == (5, 8)

@@ -1,0 +1,169 @@
+"""MaskCut on constructed patch features whose right answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from uvis.data import masks as mask_utils
+from uvis.errors import UserError
+from uvis.pseudo import maskcut as mc
+from uvis.pseudo.maskcut import MaskCutConfig, maskcut_patches
+
+
+def blob_keys(labels: torch.Tensor, dim: int = 8, seed: int = 0) -> torch.Tensor:
+    """One key per patch: the one-hot of its label plus a little noise (same label: cosine ~1, else ~0)."""
+    g = torch.Generator().manual_seed(seed)
+    lab = labels.flatten()
+    return (torch.nn.functional.one_hot(lab, dim).float() + 0.05 * torch.randn(lab.numel(), dim, generator=g))[None]
+
+
+def run(labels: torch.Tensor, config: MaskCutConfig | None = None) -> mc.PatchMasks:
+    return maskcut_patches(blob_keys(labels), tuple(labels.shape), config or MaskCutConfig())
+
+
+def test_object_on_background():
+    lab = torch.zeros(10, 12, dtype=torch.long)
+    lab[2:6, 3:8] = 1
+    out = run(lab)
+    assert torch.equal(out.masks[0, 0], lab == 1)
+    assert 0.5 < out.scores[0, 0] <= 1
+
+
+def test_three_objects_in_three_cuts():
+    lab = torch.zeros(12, 12, dtype=torch.long)
+    lab[1:5, 1:6] = 1
+    lab[6:11, 2:5] = 2
+    lab[3:9, 7:11] = 3
+    out = run(lab)
+    found = {int(lab[m][0]) for m in out.masks[0] if m.any() and (lab[m] == lab[m][0]).all()}
+    assert found == {1, 2, 3}
+    for k in range(3):  # each cut is a whole object
+        m = out.masks[0, k]
+        assert torch.equal(m, lab == lab[m][0])
+
+
+def test_corner_rule_flips_background_like_side():
+    # a ring of background (smaller, so it holds the eigenvector's peak) around a big central object:
+    # the seed rule alone would choose the ring, which covers all 4 corners, so it is flipped
+    lab = torch.zeros(8, 8, dtype=torch.long)
+    lab[1:7, 1:7] = 1
+    out = run(lab)
+    assert torch.equal(out.masks[0, 0], lab == 1)
+
+
+def test_orient_rules_and_sign_invariance():
+    grid = (4, 4)
+    vec = torch.full((16,), -0.1)
+    vec[[0, 3, 12, 5]] = 1.0  # high side covers 3 corners -> flipped; seed moves to the lowest entry
+    vec[10] = -0.5
+    fg, seed = mc.orient(vec[None], grid)
+    assert not fg[0, [0, 3, 12]].any() and fg[0, 10] and int(seed) == 10
+    fg2, seed2 = mc.orient(-vec[None], grid)
+    assert torch.equal(fg, fg2) and torch.equal(seed, seed2)
+    vec = torch.full((16,), -0.1)
+    vec[[5, 6]] = 1.0
+    vec[6] = 2.0
+    fg, seed = mc.orient(vec[None], grid)
+    assert fg[0].nonzero().flatten().tolist() == [5, 6] and int(seed) == 6
+    # seed on the low side (negative peak): the side holding the seed is chosen
+    fg2, seed2 = mc.orient(-vec[None], grid)
+    assert torch.equal(fg, fg2) and int(seed2) == 6
+
+
+def test_seed_component_keeps_only_the_seeds_fragment():
+    fg = torch.zeros(1, 6, 6, dtype=torch.bool)
+    fg[0, 0:2, 0:3] = True
+    fg[0, 4:6, 3:6] = True
+    fg[0, 2, 4] = True  # touches the second fragment's top edge: 4-connected to it
+    fg[0, 3, 3] = True  # diagonal to (2, 4): not 4-connected
+    fg[0, 3, 4] = True  # joins (2, 4) with (4, 4)
+    comp = mc.seed_component(fg.view(1, -1), torch.tensor([5 * 6 + 5]), (6, 6), check_every=1)
+    expected = fg.clone()
+    expected[0, 0:2, 0:3] = False
+    assert torch.equal(comp.view(1, 6, 6), expected)
+    # end to end: two same-looking blobs, only the one holding the seed survives
+    lab = torch.zeros(10, 10, dtype=torch.long)
+    lab[1:4, 1:4] = 1
+    lab[6:9, 6:9] = 1
+    m = run(lab, MaskCutConfig(num_masks=1)).masks[0, 0]
+    assert int(m.sum()) == 9 and (torch.equal(m[1:4, 1:4], torch.ones(3, 3, dtype=torch.bool))
+                                  or torch.equal(m[6:9, 6:9], torch.ones(3, 3, dtype=torch.bool)))
+
+
+def test_small_masks_are_dropped():
+    lab = torch.zeros(20, 20, dtype=torch.long)
+    lab[3:11, 3:11] = 1
+    lab[14:16, 14:16] = 2  # 4 of 400 patches = 1%
+    out = run(lab)
+    assert torch.equal(out.masks[0, 0], lab == 1)
+    assert not out.masks[0, 1:].any() and (out.scores[0, 1:] == 0).all()
+    kept = run(lab, MaskCutConfig(min_area_frac=0.0))
+    assert torch.equal(kept.masks[0, 1], lab == 2)
+
+
+def test_outputs_are_disjoint():
+    g = torch.Generator().manual_seed(3)
+    keys = torch.randn(3, 64, 16, generator=g)
+    out = maskcut_patches(keys, (8, 8))
+    assert (out.masks.sum(1) <= 1).all()
+
+
+def test_batched_equals_one_by_one():
+    frames = []
+    for s in range(4):
+        g = torch.Generator().manual_seed(s)
+        lab = torch.zeros(10, 10, dtype=torch.long)
+        for k in range(1, 4):
+            y, x = torch.randint(0, 7, (2,), generator=g).tolist()
+            lab[y:y + 3 + k % 2, x:x + 3] = k
+        frames.append(blob_keys(lab, seed=s))
+    keys = torch.cat(frames)
+    batched = maskcut_patches(keys, (10, 10))
+    for i in range(len(frames)):
+        single = maskcut_patches(keys[i:i + 1], (10, 10))
+        assert torch.equal(single.masks[0], batched.masks[i])
+        assert torch.allclose(single.scores[0], batched.scores[i], atol=1e-5)
+
+
+def test_eigenvector_matches_generalised_problem():
+    g = torch.Generator().manual_seed(0)
+    a = mc.binary_affinity(torch.randn(1, 30, 6, generator=g), 0.15, 1e-5)
+    vec = mc.second_eigenvector(a)[0].double().numpy()
+    an = a[0].double().numpy()
+    d = np.diag(an.sum(1))
+    _, ref = scipy.linalg.eigh(d - an, d, subset_by_index=[1, 2])
+    ref = ref[:, 0]
+    assert np.allclose(np.abs(vec @ d @ ref), 1, atol=1e-3)  # same vector up to sign, x^T D x = 1
+
+
+def test_subspace_solver_agrees_on_structured_graphs():
+    lab = torch.zeros(12, 12, dtype=torch.long)
+    lab[2:7, 2:8] = 1
+    lab[8:11, 6:11] = 2
+    exact = run(lab)
+    approx = run(lab, MaskCutConfig(solver="subspace"))
+    assert torch.equal(exact.masks, approx.masks)
+
+
+def test_upsample_and_rle():
+    masks = torch.zeros(1, 2, 4, 4, dtype=torch.bool)
+    masks[0, 0, :2, :2] = True
+    masks[0, 1, 2:, :] = True
+    up = mc.upsample_masks(masks, (30, 41))
+    assert up.shape == (1, 2, 30, 41) and not (up[0, 0] & up[0, 1]).any()
+    rles = mc.to_rles(up, torch.tensor([[0.9, 0.0]]))
+    assert len(rles[0]) == 2 and rles[0][0].rle["size"] == [30, 41]
+    assert np.array_equal(mask_utils.decode(rles[0][1].rle), up[0, 1].numpy())
+    empty = mc.to_rles(torch.zeros(2, 3, 5, 5, dtype=torch.bool), torch.zeros(2, 3))
+    assert empty == [[], []]
+
+
+def test_config_errors():
+    with pytest.raises(UserError, match="solver"):
+        MaskCutConfig(solver="magic")
+    if not mc.crf_available():
+        with pytest.raises(UserError, match="pydensecrf2"):
+            mc.require_crf()

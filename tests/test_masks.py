@@ -1,0 +1,124 @@
+"""RLE masks: round trips, uncompressed counts, polygons, normalize, area and box."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from uvis.data import masks as mask_utils
+
+
+def _random_mask(rng, h, w, p=0.3):
+    return rng.random((h, w)) < p
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (33, 17), (64, 96)])
+def test_encode_decode_round_trip(shape):
+    rng = np.random.default_rng(shape[0])
+    m = _random_mask(rng, *shape)
+    rle = mask_utils.encode(m)
+    assert rle["size"] == list(shape) and isinstance(rle["counts"], str)
+    json.dumps(rle)  # JSON-ready
+    back = mask_utils.decode(rle)
+    assert back.dtype == bool and np.array_equal(back, m)
+    assert mask_utils.area(rle) == int(m.sum())
+
+
+def test_encode_accepts_non_contiguous_and_uint8():
+    m = np.zeros((10, 12), np.uint8)
+    m[2:5, 3:9] = 1
+    assert np.array_equal(mask_utils.decode(mask_utils.encode(m)), m.astype(bool))
+    view = np.zeros((20, 12), bool)
+    view[4:10, 3:9] = True
+    assert np.array_equal(mask_utils.decode(mask_utils.encode(view[::2])), view[::2])
+    with pytest.raises(ValueError):
+        mask_utils.encode(np.zeros((2, 3, 4), bool))
+
+
+def test_encode_many_matches_encode():
+    rng = np.random.default_rng(1)
+    stack = np.stack([_random_mask(rng, 9, 13) for _ in range(4)])
+    rles = mask_utils.encode_many(stack)
+    assert rles == [mask_utils.encode(m) for m in stack]
+    assert mask_utils.encode_many(np.zeros((0, 9, 13), bool)) == []
+    with pytest.raises(ValueError):
+        mask_utils.encode_many(stack[0])
+
+
+def _uncompressed(mask: np.ndarray) -> dict:
+    """COCO uncompressed RLE: run lengths in column-major order, starting with a run of zeros."""
+    flat = mask.flatten(order="F").astype(np.uint8)
+    counts, current, run = [], 0, 0
+    for v in flat:
+        if v == current:
+            run += 1
+        else:
+            counts.append(run)
+            current, run = v, 1
+    counts.append(run)
+    return {"size": list(mask.shape), "counts": counts}
+
+
+def test_uncompressed_counts_decode_and_normalize():
+    m = np.zeros((4, 5), bool)
+    m[1:3, 1:4] = True
+    m[0, 0] = True  # starts with a 'one' run: counts begin with 0
+    unc = _uncompressed(m)
+    assert unc["counts"][0] == 0
+    assert np.array_equal(mask_utils.decode(unc), m)
+    assert mask_utils.area(unc) == int(m.sum())
+    norm = mask_utils.normalize(unc, 4, 5)
+    assert isinstance(norm["counts"], str) and norm == mask_utils.encode(m)
+
+
+def test_bytes_counts_are_accepted():
+    m = np.eye(6, dtype=bool)
+    rle = mask_utils.encode(m)
+    as_bytes = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
+    assert np.array_equal(mask_utils.decode(as_bytes), m)
+    assert mask_utils.normalize(as_bytes, 6, 6) == rle
+
+
+def test_bbox_is_xywh():
+    m = np.zeros((10, 20), bool)
+    m[2:6, 5:15] = True
+    assert mask_utils.bbox(mask_utils.encode(m)) == [5.0, 2.0, 10.0, 4.0]
+
+
+def test_polygons_rasterise():
+    # a 10x10 axis-aligned square with corners on pixel boundaries
+    square = [[2, 2, 12, 2, 12, 12, 2, 12]]
+    rle = mask_utils.from_polygons(square, 20, 20)
+    m = mask_utils.decode(rle)
+    assert rle["size"] == [20, 20]
+    assert 90 <= m.sum() <= 121 and m[7, 7] and not m[15, 15] and not m[0, 0]
+    # two polygons are merged into one mask
+    two = mask_utils.decode(mask_utils.from_polygons(square + [[14, 14, 18, 14, 18, 18, 14, 18]], 20, 20))
+    assert two[7, 7] and two[16, 16] and two.sum() > m.sum()
+
+
+def test_degenerate_polygons_are_not_boxes():
+    # 4 numbers would be read by pycocotools as a box; as a polygon it is a line and encloses nothing
+    line = mask_utils.from_polygons([[1, 1, 8, 8]], 10, 10)
+    assert mask_utils.area(line) == 0
+    mixed = mask_utils.from_polygons([[1, 1, 8, 8], [0, 0, 5, 0, 5, 5, 0, 5]], 10, 10)
+    assert mask_utils.decode(mixed)[2, 2] and mask_utils.area(mixed) <= 36
+    assert mask_utils.area(mask_utils.from_polygons([], 10, 10)) == 0
+    flat = mask_utils.from_polygons([0, 0, 5, 0, 5, 5, 0, 5], 10, 10)  # a single flat polygon
+    assert flat == mask_utils.from_polygons([[0, 0, 5, 0, 5, 5, 0, 5]], 10, 10)
+    with pytest.raises(ValueError):
+        mask_utils.from_polygons([[0, 0, 5, 0, 5]], 10, 10)
+
+
+def test_normalize_all_forms():
+    m = np.zeros((8, 8), bool)
+    m[2:5, 2:5] = True
+    rle = mask_utils.encode(m)
+    assert mask_utils.normalize(None, 8, 8) is None
+    assert mask_utils.normalize(rle, 8, 8) == rle
+    poly = mask_utils.normalize([[2, 2, 5, 2, 5, 5, 2, 5]], 8, 8)
+    assert poly["size"] == [8, 8] and isinstance(poly["counts"], str)
+    assert mask_utils.decode(poly)[3, 3]
+    assert mask_utils.normalize(_uncompressed(m), 8, 8) == rle
