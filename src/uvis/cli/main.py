@@ -19,6 +19,7 @@ COMMANDS: list[str] = [
     "uvis.cli.eval",
     "uvis.cli.segment",
     "uvis.cli.pseudo_label",
+    "uvis.cli.name",
 ]
 
 

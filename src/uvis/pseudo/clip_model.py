@@ -1,0 +1,224 @@
+"""CLIP through open_clip: build an architecture by name, load weights from a local file, encode images and text.
+
+Weights are found by file name through ``uvis.features.weights.resolve`` (``--clip-weights``,
+``$UVIS_WEIGHTS_DIR``, the torch hub cache, then a download). For the default ``ViT-B-32`` with the
+``openai`` tag that file is OpenAI's ``ViT-B-32.pt`` (a TorchScript archive), at the URL open_clip
+itself uses. A plain ``state_dict()`` file (open_clip or OpenAI key layout, optionally under a
+``"state_dict"`` key) loads through the same path.
+
+OpenAI's weights were trained with QuickGELU, so ``quick_gelu`` defaults to True for the ``openai``
+tag (open_clip's plain ``ViT-B-32`` config uses nn.GELU and would silently give worse embeddings).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from open_clip.factory import load_state_dict
+
+from uvis.errors import UserError, WeightsNotFoundError
+from uvis.features.weights import WEIGHTS_DIR_ENV, WeightsSpec, resolve
+
+
+@dataclass
+class ClipConfig:
+    """Which CLIP to build and where its weights come from."""
+
+    model_name: str = "ViT-B-32"  # an open_clip architecture name (open_clip.list_models())
+    pretrained_tag: str = "openai"  # names the published weights file (open_clip's pretrained table)
+    weights: str | Path | None = None  # a local weights file or a folder holding it (--clip-weights)
+    quick_gelu: bool | None = None  # None: True for the 'openai' tag, else the architecture's default
+    device: str | None = None  # None: CUDA when available, else CPU
+    download: bool = True  # try the published URL when no local file is found
+    # An explicit open_clip model config ({"embed_dim", "vision_cfg", "text_cfg", ...}); overrides the
+    # built-in config of ``model_name`` (custom or tiny architectures, e.g. in tests).
+    model_cfg: dict[str, Any] | None = field(default=None, repr=False)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def weights_spec(model_name: str, tag: str) -> WeightsSpec | None:
+    """The published file for ``model_name``/``tag`` per open_clip's table, or None when it has no direct URL."""
+    cfg = open_clip.get_pretrained_cfg(model_name, tag) or {}
+    url = cfg.get("url") or ""
+    if not url:
+        return None
+    return WeightsSpec(filename=url.rsplit("/", 1)[-1], url=url)
+
+
+def _is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zip files with a ``constants.pkl`` entry; torch.save files lack it."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in z.namelist())
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a CLIP checkpoint: an OpenAI TorchScript archive or a (possibly wrapped) state dict."""
+    path = Path(path)
+    if _is_torchscript(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit.load is deprecated, but OpenAI ships TorchScript
+            archive = torch.jit.load(str(path), map_location="cpu")
+        state = dict(archive.state_dict())
+        for key in ("input_resolution", "context_length", "vocab_size"):
+            state.pop(key, None)
+        return state
+    try:
+        return load_state_dict(str(path), weights_only=True)
+    except Exception as e:
+        raise UserError(f"cannot read CLIP weights ({type(e).__name__}: {e})", path=path,
+                        fix="pass an OpenAI CLIP .pt file or an open_clip state_dict() saved with torch.save") from None
+
+
+def _build(cfg: ClipConfig) -> torch.nn.Module:
+    quick_gelu = cfg.quick_gelu if cfg.quick_gelu is not None else cfg.pretrained_tag == "openai"
+    if cfg.model_cfg is not None:
+        model_cfg = copy.deepcopy(cfg.model_cfg)
+        model_cfg.setdefault("quick_gelu", quick_gelu)
+        return open_clip.model.CLIP(**model_cfg)
+    if open_clip.get_model_config(cfg.model_name) is None:
+        raise UserError(f"unknown CLIP architecture '{cfg.model_name}'",
+                        fix="pick one of open_clip.list_models(), e.g. ViT-B-32 or ViT-B-16")
+    return open_clip.create_model(cfg.model_name, pretrained=None, force_quick_gelu=quick_gelu)
+
+
+def _load_weights(model: torch.nn.Module, path: Path) -> None:
+    state = read_state_dict(path)
+    ls = state.get("logit_scale")
+    if ls is not None and ls.ndim != model.logit_scale.ndim:
+        state["logit_scale"] = ls.reshape(model.logit_scale.shape)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
+        raise UserError(f"weights do not fit the CLIP architecture ({first})", path=path,
+                        fix="pass --clip-model matching the weights file") from None
+    missing = [k for k in missing if k != "attn_mask"]
+    unexpected = [k for k in unexpected if k != "attn_mask"]  # a buffer TorchScript archives also store
+    if missing or unexpected:
+        shown = ", ".join((missing + unexpected)[:4])
+        raise UserError(f"weights do not fit the CLIP architecture ({len(missing)} missing, "
+                        f"{len(unexpected)} unexpected keys: {shown})", path=path,
+                        fix="pass --clip-model matching the weights file")
+
+
+def find_weights(cfg: ClipConfig) -> Path:
+    """The local weights file for ``cfg`` (downloaded when allowed); WeightsNotFoundError otherwise."""
+    spec = weights_spec(cfg.model_name, cfg.pretrained_tag) if cfg.model_cfg is None else None
+    if spec is not None:
+        try:
+            return resolve(spec, cfg.weights, download=cfg.download)
+        except WeightsNotFoundError as e:
+            if e.path is not None:  # the user's --clip-weights path does not exist
+                raise WeightsNotFoundError("CLIP weights file not found", path=e.path,
+                                           fix=f"pass the path of {spec.filename} with --clip-weights") from None
+            raise WeightsNotFoundError(
+                f"CLIP weights {spec.filename} ({cfg.model_name}/{cfg.pretrained_tag}) not found locally and "
+                f"could not be downloaded from {spec.url}",
+                fix=f"download it elsewhere and pass it with --clip-weights, or put it in ${WEIGHTS_DIR_ENV}/",
+            ) from None
+    if cfg.weights is not None and Path(cfg.weights).is_file():
+        return Path(cfg.weights)
+    if cfg.weights is not None and not Path(cfg.weights).exists():
+        raise WeightsNotFoundError("CLIP weights file not found", path=cfg.weights,
+                                   fix="pass the path of an existing weights file with --clip-weights")
+    raise WeightsNotFoundError(f"no published weights file is known for CLIP {cfg.model_name}/{cfg.pretrained_tag}",
+                               fix="pass the weights file itself with --clip-weights FILE")
+
+
+class ClipModel:
+    """A CLIP in eval mode with its tokenizer and image normalisation."""
+
+    def __init__(self, model: torch.nn.Module, *, name: str, weights_path: Path | None,
+                 device: torch.device | str | None = None):
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = model.eval().to(self.device)
+        self.name = name
+        self.weights_path = weights_path
+        ctx = int(getattr(model, "context_length", 77))
+        self.tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=ctx)
+        size = model.visual.image_size
+        self.image_size = int(size[0] if isinstance(size, tuple | list) else size)
+        pre = getattr(model.visual, "preprocess_cfg", {}) or {}
+        self.mean = tuple(pre.get("mean", OPENAI_DATASET_MEAN))
+        self.std = tuple(pre.get("std", OPENAI_DATASET_STD))
+        self._weights_digest: str | None = None
+        self.text_cache: dict[str, torch.Tensor] = {}  # class embeddings by vocabulary key (see vocabulary.py)
+
+    @classmethod
+    def load(cls, cfg: ClipConfig | None = None) -> ClipModel:
+        """Build ``cfg.model_name`` and load its weights; WeightsNotFoundError when none can be had."""
+        cfg = cfg or ClipConfig()
+        path = find_weights(cfg)
+        model = _build(cfg)
+        _load_weights(model, path)
+        return cls(model, name=cfg.model_name, weights_path=path, device=cfg.device)
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.detach().exp().clamp(max=100.0))
+
+    def weights_digest(self) -> str:
+        """SHA-256 of the weights file (computed once); keys the on-disk text-embedding cache."""
+        if self._weights_digest is None:
+            if self.weights_path is None:
+                self._weights_digest = "random-init"
+            else:
+                h = hashlib.sha256()
+                with open(self.weights_path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 22), b""):
+                        h.update(chunk)
+                self._weights_digest = h.hexdigest()
+        return self._weights_digest
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    @torch.inference_mode()
+    def encode_text(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+        """L2-normalised text embeddings (float32, on CPU), one row per text."""
+        out = []
+        for i in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(texts[i:i + batch_size]).to(self.device)
+            with self._autocast():
+                emb = self.model.encode_text(tokens)
+            out.append(F.normalize(emb.float(), dim=-1).cpu())
+        if not out:
+            return torch.zeros(0, self.embed_dim)
+        return torch.cat(out)
+
+    @torch.inference_mode()
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised image embeddings (float32, on CPU) of normalised Bx3xSxS images."""
+        with self._autocast():
+            emb = self.model.encode_image(images.to(self.device, non_blocking=True))
+        return F.normalize(emb.float(), dim=-1).cpu()
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.text_projection.shape[1]) if getattr(self.model, "text_projection", None) is not None \
+            else int(self.model.visual.output_dim)
+
+
+def random_clip(cfg: ClipConfig | None = None, *, seed: int = 0) -> ClipModel:
+    """A randomly initialised CLIP of ``cfg``'s architecture (benchmarks; never for real labels)."""
+    cfg = cfg or ClipConfig()
+    torch.manual_seed(seed)
+    return ClipModel(_build(cfg), name=cfg.model_name, weights_path=None, device=cfg.device)

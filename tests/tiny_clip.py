@@ -1,0 +1,28 @@
+"""A tiny randomly initialised CLIP saved as a state_dict, for tests (no real weights exist here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import open_clip
+import torch
+
+from uvis.pseudo.clip_model import ClipConfig, ClipModel
+
+TINY_CFG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def save_tiny_clip(folder: Path, *, seed: int = 0, name: str = "tiny-clip.pt") -> Path:
+    torch.manual_seed(seed)
+    model = open_clip.model.CLIP(**TINY_CFG, quick_gelu=True)
+    path = folder / name
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def load_tiny_clip(path: Path) -> ClipModel:
+    return ClipModel.load(ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=path, device="cpu"))
