@@ -28,7 +28,7 @@ def synth(tmp_path):
 
 
 def inject(monkeypatch, predictor):
-    monkeypatch.setattr(segment_cli, "load_predictor", lambda model, device: predictor)
+    monkeypatch.setattr(segment_cli, "load_predictor", lambda *args: predictor)
 
 
 def test_segment_then_eval_scores_high(synth, tmp_path, monkeypatch, capsys):

@@ -8,6 +8,11 @@ Writes, under ``--out``:
 - ``videos/<video>.json``: the per-video record, written last and atomically — a video with this
   file is finished, and a rerun skips it (resume);
 - ``summary.json``: tracks, classes and speed, also printed.
+
+``--classes``: with ``--model none`` any names (CLIP text embeddings; open vocabulary). With a trained
+model the names must be classes it was trained on: its probabilities are restricted to them and
+renormalised. Free-form names for a trained model would need its class head to score query
+embeddings against CLIP text embeddings (a CLIP-space projection of the queries); it has none.
 """
 
 from __future__ import annotations
@@ -52,6 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-png", action="store_true", help="do not write per-frame id PNGs")
     p.add_argument("--shard", help="process only shard i/n of the videos, e.g. 0/4")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("training-free path (--model none)")
+    g.add_argument("--backbone", default="dino_vitb8", help="DINO ViT for MaskCut (default dino_vitb8)")
+    g.add_argument("--dino-weights", help="DINO checkpoint file, or a folder holding it under its official name")
+    g.add_argument("--num-masks", type=int, default=3, help="MaskCut masks per frame (default 3)")
+    g.add_argument("--resolution", type=int, default=480, help="MaskCut input size (default 480)")
+    g.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
+    g.add_argument("--clip-pretrained", default="openai", help="pretrained tag naming the weights file")
+    g.add_argument("--clip-weights", help="CLIP weights file, or a folder holding it")
     p.set_defaults(func=run)
 
 
@@ -63,16 +76,11 @@ def resolve_device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_predictor(model: str, device: str) -> FramePredictor:
+def load_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
     """The frame predictor for ``--model`` (tests replace this function to inject one)."""
-    if model.lower() == "none":
-        try:
-            from uvis.track.stage1_predictor import Stage1FramePredictor
-        except ImportError:
-            raise UserError("the training-free path (--model none) is not available in this version: it needs "
-                            "the MaskCut and CLIP stages", fix="pass a trained run folder with --model RUN_DIR") from None
-        return Stage1FramePredictor.create(device=device)
-    run_dir = Path(model)
+    if args.model.lower() == "none":
+        return _stage1_predictor(args, device, collection)
+    run_dir = Path(args.model)
     if not run_dir.is_dir():
         raise UserError("model run folder not found", path=run_dir,
                         fix="pass the folder written by `uvis train`, or --model none")
@@ -82,6 +90,28 @@ def load_predictor(model: str, device: str) -> FramePredictor:
         raise UserError("this uvis version has no trained-model predictor", path=run_dir,
                         fix="use --model none for the training-free path") from None
     return ModelPredictor.from_run(run_dir, device)
+
+
+def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
+    """MaskCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept)."""
+    from uvis.pseudo.clip_model import ClipConfig
+    from uvis.pseudo.maskcut import MaskCutConfig
+    from uvis.pseudo.vocabulary import Vocabulary, parse_classes
+    from uvis.track.stage1_predictor import Stage1Config, Stage1FramePredictor
+
+    if args.classes:
+        vocabulary = parse_classes(args.classes)
+    elif collection.dataset is not None and collection.dataset.categories:
+        vocabulary = Vocabulary.from_categories(collection.dataset.categories)
+    else:
+        raise UserError("--model none names objects with CLIP and needs a vocabulary", path=args.input,
+                        fix='pass the class names, e.g. --classes "person,dog,skateboard"')
+    cfg = Stage1Config(
+        backbone=args.backbone, dino_weights=args.dino_weights,
+        maskcut=MaskCutConfig(num_masks=args.num_masks, resolution=args.resolution),
+        clip=ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained, weights=args.clip_weights),
+    )
+    return Stage1FramePredictor.create(vocabulary, cfg, device)
 
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:
@@ -205,10 +235,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size {args.batch_size}", fix="use --batch-size >= 1")
     collection = discover(args.input, frames=args.frames)
     items = collection.items if not args.shard else collection.shard(*parse_shard(args.shard))
-    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     device = resolve_device(args.device)
     start = time.perf_counter()
-    predictor = load_predictor(args.model, device)
+    predictor = load_predictor(args, device, collection)
+    # the stage-1 predictor takes --classes itself (open vocabulary, see _stage1_predictor)
+    classes = None if not args.classes or args.model.lower() == "none" else \
+        [c.strip() for c in args.classes.split(",") if c.strip()]
     segmenter = Segmenter(predictor, tracker_config=tracker_config(args), vocabulary=classes, top_k=args.top_k)
     summary = segment_collection(collection, items, segmenter, args.out, batch_size=args.batch_size,
                                  write_png=not args.no_png, write_overlay=not args.no_overlay,
