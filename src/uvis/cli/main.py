@@ -20,6 +20,7 @@ COMMANDS: list[str] = [
     "uvis.cli.segment",
     "uvis.cli.pseudo_label",
     "uvis.cli.name",
+    "uvis.cli.train",
 ]
 
 

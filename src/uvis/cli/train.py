@@ -1,0 +1,64 @@
+"""``uvis train``: train the stage-2 VIS model on a pseudo-label file (one process, or one per GPU under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train the VIS model on pseudo-labels",
+        description="Train a Mask2Former-style per-frame VIS model on frame-level pseudo-labels. Class-aware when "
+        "the pseudo-label file has categories, class-agnostic otherwise. Multi-GPU: "
+        "torchrun --nproc-per-node 8 -m uvis train ... (the batch size is per process).",
+    )
+    p.add_argument("--data", required=True, help="the frames: a dataset folder/JSON, a folder of frame folders, "
+                   "or the frame root of the pseudo file's file_names")
+    p.add_argument("--pseudo", required=True, metavar="PSEUDO_JSON", help="pseudo-label file (uvis pseudo-label)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (config, checkpoints, metrics)")
+    p.add_argument("--config", default="default", choices=["tiny", "default"],
+                   help="model/training preset (tiny: test-size model; default: ResNet-50, 360x640 crops)")
+    p.add_argument("--steps", type=int, help="total optimisation steps (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="frames per process and step")
+    p.add_argument("--lr", type=float, help="peak learning rate of the heads (backbone: 0.1x)")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto (CUDA when present)")
+    p.add_argument("--init", choices=["dino", "random"],
+                   help="backbone initialisation: self-supervised DINO ResNet-50 or random (default: preset's)")
+    p.add_argument("--backbone-weights", metavar="PATH", help="dino_resnet50_pretrain.pth (file or folder)")
+    p.add_argument("--workers", type=int, help="data-loading processes per training process")
+    p.add_argument("--seed", type=int, help="seed of initialisation, data order and augmentation")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from uvis.data.ytvis import _read_json as read_json
+    from uvis.errors import UserError
+    from uvis.train import TrainConfig, train
+
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps {args.steps}", fix="pass a positive number of steps")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}", fix="pass a positive batch size")
+    stored = Path(args.out) / "config.json"
+    if args.resume and stored.is_file():
+        # Continue under the run's own config; only these flags may change it.
+        config = TrainConfig.from_json(read_json(stored))
+        for key, value in {"steps": args.steps, "device": args.device, "num_workers": args.workers, "data": args.data,
+                           "pseudo": args.pseudo, "checkpoint_every": args.checkpoint_every}.items():
+            if value is not None:
+                setattr(config, key, value)
+        run_dir = train(config, resume=True, progress=not args.no_progress)
+        print(f"trained model in {run_dir}")
+        return 0
+    config = TrainConfig.preset_config(
+        args.config, data=args.data, pseudo=args.pseudo, out=args.out, steps=args.steps, batch_size=args.batch_size,
+        lr=args.lr, device=args.device, init=args.init, backbone_weights=args.backbone_weights,
+        num_workers=args.workers, seed=args.seed, checkpoint_every=args.checkpoint_every)
+    run_dir = train(config, resume=args.resume, progress=not args.no_progress)
+    print(f"trained model in {run_dir}")
+    return 0

@@ -1,0 +1,84 @@
+"""Training configuration: one typed dataclass, stored as ``RUN_DIR/config.json``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from uvis.model.config import ModelConfig
+from uvis.model.loss import LossConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (paths, model, loss, optimisation, data, logging).
+
+    data: what ``uvis.data.sources.discover`` accepts (dataset folder/JSON, folder of frame folders), or the
+        frame root the pseudo file's ``videos[].file_names`` are relative to.
+    pseudo: the pseudo-label file (``uvis.pseudo.format``). Class-aware when it has categories.
+    image_size: (height, width) of training crops; frames are first scaled to fit it, times a random
+        factor in ``scale_range``. Inference fits frames into the same size.
+    lr / weight_decay / backbone_lr_mult / clip_grad: AdamW as Mask2Former (1e-4, 0.05, 0.1, full-model
+        gradient norm clipped to 0.01 — AdamW is invariant to that global scale, it only tames spikes).
+    warmup_steps / poly_power: linear warm-up from 1% of the lr, then polynomial decay to 0.
+    amp: "auto" (bf16 autocast on CUDA, off on CPU), "bf16", "fp16" (with a gradient scaler) or "off".
+    """
+
+    data: str = ""
+    pseudo: str = ""
+    out: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    preset: str = "default"
+    steps: int = 20000
+    batch_size: int = 8  # per process
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    backbone_lr_mult: float = 0.1
+    warmup_steps: int = 250
+    poly_power: float = 0.9
+    clip_grad: float = 0.01
+    amp: str = "auto"
+    device: str = "auto"
+    init: str = "dino"
+    backbone_weights: str | None = None
+    image_size: tuple[int, int] = (360, 640)
+    scale_range: tuple[float, float] = (0.75, 1.5)
+    hflip: bool = True
+    min_score: float = 0.0
+    min_area: int = 4
+    skip_empty_frames: bool = True
+    num_workers: int = 4
+    seed: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 20
+
+    @staticmethod
+    def preset_config(name: str, num_classes: int = 1, **overrides: Any) -> TrainConfig:
+        """``default`` (R-50, 360x640 crops) or ``tiny`` (test model, 64x96 crops, random init, few steps)."""
+        model = ModelConfig.preset(name, num_classes)
+        if name == "tiny":
+            base = TrainConfig(model=model, loss=LossConfig(num_points=256), preset=name, steps=300, batch_size=4,
+                               lr=1e-3, warmup_steps=10, clip_grad=1.0, init="random", image_size=(64, 96),
+                               scale_range=(0.9, 1.1), num_workers=0, checkpoint_every=100, log_every=10)
+        else:
+            base = TrainConfig(model=model, preset=name)
+        for k, v in overrides.items():
+            if v is not None:
+                setattr(base, k, v)
+        return base
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(TrainConfig)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["model"] = ModelConfig.from_json(d.get("model", {}))
+        loss_known = {f.name for f in fields(LossConfig)}
+        kw["loss"] = LossConfig(**{k: v for k, v in d.get("loss", {}).items() if k in loss_known})
+        for k in ("image_size", "scale_range"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        return TrainConfig(**kw)

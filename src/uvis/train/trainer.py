@@ -1,0 +1,275 @@
+"""The training loop: AdamW + warm-up/poly schedule, AMP, gradient clipping, DDP, exact resume.
+
+A checkpoint (``RUN_DIR/checkpoint.pt``, written atomically every ``checkpoint_every`` steps and at the end)
+holds the model, optimizer, scheduler and grad-scaler states, the step, every rank's python/numpy/torch RNG
+states and the data-order parameters; the data order itself is a pure function of (seed, step), see
+``StepBatchSampler``. Resuming therefore reproduces the uninterrupted run's next losses exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from uvis.data import atomic
+from uvis.errors import UserError
+from uvis.model.loss import SetCriterion
+from uvis.model.model import build_model
+from uvis.pseudo.format import load_pseudo_labels
+from uvis.train import distributed
+from uvis.train.config import TrainConfig
+from uvis.train.dataset import FrameDataset, StepBatchSampler, collate, resolve_frame_paths, vocabulary_of
+
+CHECKPOINT = "checkpoint.pt"
+FINAL_WEIGHTS = "model_final.pt"
+# Fields a resumed run may take from the caller instead of the run's stored config.
+RESUME_OVERRIDES = ("steps", "device", "num_workers", "checkpoint_every", "log_every", "data", "pseudo")
+
+
+class WarmupPoly:
+    """lr factor: linear warm-up from ``start`` to 1 over ``warmup`` steps, then (1 - progress) ** power."""
+
+    def __init__(self, total: int, warmup: int, power: float, start: float = 0.01):
+        self.total, self.warmup, self.power, self.start = total, warmup, power, start
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return self.start + (1 - self.start) * step / self.warmup
+        return max(0.0, 1 - step / max(1, self.total)) ** self.power
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda but no CUDA device is visible", fix="use --device cpu or auto")
+        return torch.device("cuda", local_rank)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise UserError(f"unknown device '{name}'", fix="use --device auto, cpu or cuda")
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+class Trainer:
+    """One process's share of a training run (``run()`` drives it; ``train_step`` is one optimisation step)."""
+
+    def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool = True):
+        out = Path(config.out)
+        if not config.out:
+            raise UserError("no output folder", fix="pass --out RUN_DIR")
+        if resume and (out / "config.json").is_file():
+            stored = TrainConfig.from_json(json.loads((out / "config.json").read_text()))
+            for k in RESUME_OVERRIDES:
+                setattr(stored, k, getattr(config, k))
+            config = stored
+        elif (out / CHECKPOINT).exists():
+            raise UserError("the run folder already holds a checkpoint", path=out,
+                            fix="pass --resume to continue it, or a new --out")
+        if config.amp not in ("auto", "bf16", "fp16", "off"):
+            raise UserError(f"unknown amp mode '{config.amp}'", fix="use auto, bf16, fp16 or off")
+        self.config, self.out, self.progress = config, out, progress
+        probe = pick_device(config.device)
+        self.dist = distributed.init_from_env(probe.type)
+        self.device = pick_device(config.device, self.dist.local_rank)
+        self.amp_dtype = amp_dtype(config.amp, self.device)
+
+        pseudo = load_pseudo_labels(config.pseudo)
+        self.vocabulary = vocabulary_of(pseudo)
+        config.model.num_classes = len(self.vocabulary)
+        self.dataset = FrameDataset.from_pseudo(
+            pseudo, resolve_frame_paths(config.data, pseudo), min_score=config.min_score,
+            skip_empty_frames=config.skip_empty_frames, image_size=tuple(config.image_size),
+            scale_range=tuple(config.scale_range), hflip=config.hflip, min_area=config.min_area, seed=config.seed)
+
+        torch.manual_seed(config.seed)  # identical initial weights on every rank
+        model = build_model(config.model, init=config.init, backbone_weights=config.backbone_weights).to(self.device)
+        self.model = model
+        self.ddp = (DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                    if self.dist.enabled else model)
+        self.criterion = SetCriterion(config.model.num_classes, config.loss).to(self.device)
+        self.optimizer = torch.optim.AdamW(model.param_groups(config.lr, config.backbone_lr_mult, config.weight_decay),
+                                           lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, WarmupPoly(config.steps, config.warmup_steps, config.poly_power))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        # Per-rank randomness (point sampling in the loss); data randomness is keyed by (seed, step) instead.
+        random.seed(config.seed + self.dist.rank)
+        np.random.seed(config.seed + self.dist.rank)
+        torch.manual_seed(config.seed + 1000 + self.dist.rank)
+        self.step = 0
+        if resume and (out / CHECKPOINT).is_file():
+            self._load(out / CHECKPOINT)
+        elif self.dist.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic.write_json(out / "config.json", config.to_json(), indent=2)
+            atomic.write_json(out / "vocabulary.json", [{"id": i, "name": n} for i, n in self.vocabulary], indent=2)
+        self.sampler = StepBatchSampler(len(self.dataset), config.batch_size, seed=config.seed, rank=self.dist.rank,
+                                        world_size=self.dist.world_size, start_step=self.step)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_state(self) -> dict[str, Any] | None:
+        rng = _rng_state()
+        if self.dist.enabled:
+            states: list[Any] = [None] * self.dist.world_size
+            dist.all_gather_object(states, rng)
+        else:
+            states = [rng]
+        if not self.dist.is_main:
+            return None
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,
+                "rng": states, "data_order": self.sampler.state(), "config": self.config.to_json()}
+
+    def save_checkpoint(self) -> None:
+        state = self._checkpoint_state()  # a collective: every rank takes part
+        if state is not None:
+            atomic.write_with(self.out / CHECKPOINT, lambda p: torch.save(state, p))
+
+    def _load(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise UserError(f"cannot read checkpoint ({type(e).__name__})", path=path,
+                            fix="delete it to restart the run from scratch") from None
+        order = state.get("data_order", {})
+        if order.get("world_size", 1) != self.dist.world_size or order.get("batch_size") != self.config.batch_size:
+            raise UserError(f"checkpoint was written by {order.get('world_size')} processes with batch size "
+                            f"{order.get('batch_size')}", path=path, fix="resume with the same process count and batch size")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        _set_rng_state(state["rng"][self.dist.rank])
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, images: torch.Tensor, targets: list[dict]) -> dict[str, torch.Tensor]:
+        self.ddp.train()
+        images = images.to(self.device, non_blocking=True)
+        targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            outputs = self.ddp(images)
+        losses = self.criterion(outputs, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["loss"]).backward()
+        self.scaler.unscale_(self.optimizer)
+        if self.config.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        return {k: v.detach() for k, v in losses.items()}
+
+    def _loader(self) -> torch.utils.data.DataLoader:
+        # Own generator: creating the loader must not draw from the global torch RNG (exact resume).
+        return torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=self.sampler, num_workers=self.config.num_workers, collate_fn=collate,
+            pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(self.config.seed),
+            persistent_workers=False)
+
+    def _metrics_writer(self):
+        path = self.out / "metrics.jsonl"
+        if path.exists():  # drop lines past the checkpoint we resume from: they will be recomputed
+            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= self.step]
+            atomic.write_with(path, lambda p: p.write_text("".join(ln + "\n" for ln in keep)))
+        tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(str(self.out / "tensorboard"))
+        except ImportError:
+            pass
+        return path.open("a", encoding="utf-8"), tb
+
+    def run(self, *, stop_after: int | None = None) -> Path:
+        """Train to ``config.steps`` (or stop after step ``stop_after``, as an interruption would)."""
+        cfg = self.config
+        end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+        log, tb = self._metrics_writer() if self.dist.is_main else (None, None)
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and self.dist.is_main),
+                   desc="train", unit="it", dynamic_ncols=True)
+        t0, n0 = time.perf_counter(), self.step
+        try:
+            batches = iter(self._loader())
+            while self.step < end:
+                images, targets = next(batches)
+                losses = self.train_step(images, targets)
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == end:
+                    vals = torch.stack([losses[k] for k in ("loss", "loss_ce", "loss_mask", "loss_dice")])
+                    if self.dist.enabled:
+                        dist.all_reduce(vals)
+                        vals /= self.dist.world_size
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)
+                    rate = (self.step - n0) / max(1e-9, time.perf_counter() - t0)
+                    rec = {"step": self.step, **dict(zip(("loss", "loss_ce", "loss_mask", "loss_dice"),
+                                                         vals.tolist(), strict=True)),
+                           "lr": max(g["lr"] for g in self.optimizer.param_groups), "it_s": rate}
+                    if log is not None:
+                        log.write(json.dumps(rec) + "\n")
+                        log.flush()
+                        bar.set_postfix(loss=f"{rec['loss']:.3f}")
+                        if tb is not None:
+                            for k, v in rec.items():
+                                if k != "step":
+                                    tb.add_scalar(f"train/{k}", v, self.step)
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    self.save_checkpoint()
+            if self.step >= cfg.steps and self.dist.is_main:
+                atomic.write_with(self.out / FINAL_WEIGHTS,
+                                  lambda p: torch.save({"model": self.model.state_dict()}, p))
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+            if tb is not None:
+                tb.close()
+        return self.out
+
+    def close(self) -> None:
+        distributed.cleanup(self.dist)
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
+    """Train a VIS model on pseudo-labels; returns the run folder (config.json, vocabulary.json, checkpoints).
+
+    With ``resume``, an existing ``RUN_DIR/checkpoint.pt`` is continued under the run's stored config (only
+    the fields in ``RESUME_OVERRIDES`` come from ``config``). Under torchrun each process calls this.
+    """
+    trainer = Trainer(config, resume=resume, progress=progress)
+    try:
+        return trainer.run(stop_after=stop_after)
+    finally:
+        trainer.close()

@@ -1,0 +1,160 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from train_helpers import synthetic_pseudo, tiny_config
+from uvis.cli.main import main
+from uvis.data import masks as mask_utils
+from uvis.data import ytvis
+from uvis.data.video import read_image
+from uvis.errors import UserError
+from uvis.evaluation import evaluate
+from uvis.model import ModelConfig, VISModel
+from uvis.model.predictor import FramePredictor
+from uvis.pseudo.format import load_pseudo_labels
+from uvis.train import train
+from uvis.train.dataset import FrameDataset, StepBatchSampler, resolve_frame_paths
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    dataset, pseudo = synthetic_pseudo(root)
+    return root, dataset, pseudo
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _video_tracks(predictor: FramePredictor, dataset: ytvis.Dataset) -> list[ytvis.Track]:
+    """Query q in every frame of a video = one track (the tracker is built elsewhere; see the AP test)."""
+    tracks = []
+    for video in dataset.videos:
+        dets = predictor.predict(np.stack([read_image(p) for p in dataset.frame_paths(video)]))
+        for q in range(len(dets[0])):
+            segs = [mask_utils.encode(d.masks[q].numpy()) if d.masks[q].any() else None for d in dets]
+            if any(s is not None for s in segs):
+                score = float(np.mean([float(d.scores[q]) for d in dets]))
+                tracks.append(ytvis.Track(video_id=video.id, category_id=1, segmentations=segs, score=score))
+    return tracks
+
+
+def test_pseudo_labels_from_dataset_round_trip(synth):
+    root, dataset, pseudo_path = synth
+    pseudo = load_pseudo_labels(pseudo_path)
+    visible = sum(s is not None for t in dataset.tracks for s in t.segmentations)
+    assert len(pseudo.instances) == visible and not pseudo.categories
+    assert all(i.category_id is None for i in pseudo.instances)
+    paths = resolve_frame_paths(root / "data", pseudo)
+    assert paths[1][0] == dataset.frame_root / dataset.videos[0].file_names[0]
+    # the frame root itself works too
+    assert resolve_frame_paths(dataset.frame_root, pseudo) == paths
+
+
+def test_augmentation_is_reproducible_and_keeps_masks_on_objects(synth):
+    root, _, pseudo_path = synth
+    pseudo = load_pseudo_labels(pseudo_path)
+    ds = FrameDataset.from_pseudo(pseudo, resolve_frame_paths(root / "data", pseudo), image_size=(64, 96),
+                                  scale_range=(0.7, 1.4), hflip=True, seed=3)
+    a, b, c = ds[(5, 0)], ds[(5, 0)], ds[(5, 1)]
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["masks"], b["masks"])
+    assert a["image"].shape == (3, 64, 96) and a["masks"].shape[1:] == (64, 96)
+    assert not torch.equal(a["image"], c["image"])  # another epoch, another augmentation
+    for s in (a, c):
+        img = s["image"]
+        grey = (img[0] - img[1]).abs().lt(0.02) & (img[1] - img[2]).abs().lt(0.02)  # background is grey
+        for m in s["masks"]:
+            assert (~grey[m]).float().mean() > 0.8  # mask pixels lie on coloured object pixels
+
+
+def test_step_sampler_splits_ranks_and_is_a_function_of_the_step():
+    ranks = [StepBatchSampler(10, 2, seed=1, rank=r, world_size=2) for r in range(2)]
+    for step in range(5):
+        a, b = ranks[0].batch(step), ranks[1].batch(step)
+        assert not {i for i, _ in a} & {i for i, _ in b}
+    later = StepBatchSampler(10, 2, seed=1, rank=1, world_size=2, start_step=3)
+    assert next(iter(later)) == ranks[1].batch(3)
+    assert StepBatchSampler(3, 4).batch(0).__len__() == 4  # fewer frames than a batch: frames repeat
+
+
+@pytest.mark.slow
+def test_training_learns_the_synthetic_videos(synth):
+    """Loss falls and the trained model segments its training videos.
+
+    Threshold: video mask AP (YouTube-VIS rules, class-agnostic) >= 0.4 with queries linked across frames by
+    index. The same model untrained scores ~0; 200 steps reach ~0.7 here, so 0.4 leaves room for run-to-run
+    and platform differences while still requiring masks that overlap the objects at IoU well above 0.5.
+    """
+    root, dataset, pseudo = synth
+    run = train(tiny_config(root, pseudo, "run_ap", steps=200, log_every=10), progress=False)
+    losses = [m["loss"] for m in _metrics(run)]
+    assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:2])
+    assert (run / "model_final.pt").is_file() and (run / "checkpoint.pt").is_file()
+    assert json.loads((run / "vocabulary.json").read_text()) == [{"id": 1, "name": "object"}]
+    assert json.loads((run / "config.json").read_text())["steps"] == 200
+
+    predictor = FramePredictor.from_run(run, device="cpu")
+    frame = read_image(dataset.frame_paths(dataset.videos[0])[0])
+    det = predictor.predict(frame)[0]
+    q = predictor.model.config.num_queries
+    assert det.masks.shape == (q, 64, 96) and det.masks.dtype == torch.bool
+    assert det.class_probs.shape == (q, 1) and det.embeddings.shape == (q, predictor.model.config.hidden_dim)
+    assert torch.allclose(det.scores, det.class_probs.max(-1).values)
+    assert predictor.vocabulary == [(1, "object")]
+
+    ap = evaluate(dataset, _video_tracks(predictor, dataset), class_agnostic=True).stats["AP"]
+    torch.manual_seed(0)
+    untrained = FramePredictor(VISModel(ModelConfig.tiny()), [(1, "object")], (64, 96), "cpu")
+    ap0 = evaluate(dataset, _video_tracks(untrained, dataset), class_agnostic=True).stats["AP"]
+    assert ap >= 0.4, ap
+    assert ap0 < 0.1, ap0
+
+
+def test_resume_gives_the_same_next_losses(synth):
+    root, _, pseudo = synth
+    kw = {"steps": 4, "log_every": 1, "batch_size": 2}
+    full = _metrics(train(tiny_config(root, pseudo, "run_full", checkpoint_every=100, **kw), progress=False))
+    cfg = tiny_config(root, pseudo, "run_cut", checkpoint_every=2, **kw)
+    train(cfg, progress=False, stop_after=3)  # "crash" after step 3; the last checkpoint is step 2
+    assert not (root / "run_cut" / "model_final.pt").exists()
+    with pytest.raises(UserError, match="already holds a checkpoint"):
+        train(cfg, progress=False)
+    resumed = _metrics(train(cfg, resume=True, progress=False))
+    assert [m["step"] for m in resumed] == [1, 2, 3, 4]
+    for a, b in zip(full, resumed, strict=True):
+        assert a["loss"] == b["loss"], (a, b)
+
+
+def test_class_aware_training_and_predictor(tmp_path):
+    dataset, pseudo = synthetic_pseudo(tmp_path, keep_categories=True, num_videos=1, num_frames=2)
+    run = train(tiny_config(tmp_path, pseudo, "run", steps=2), progress=False)
+    vocab = json.loads((run / "vocabulary.json").read_text())
+    assert [v["name"] for v in vocab] == [c.name for c in dataset.categories]
+    predictor = FramePredictor.from_run(run, device="cpu")
+    det = predictor.predict(np.zeros((2, 50, 70, 3), dtype=np.uint8))
+    assert len(det) == 2 and det[0].class_probs.shape == (10, len(vocab)) and det[0].masks.shape[1:] == (50, 70)
+    # open-vocabulary hook: any head mapping query embeddings to K' + 1 logits
+    head = torch.nn.Linear(predictor.model.config.hidden_dim, 4)
+    assert predictor.predict(np.zeros((1, 50, 70, 3), dtype=np.uint8), class_head=head)[0].class_probs.shape == (10, 3)
+
+
+def test_cli_train_and_user_errors(synth, capsys):
+    root, _, pseudo = synth
+    out = root / "cli_run"
+    args = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(out), "--config", "tiny",
+            "--steps", "2", "--device", "cpu", "--no-progress"]
+    assert main(args) == 0
+    assert (out / "model_final.pt").is_file()
+    assert main(args) == 2  # existing run without --resume
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args[:-4], "3", "--resume", "--no-progress"]) == 0
+    assert _metrics(out)[-1]["step"] == 3
+    assert main(["train", "--data", str(root / "data"), "--pseudo", str(root / "missing.json"), "--out",
+                 str(root / "x"), "--config", "tiny", "--device", "cpu"]) == 2
+    assert "missing.json" in capsys.readouterr().err
+    with pytest.raises(UserError, match="not a training run"):
+        FramePredictor.from_run(root / "data")
