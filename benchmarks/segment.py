@@ -91,6 +91,18 @@ def bench_tracker(frames: int, objects: int, queries: int, dim: int = 256) -> fl
     return frames / (time.perf_counter() - t0)
 
 
+def _tiny_run(tmp: Path, device: str) -> Path:
+    """A 'tiny' preset run trained for one step on a synthetic video: its speed is the real model's shape."""
+    from uvis.data.synthetic import make_dataset
+    from uvis.train import TrainConfig, pseudo_labels_from_dataset, train
+
+    dataset = make_dataset(tmp / "data", num_videos=1, num_frames=2, height=64, width=96, num_objects=2)
+    pseudo_labels_from_dataset(dataset).save(tmp / "pseudo.json")
+    cfg = TrainConfig.preset_config("tiny", data=str(tmp / "data"), pseudo=str(tmp / "pseudo.json"),
+                                    out=str(tmp / "run"), device=device, steps=1)
+    return train(cfg, progress=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=120)
@@ -101,6 +113,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--model", help="training run folder: time the trained model instead of the fake predictor")
+    ap.add_argument("--score-threshold", type=float, default=None,
+                    help="tracker score threshold (default TrackerConfig's; 0 tracks every query: worst case)")
+    ap.add_argument("--tiny-model", action="store_true",
+                    help="train a 1-step 'tiny' preset run on synthetic data and time it (model speed, not quality)")
     ap.add_argument("--json", help="also write the numbers to this file")
     args = ap.parse_args()
 
@@ -120,15 +136,19 @@ def main() -> None:
         t0 = time.perf_counter()
         n_decoded = sum(1 for _ in open_video(tmp / "v.mp4"))
         results["decode_fps"] = round(n_decoded / (time.perf_counter() - t0), 1)
+        if args.tiny_model:
+            args.model = str(_tiny_run(tmp, args.device))
         if args.model:
             from uvis.model.predictor import FramePredictor
 
             predictor = FramePredictor.from_run(args.model, args.device)
-            results["predictor"] = f"trained model {args.model}"
+            results["predictor"] = "tiny preset (1 training step)" if args.tiny_model else f"trained model {args.model}"
         else:
             predictor = FakePredictor(args.height, args.width, args.objects, args.queries, args.device)
             results["predictor"] = "fake (moving discs)"
-        seg = Segmenter(predictor, top_k=10)
+        tcfg = TrackerConfig() if args.score_threshold is None else TrackerConfig(score_threshold=args.score_threshold)
+        results["score_threshold"] = tcfg.score_threshold
+        seg = Segmenter(predictor, tracker_config=tcfg, top_k=10)
         seg.segment(open_video(tmp / "v.mp4"), batch_size=args.batch_size, progress=False)  # warm-up
         if isinstance(predictor, FakePredictor):
             predictor.seconds = 0.0

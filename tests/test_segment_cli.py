@@ -119,3 +119,22 @@ def test_memory_bank_beats_minvis_baseline_end_to_end(tmp_path):
         preds = [t for it in items for t in seg.segment(it.open(), progress=False).to_ytvis(it.video_id)]
         ap[name] = evaluate(dataset, preds).stats["AP"]
     assert ap["ema"] >= 0.99 and ap["minvis"] < ap["ema"] - 0.03, ap
+
+
+def test_segment_with_a_trained_tiny_model(tmp_path):
+    """`--model RUN_DIR` goes through uvis.model.predictor.FramePredictor.from_run (2 training steps:
+    the masks mean nothing, the plumbing is what is tested)."""
+    from train_helpers import synthetic_pseudo, tiny_config
+    from uvis.train import train
+
+    dataset, pseudo = synthetic_pseudo(tmp_path, keep_categories=True, num_videos=1, num_frames=3)
+    run = train(tiny_config(tmp_path, pseudo, "run", steps=2), progress=False)
+    out = tmp_path / "out"
+    common = ["--model", str(run), "--device", "cpu", "--no-progress", "--no-overlay", "--score-threshold", "0"]
+    assert main(["segment", str(tmp_path / "data"), "--out", str(out), *common]) == 0
+    preds = load_results(out / "results.json", dataset)
+    assert preds and all(len(p.segmentations) == 3 for p in preds)
+    out2 = tmp_path / "out2"
+    assert main(["segment", str(tmp_path / "data"), "--out", str(out2), "--classes", "disc,ring", *common]) == 0
+    assert json.loads((out2 / "summary.json").read_text())["vocabulary"] == ["disc", "ring"]
+    assert main(["segment", str(tmp_path / "data"), "--out", str(out2), "--classes", "zebra", *common]) == 2

@@ -10,9 +10,10 @@ Writes, under ``--out``:
 - ``summary.json``: tracks, classes and speed, also printed.
 
 ``--classes``: with ``--model none`` any names (CLIP text embeddings; open vocabulary). With a trained
-model the names must be classes it was trained on: its probabilities are restricted to them and
-renormalised. Free-form names for a trained model would need its class head to score query
-embeddings against CLIP text embeddings (a CLIP-space projection of the queries); it has none.
+model the names must be classes it was trained on: its probabilities are restricted to them (not
+renormalised). Free-form names for a trained model would need a class head scoring the query
+embeddings against CLIP text embeddings (a projection of the queries into CLIP space, trained; the
+predictor's ``class_head`` hook can take it); no such head is trained yet.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ class Segmenter:
     ``set_vocabulary(names)``, e.g. the CLIP-based stage-1 predictor), the names replace its
     vocabulary: class probabilities become a softmax over the CLIP text embeddings of the names.
     Otherwise the names must be classes the predictor knows; its probabilities are restricted to
-    them and renormalised.
+    them (not renormalised, so an object of another class keeps a low probability).
     """
 
     def __init__(
@@ -195,8 +195,8 @@ class Segmenter:
     def _prepare(self, det: FrameDetections) -> FrameDetections:
         if self._columns is None:
             return det
+        # Not renormalised: restricting to "dog" must not make every object 100% dog.
         probs = det.class_probs[:, self._columns]
-        probs = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
         return FrameDetections(det.embeddings, probs, det.scores, det.masks)
 
     def segment(self, video: str | Path | Video, batch_size: int = 8, progress: bool = True) -> VideoResult:
