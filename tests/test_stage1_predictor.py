@@ -82,3 +82,29 @@ def test_predict_interface(setup, tmp_path):
         assert torch.allclose(d.embeddings.norm(dim=1), torch.ones(len(d)), atol=1e-4)
     pred.set_vocabulary(["x", "y"])
     assert pred.vocabulary == [(1, "x"), (2, "y")] and pred.predict(frames[:1])[0].class_probs.shape[1] == 2
+
+
+def test_real_frames_smoke(setup, tmp_path):
+    """Real JPEG frames (480x360) through `uvis segment --model none` with the tiny random models:
+    frame-size masks, id PNGs and an overlay video come out for every frame."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from uvis.data.video import open_video
+
+    clip_dir = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-frames" / "eea827bdda"
+    if not clip_dir.is_dir():
+        pytest.skip(f"real frames not present at {clip_dir}")
+    _, common = setup
+    common = [c for c in common if c != "--no-overlay"]
+    out = tmp_path / "out"
+    assert main(["segment", str(clip_dir), "--model", "none", "--out", str(out), "--classes", "person,dog",
+                 *common]) == 0
+    n = len(list(clip_dir.glob("*.jpg")))
+    pngs = sorted((out / "masks" / clip_dir.name).glob("*.png"))
+    assert len(pngs) == n and np.asarray(Image.open(pngs[0])).shape == (360, 480)
+    overlay = open_video(out / "overlays" / f"{clip_dir.name}.mp4")
+    assert overlay.num_frames == n and (overlay.width, overlay.height) == (480, 360)
+    results = json.loads((out / "results.json").read_text())
+    assert results and all(len(r["segmentations"]) == n for r in results)

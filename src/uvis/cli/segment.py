@@ -112,7 +112,13 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
         maskcut=MaskCutConfig(num_masks=args.num_masks, resolution=args.resolution),
         clip=ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained, weights=args.clip_weights),
     )
-    return Stage1FramePredictor.create(vocabulary, cfg, device)
+    try:
+        return Stage1FramePredictor.create(vocabulary, cfg, device)
+    except UserError as e:  # the DINO loader names its own CLI's flag; here it is --dino-weights
+        if e.fix is None or not re.search(r"(?<![\w-])--weights", e.fix):
+            raise
+        message = str(e).split(" — fix: ")[0]
+        raise UserError(message, fix=re.sub(r"(?<![\w-])--weights", "--dino-weights", e.fix)) from None
 
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:

@@ -80,7 +80,7 @@ class VideoTrackAccumulator:
         self._num_frames += 1
         if len(tracked) == 0:
             return
-        idx = torch.as_tensor(tracked.indices, dtype=torch.long)
+        idx = torch.as_tensor(tracked.indices, dtype=torch.long, device=detections.masks.device)
         masks = detections.masks[idx].detach().cpu().numpy().astype(bool)
         probs = detections.class_probs[idx].detach().float().cpu().numpy()
         scores = detections.scores[idx].detach().float().cpu().numpy()
