@@ -80,6 +80,12 @@ def test_resume_skips_finished_videos(synth, tmp_path, monkeypatch):
     assert not (out / "overlays").exists()
     preds = load_results(out / "results.json", load_dataset(root / "annotations.json"))
     assert {p.video_id for p in preds} == {1, 2, 3}
+    # asking for overlays later makes them from the finished records, without running the model
+    assert main(["segment", str(root), "--model", "x", "--out", str(out), "--no-progress"]) == 0
+    assert oracle.calls == 4 and len(list((out / "overlays").glob("*.mp4"))) == 3
+    from uvis.data.video import open_video
+
+    assert open_video(out / "overlays" / "synth_0000.mp4").num_frames == 12
 
 
 def test_options_reach_the_tracker(synth, tmp_path, monkeypatch):

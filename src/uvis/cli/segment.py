@@ -29,8 +29,9 @@ from typing import Any
 from uvis.data import atomic
 from uvis.data.sources import Collection, VideoItem, discover, parse_shard
 from uvis.errors import UserError
-from uvis.track.segmenter import FramePredictor, Segmenter
+from uvis.track.segmenter import FramePredictor, Segmenter, VideoResult
 from uvis.track.tracker import TrackerConfig
+from uvis.track.video_tracks import VideoTrack
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -177,6 +178,8 @@ def segment_collection(
         record_path = _record_path(out, item)
         record = _load_record(record_path, item) if record_path.exists() else None
         if record is not None:
+            # finished earlier; outputs asked for now but not written then are made from the record
+            _complete_outputs(item, record, segmenter, out, write_png=write_png, write_overlay=write_overlay)
             records.append(record)
             skipped += 1
             continue
@@ -211,6 +214,28 @@ def segment_collection(
     summary = _summarise(records, segmenter, done=done, skipped=skipped)
     atomic.write_json(out / "summary.json", summary, indent=2)
     return summary
+
+
+def _complete_outputs(item: VideoItem, record: dict[str, Any], segmenter: Segmenter, out: Path, *,
+                      write_png: bool, write_overlay: bool) -> None:
+    name = safe_name(item.name)
+    frames = int(record["summary"]["frames"])
+    png_dir = out / "masks" / name
+    need_png = write_png and (not png_dir.is_dir() or len(list(png_dir.glob("*.png"))) < frames)
+    overlay = out / "overlays" / f"{name}.mp4"
+    need_overlay = write_overlay and not overlay.exists()
+    if not (need_png or need_overlay):
+        return
+    tracks = [
+        VideoTrack(track_id=int(t["track_id"]), category_id=int(t["category_id"]), class_name=str(t["class"]),
+                   score=float(t["score"]), segmentations=r["segmentations"], num_frames_seen=int(t["frames_seen"]))
+        for t, r in zip(record["tracks"], record["results"], strict=True)
+    ]
+    result = VideoResult(video=item.open(), tracks=tracks, vocabulary=segmenter.vocabulary)
+    if need_png:
+        result.save_pngs(png_dir)
+    if need_overlay:
+        result.save_overlay(overlay)
 
 
 def _summarise(records: list[dict[str, Any]], segmenter: Segmenter, *, done: int, skipped: int) -> dict[str, Any]:
