@@ -15,6 +15,8 @@ mode is the real one (see ``track_scenarios.occlusion_sequence``):
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -154,12 +156,19 @@ def test_memory_bounded_after_10k_frames():
     cfg = TrackerConfig(memory="window", window=5, max_tracks=20, max_missing=5, reid_frames=50)
     tracker = Tracker(cfg)
     steady_ids = set()
-    for _ in range(10_000):
-        # a steady object, plus 3 short-lived distractors each frame with fresh random appearance
-        embs = [unit(steady + 0.05 * rng.normal(size=DIM))] + [unit(rng.normal(size=DIM)) for _ in range(3)]
-        out = tracker.update(frame(embs))
+    frames = [frame([unit(steady + 0.05 * rng.normal(size=DIM))] + [unit(rng.normal(size=DIM)) for _ in range(3)])
+              for _ in range(500)]  # a steady object + 3 distractors of fresh appearance (cycled: never re-matched)
+    for t in range(10_000):
+        if t == 9_000:
+            tracemalloc.start()  # allocations from here on are traced
+        if t == 9_200:  # by now every traced track has been replaced at least once: steady state
+            base = tracemalloc.get_traced_memory()[0]
+        out = tracker.update(frames[t % len(frames)])
         steady_ids.add(int(out.track_ids[out.indices.tolist().index(0)]))
         assert tracker.num_remembered <= cfg.max_tracks
+    grown = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert grown < 4_000, f"tracker memory grew by {grown} bytes over the last 800 frames"
     assert steady_ids == {1}  # the capped bank still keeps the object seen every frame
     assert tracker.memory_size() <= cfg.max_tracks * (cfg.window + 1)
     assert tracker.frame_index == 9_999 and tracker._next_id > 10_000  # distractors did start tracks
