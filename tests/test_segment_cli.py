@@ -144,3 +144,37 @@ def test_segment_with_a_trained_tiny_model(tmp_path):
     assert main(["segment", str(tmp_path / "data"), "--out", str(out2), "--classes", "disc,ring", *common]) == 0
     assert json.loads((out2 / "summary.json").read_text())["vocabulary"] == ["disc", "ring"]
     assert main(["segment", str(tmp_path / "data"), "--out", str(out2), "--classes", "zebra", *common]) == 2
+
+
+class _BlobPredictor:
+    """One fixed object in every frame (for inputs the oracle cannot recognise, e.g. lossy mp4)."""
+
+    vocabulary = [(1, "blob")]
+
+    def predict(self, frames):
+        import torch
+
+        from uvis.track.types import FrameDetections
+
+        b, h, w = frames.shape[:3]
+        mask = torch.zeros(1, h, w, dtype=torch.bool)
+        mask[0, h // 4: h // 2, w // 4: w // 2] = True
+        return [FrameDetections(torch.ones(1, 8), torch.ones(1, 1), torch.full((1,), 0.9), mask.clone())
+                for _ in range(b)]
+
+
+def test_video_file_input(tmp_path, monkeypatch):
+    from uvis.data.synthetic import write_video_file
+
+    write_video_file(tmp_path / "clip.mp4", num_frames=9, height=48, width=64, fps=12.0)
+    inject(monkeypatch, _BlobPredictor())
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "clip.mp4"), "--model", "x", "--out", str(out), "--no-progress",
+                 "--batch-size", "4"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results) == 1 and results[0]["video_id"] == 1 and len(results[0]["segmentations"]) == 9
+    assert sorted(p.name for p in (out / "masks" / "clip").glob("*.png"))[:2] == ["00000.png", "00001.png"]
+    from uvis.data.video import open_video
+
+    overlay = open_video(out / "overlays" / "clip.mp4")
+    assert overlay.num_frames == 9 and abs(overlay.fps - 12.0) < 0.01
