@@ -179,3 +179,21 @@ def test_config_validation():
         TrackerConfig(memory="median")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         TrackerConfig(momentum=1.5)
+
+
+def test_weak_detections_continue_tracks_but_never_start_them():
+    a, b, c, _ = basis(8)
+    tracker = Tracker(TrackerConfig(score_threshold=0.5, continue_threshold=0.2))
+    ida = int(tracker.update(frame([a], scores=[0.9])).track_ids[0])
+    for _ in range(3):  # a's score dips (e.g. partly hidden): still tracked and emitted; a weak newcomer is not
+        out = tracker.update(frame([c, a], scores=[0.3, 0.35]))
+        assert list(out.indices) == [1] and list(out.track_ids) == [ida] and out.new_ids == []
+    # a weak near-duplicate of a cannot take a's track from the confident detection
+    out = tracker.update(frame([unit(a + 0.01 * b), a], scores=[0.4, 0.9]))
+    assert list(out.indices) == [1] and list(out.track_ids) == [ida]
+    # below continue_threshold: ignored
+    assert len(tracker.update(frame([a], scores=[0.1]))) == 0
+    # without the second stage, the dip loses the frames
+    strict = Tracker(TrackerConfig(score_threshold=0.5, continue_threshold=None))
+    strict.update(frame([a], scores=[0.9]))
+    assert len(strict.update(frame([a], scores=[0.35]))) == 0

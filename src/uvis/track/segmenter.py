@@ -193,6 +193,10 @@ class Segmenter:
         return cls(ModelPredictor.from_run(run_dir, device), **kwargs)
 
     def _prepare(self, det: FrameDetections) -> FrameDetections:
+        # A candidate with an empty mask shows no object in this frame (a query that found nothing).
+        nonempty = det.masks.flatten(1).any(1) if len(det) else torch.zeros(0, dtype=torch.bool)
+        if not bool(nonempty.all()):
+            det = det.select(nonempty)
         if self._columns is None:
             return det
         # Not renormalised: restricting to "dog" must not make every object 100% dog.

@@ -1,10 +1,11 @@
 """Online tracking by query/appearance embeddings, with a tracking memory bank.
 
-Per frame, candidates (detections scoring at least ``score_threshold``) are matched to the
-tracks that are still alive or still re-identifiable. The cost is ``1 - cosine`` between each
-candidate's embedding and each track's *memory embedding*; the assignment is Hungarian
-(``scipy.optimize.linear_sum_assignment``). A pair whose similarity is below
-``similarity_threshold`` is rejected and the candidate starts a new track.
+Per frame, confident detections (scoring at least ``score_threshold``) are matched to the
+tracks that are still alive or still re-identifiable; then weaker ones (at least
+``continue_threshold``) may continue the tracks left over, but never start a track. The cost is
+``1 - cosine`` between each candidate's embedding and each track's *memory embedding*; the
+assignment is Hungarian (``scipy.optimize.linear_sum_assignment``). A pair whose similarity is
+below ``similarity_threshold`` is rejected: a confident candidate then starts a new track.
 
 What a track remembers is the memory bank (``TrackerConfig.memory``):
 
@@ -42,7 +43,12 @@ class TrackerConfig:
     """Tracker settings; the defaults suit query embeddings of a Mask2Former-style model at video fps."""
 
     score_threshold: float = 0.5
-    """Detections scoring below this are ignored (not tracked, not emitted)."""
+    """Detections scoring at least this are tracked: matched to a track, or else they start a new one."""
+    continue_threshold: float | None = 0.2
+    """Detections scoring in [continue_threshold, score_threshold) may only continue a track that no
+    confident detection took (matched after them), never start one; below it they are ignored. So an
+    object whose score dips for a few frames keeps its masks and its memory (ByteTrack's idea).
+    None = same as score_threshold (no second stage)."""
     similarity_threshold: float = 0.5
     """Minimum cosine similarity for a detection to continue a track; below it a new track starts."""
     memory: MemoryMode = "ema"
@@ -141,40 +147,55 @@ class Tracker:
     # ------------------------------------------------------------------ per frame
 
     def update(self, detections: FrameDetections) -> FrameTracks:
-        """Assign track ids to this frame's confident detections and update the memory bank."""
+        """Assign track ids to this frame's kept detections and update the memory bank."""
         cfg = self.config
         self._frame += 1
         self._forget_expired()
 
         scores = detections.scores.detach().float().cpu().numpy().reshape(-1)
-        keep = np.flatnonzero(scores >= cfg.score_threshold).astype(np.int64)
-        ids = np.zeros(len(keep), dtype=np.int64)
-        new_ids: list[int] = []
-        if len(keep):
-            emb = detections.embeddings
-            if isinstance(emb, torch.Tensor):
-                emb = emb.detach().float().cpu().numpy()
-            cand = _normalise(np.asarray(emb, dtype=np.float32)[keep])
-            # Highest-scoring candidates first, so that if the track cap bites it drops the weakest.
-            order = np.argsort(-scores[keep], kind="stable")
-            keep, cand = keep[order], cand[order]
-            matched = self._match(cand)
-            for j in range(len(keep)):
-                tid = matched.get(j)
-                if tid is None:
-                    tid = self._start(cand[j])
-                    new_ids.append(tid)
-                else:
-                    self._extend(self._tracks[tid], cand[j])
-                ids[j] = tid
-        self._enforce_cap()
-        return FrameTracks(indices=keep, track_ids=ids, new_ids=new_ids)
+        low = cfg.score_threshold if cfg.continue_threshold is None else min(cfg.continue_threshold,
+                                                                              cfg.score_threshold)
+        # Highest-scoring candidates first, so that if the track cap bites it drops the weakest.
+        order = np.argsort(-scores, kind="stable")
+        high = order[scores[order] >= cfg.score_threshold].astype(np.int64)
+        weak = order[(scores[order] >= low) & (scores[order] < cfg.score_threshold)].astype(np.int64)
+        if not len(high) and not len(weak):
+            self._enforce_cap()
+            return FrameTracks(indices=np.zeros(0, np.int64), track_ids=np.zeros(0, np.int64))
+        emb = detections.embeddings
+        if isinstance(emb, torch.Tensor):
+            emb = emb.detach().float().cpu().numpy()
+        emb = np.asarray(emb, dtype=np.float32)
 
-    def _match(self, cand: np.ndarray) -> dict[int, int]:
-        """Hungarian matching of candidates to remembered tracks; returns {candidate row: track id}."""
-        if not self._tracks:
+        # 1) confident detections against every remembered track
+        cand = _normalise(emb[high])
+        matched = self._match(cand, list(self._tracks.values()))
+        indices, ids, new_ids = [], [], []
+        for j, det in enumerate(high.tolist()):
+            tid = matched.get(j)
+            if tid is None:
+                tid = self._start(cand[j])
+                new_ids.append(tid)
+            else:
+                self._extend(self._tracks[tid], cand[j])
+            indices.append(det)
+            ids.append(tid)
+        # 2) weak detections may only continue a track left unmatched by step 1
+        if len(weak):
+            taken = set(matched.values()) | set(new_ids)
+            rest = [t for t in self._tracks.values() if t.id not in taken]
+            cand = _normalise(emb[weak])
+            for j, tid in sorted(self._match(cand, rest).items()):
+                self._extend(self._tracks[tid], cand[j])
+                indices.append(int(weak[j]))
+                ids.append(tid)
+        self._enforce_cap()
+        return FrameTracks(indices=np.array(indices, np.int64), track_ids=np.array(ids, np.int64), new_ids=new_ids)
+
+    def _match(self, cand: np.ndarray, tracks: list[_Track]) -> dict[int, int]:
+        """Hungarian matching of candidates to ``tracks``; returns {candidate row: track id}."""
+        if not tracks or not len(cand):
             return {}
-        tracks = list(self._tracks.values())
         memory = np.stack([t.embedding() for t in tracks])  # [T, D]
         if memory.shape[1] != cand.shape[1]:
             raise ValueError(f"embedding size changed from {memory.shape[1]} to {cand.shape[1]} within a video")
