@@ -93,10 +93,12 @@ def test_options_reach_the_tracker(synth, tmp_path, monkeypatch):
     inject(monkeypatch, OraclePredictor(dataset))
     out = tmp_path / "out"
     args = ["segment", str(root / "annotations.json"), "--model", "x", "--out", str(out), "--no-progress",
-            "--no-memory", "--no-png", "--no-overlay", "--top-k", "2", "--classes", "disc,square,triangle,ring,cross"]
+            "--no-memory", "--no-png", "--no-overlay", "--top-k", "2", "--classes", "disc,square,triangle,ring,cross",
+            "--continue-threshold", "0.3"]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tracker"]["memory"] == "last" and summary["tracker"]["reid_frames"] == 0
+    assert summary["tracker"]["continue_threshold"] == 0.3
     assert all(v["tracks"] <= 2 for v in summary["per_video"])
     assert not (out / "masks").exists()
 

@@ -53,7 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-memory", action="store_true",
                    help="previous-frame matching without re-identification (the MinVIS baseline)")
     p.add_argument("--memory", choices=["ema", "window", "last"], default="ema", help="tracking memory bank")
-    p.add_argument("--score-threshold", type=float, default=None, help="minimum detection score to track")
+    p.add_argument("--score-threshold", type=float, default=None,
+                   help="minimum score for a detection to start or continue a track (default 0.5; for benchmark "
+                        "AP use 0.1 or less: AP only gains from weak tracks)")
+    p.add_argument("--continue-threshold", type=float, default=None,
+                   help="weaker detections down to this score may only continue an existing track (default 0.2)")
     p.add_argument("--similarity-threshold", type=float, default=None, help="minimum cosine similarity to match")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay videos")
     p.add_argument("--no-png", action="store_true", help="do not write per-frame id PNGs")
@@ -126,6 +130,8 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
     overrides: dict[str, Any] = {}
     if args.score_threshold is not None:
         overrides["score_threshold"] = args.score_threshold
+    if args.continue_threshold is not None:
+        overrides["continue_threshold"] = args.continue_threshold
     if args.similarity_threshold is not None:
         overrides["similarity_threshold"] = args.similarity_threshold
     if args.no_memory:
