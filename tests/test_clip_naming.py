@@ -59,11 +59,15 @@ def test_weights_layouts_load_identically(tmp_path, layout):
         torch.save({"state_dict": sd, "epoch": 3}, other)
     elif layout == "module_prefix":
         torch.save({f"module.{k}": v for k, v in sd.items()}, other)
-    else:  # the OpenAI release format: a TorchScript archive with fp16 weights
+    else:  # the OpenAI release format: a TorchScript archive with (mostly) fp16 weights
         model = open_clip.model.CLIP(**TINY_CFG, quick_gelu=True)
         model.load_state_dict(sd)
+        open_clip.model.convert_weights_to_lp(model)
+        torch.save(model.state_dict(), tmp_path / "fp16.pt")
+        reference = load_tiny_clip(tmp_path / "fp16.pt")  # same fp16-rounded numbers, plain layout
         torch.jit.script(model).save(str(other))
-        assert set(read_state_dict(other)) >= set(sd)
+        stored = read_state_dict(other)
+        assert set(stored) >= set(sd) and stored["visual.proj"].dtype == torch.float16
     clip = load_tiny_clip(other)
     texts = ["a photo of a dog.", "a cat"]
     assert torch.allclose(clip.encode_text(texts), reference.encode_text(texts), atol=1e-6)

@@ -82,6 +82,18 @@ def test_missing_weights_names_file_and_places(tmp_path, monkeypatch):
         dino.load_vit("tiny", tmp_path / "nope.pth")
 
 
+def test_position_embedding_follows_dino():
+    torch.manual_seed(0)
+    pos = torch.randn(1, 1 + 14 * 14, 8)
+    assert dino.dino_pos_embed(pos, (14, 14)) is pos
+    out = dino.dino_pos_embed(pos, (30, 45))
+    assert out.shape == (1, 1 + 30 * 45, 8) and torch.equal(out[:, 0], pos[:, 0])
+    # DINO's rule: bicubic with scale factor (grid + 0.1) / 14, written out for one case
+    ref = torch.nn.functional.interpolate(pos[:, 1:].reshape(1, 14, 14, 8).permute(0, 3, 1, 2),
+                                          scale_factor=(30.1 / 14, 45.1 / 14), mode="bicubic")
+    assert torch.allclose(out[:, 1:], ref.permute(0, 2, 3, 1).reshape(1, -1, 8))
+
+
 def test_feature_shapes_non_square(tmp_path):
     _save_tiny(tmp_path / "w.pth")
     feats = dino.DinoFeatures("tiny", tmp_path / "w.pth", device="cpu")
@@ -95,8 +107,9 @@ def test_feature_shapes_non_square(tmp_path):
     # keys are the k part of the last block's qkv: recompute by hand
     model = feats.model
     with torch.no_grad():
-        t = model.patch_embed(x)
-        t = model._pos_embed(t)
+        t = model.patch_embed(x)  # [B, h, w, D]
+        t = torch.cat([model.cls_token.expand(2, -1, -1), t.flatten(1, 2)], 1)
+        t = t + dino.dino_pos_embed(model.pos_embed, (5, 8))
         for blk in model.blocks[:-1]:
             t = blk(t)
         qkv = model.blocks[-1].attn.qkv(model.blocks[-1].norm1(t))
@@ -106,3 +119,18 @@ def test_feature_shapes_non_square(tmp_path):
     assert torch.allclose(one.keys[0], out.keys[1], atol=1e-5)
     # sizes that are not patch multiples are cut down
     assert feats(dino.preprocess(frames, (43, 70))).grid == (5, 8)
+
+
+def test_resnet50_official_layout(tmp_path):
+    from torchvision.models import resnet50
+
+    torch.manual_seed(0)
+    state = {k: v for k, v in resnet50(weights=None).state_dict().items() if not k.startswith("fc.")}
+    torch.save(state, tmp_path / "dino_resnet50_pretrain.pth")
+    model = dino.load_resnet50(tmp_path)
+    assert torch.equal(model.conv1.weight, state["conv1.weight"])
+    assert model(torch.zeros(1, 3, 64, 48)).shape == (1, 2048)
+    del state["layer4.2.bn3.weight"]
+    torch.save(state, tmp_path / "broken.pth")
+    with pytest.raises(UserError, match="layer4.2.bn3.weight"):
+        dino.load_resnet50(tmp_path / "broken.pth")

@@ -5,7 +5,7 @@ import torch
 
 from uvis.errors import UserError
 from uvis.model import ModelConfig, build_model
-from uvis.model.backbone import ResNetBackbone
+from uvis.model.backbone import ResNetBackbone, ViTBackbone
 from uvis.model.layers import MaskedAttentionDecoder
 
 
@@ -72,3 +72,33 @@ def test_backbone_rejects_wrong_checkpoint(tmp_path: Path):
         ResNetBackbone("resnet18").load_dino(path, download=False)
     with pytest.raises(UserError, match="not found"):
         ResNetBackbone("tiny").load_dino(tmp_path / "missing.pth", download=False)
+
+
+def test_vit_backbone_pyramid_and_dino_layout(tmp_path: Path):
+    torch.manual_seed(0)
+    bb = ViTBackbone("tiny_vit")
+    feats = bb(torch.rand(1, 3, 64, 96))
+    assert [f.shape[-2:] for f in feats] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+    assert [f.shape[1] for f in feats] == bb.channels
+    cfg = ModelConfig.tiny()
+    cfg.backbone = "tiny_vit"
+    out = build_model(cfg)(torch.rand(2, 3, 72, 100))  # not a multiple of the patch size: padded, then cropped
+    assert out["pred_masks"].shape == (2, cfg.num_queries, 18, 25)
+    # a DINO ViT checkpoint (training-checkpoint layout: teacher + module./backbone. prefixes) loads into timm
+    vit = ViTBackbone("dino_vits16")
+    state = {f"module.backbone.{k}": v + 1.0 for k, v in vit.net.state_dict().items()}
+    path = tmp_path / "dino_deitsmall16_pretrain.pth"
+    torch.save({"teacher": state}, path)
+    assert vit.load_dino(path, download=False) == path
+    assert torch.equal(vit.net.pos_embed, state["module.backbone.pos_embed"])
+    with pytest.raises(UserError, match="no DINO checkpoint"):
+        bb.load_dino(path)
+
+
+def test_mask_logits_have_a_quarter_of_any_input_size():
+    """Inputs are padded to a multiple of 32 inside and mask logits cropped back to ceil(H/4) x ceil(W/4)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.tiny()).eval()
+    with torch.no_grad():
+        for (h, w), expect in {(64, 96): (16, 24), (66, 97): (17, 25), (40, 40): (10, 10)}.items():
+            assert model(torch.rand(1, 3, h, w))["pred_masks"].shape[-2:] == expect

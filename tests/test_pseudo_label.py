@@ -162,3 +162,14 @@ def test_crf_option(tmp_path, tiny_weights, capsys):
     else:
         assert _cli(*args) == 0
         load_pseudo_labels(tmp_path / "out" / "pseudo_labels.json")
+
+
+def test_video_file_input(tmp_path, tiny_weights):
+    from uvis.data.synthetic import write_video_file
+
+    write_video_file(tmp_path / "vids" / "a.mp4", num_frames=3, height=32, width=48, seed=2)
+    write_video_file(tmp_path / "vids" / "b.mp4", num_frames=2, height=32, width=48, seed=3)
+    out = pseudo_label_collection(discover(tmp_path / "vids"), tmp_path / "out", TINY, weights=tiny_weights,
+                                  device="cpu", progress=False)
+    labels = load_pseudo_labels(out)
+    assert [(v.name, v.length, v.height, v.width) for v in labels.videos] == [("a", 3, 32, 48), ("b", 2, 32, 48)]

@@ -16,11 +16,11 @@ from uvis.errors import UserError
 
 COMMANDS: list[str] = [
     "uvis.cli.import_davis",
-    "uvis.cli.eval",
-    "uvis.cli.segment",
     "uvis.cli.pseudo_label",
     "uvis.cli.name",
     "uvis.cli.train",
+    "uvis.cli.eval",
+    "uvis.cli.segment",
 ]
 
 

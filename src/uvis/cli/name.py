@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -63,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise UserError("no vocabulary: the input has no categories", path=args.data,
                         fix="pass the class names with --classes \"a,b,c\" or --classes FILE")
+    if len(vocabulary) == 1:
+        print(f"uvis name: note: the vocabulary has one class ('{vocabulary.names[0]}'): every mask gets it; "
+              "pass --classes to name objects", file=sys.stderr)
     naming_cfg = NamingConfig(context=args.context, background=args.background, batch_size=args.batch_size,
                               templates=args.templates, text_cache_dir=str(out.parent / ".uvis-cache"))
     proto = {k: v for k, v in (("min_prob", args.min_prob), ("reject_threshold", args.reject_threshold),

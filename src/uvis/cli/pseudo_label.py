@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="frames per device batch (default: 16)")
     p.add_argument("--shard", default=None, help="process only shard i of n, written i/n (e.g. 0/4)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--fp32", action="store_true", help="no bf16/fp16 autocast for DINO on GPU (slower)")
     p.add_argument("--crf", action="store_true", help="refine masks with a dense CRF (pip install 'uvis[crf]')")
     p.add_argument("--overwrite", action="store_true", help="discard parts made with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else None
     config = PseudoLabelConfig(
         backbone=args.backbone,
+        amp=not args.fp32,
         maskcut=MaskCutConfig(resolution=args.resolution, tau=args.tau, num_masks=args.num_masks, crf=args.crf,
                               solver=args.solver),
     )

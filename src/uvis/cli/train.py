@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -27,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto (CUDA when present)")
     p.add_argument("--init", choices=["dino", "random"],
                    help="backbone initialisation: self-supervised DINO ResNet-50 or random (default: preset's)")
+    p.add_argument("--backbone", metavar="NAME", help="override the preset's backbone: resnet50, dino_vits16, "
+                   "dino_vits8, dino_vitb16, dino_vitb8 (DINO weights exist for these), or any timm ResNet")
     p.add_argument("--backbone-weights", metavar="PATH", help="dino_resnet50_pretrain.pth (file or folder)")
     p.add_argument("--workers", type=int, help="data-loading processes per training process")
     p.add_argument("--seed", type=int, help="seed of initialisation, data order and augmentation")
@@ -52,13 +55,17 @@ def run(args: argparse.Namespace) -> int:
                            "pseudo": args.pseudo, "checkpoint_every": args.checkpoint_every}.items():
             if value is not None:
                 setattr(config, key, value)
-        run_dir = train(config, resume=True, progress=not args.no_progress)
-        print(f"trained model in {run_dir}")
-        return 0
+        return _done(train(config, resume=True, progress=not args.no_progress))
     config = TrainConfig.preset_config(
         args.config, data=args.data, pseudo=args.pseudo, out=args.out, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, device=args.device, init=args.init, backbone_weights=args.backbone_weights,
         num_workers=args.workers, seed=args.seed, checkpoint_every=args.checkpoint_every)
-    run_dir = train(config, resume=args.resume, progress=not args.no_progress)
-    print(f"trained model in {run_dir}")
+    if args.backbone:
+        config.model.backbone = args.backbone
+    return _done(train(config, resume=args.resume, progress=not args.no_progress))
+
+
+def _done(run_dir: Path) -> int:
+    if int(os.environ.get("RANK", "0")) == 0:  # one line per run, not per torchrun process
+        print(f"trained model in {run_dir}")
     return 0

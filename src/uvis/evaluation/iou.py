@@ -9,56 +9,108 @@ plus the pairwise intersections, which pycocotools computes on RLE without decod
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from pycocotools import mask as coco_mask
 
 from uvis.data.masks import RLE
 
+Segs = Sequence[RLE | None]
+
 
 def _coco(rle: RLE) -> RLE:
-    counts = rle["counts"]
-    if isinstance(counts, list):
+    """An RLE pycocotools accepts: compressed counts as str or bytes pass through unchanged."""
+    if isinstance(rle["counts"], list):
         return coco_mask.frPyObjects(rle, int(rle["size"][0]), int(rle["size"][1]))
-    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return rle
 
 
-def frame_areas(segmentations: Sequence[RLE | None]) -> np.ndarray:
-    """Pixel area of each frame's mask (0 where absent), as int64."""
-    present = [i for i, s in enumerate(segmentations) if s]
-    out = np.zeros(len(segmentations), dtype=np.int64)
-    if present:
-        out[present] = coco_mask.area([_coco(segmentations[i]) for i in present])
-    return out
+def _areas(rles: list[RLE]) -> np.ndarray:
+    # pycocotools 2.0.11 + numpy 2 overflows in mask.area for lists longer than 255: call in chunks
+    return np.concatenate([np.asarray(coco_mask.area(rles[i : i + 255]), dtype=np.int64) for i in range(0, len(rles), 255)])
 
 
-def track_ious(
-    dts: Sequence[Sequence[RLE | None]], gts: Sequence[Sequence[RLE | None]], num_frames: int
-) -> np.ndarray:
-    """Spatio-temporal IoU matrix (len(dts) x len(gts)) for tracks of one video.
+@dataclass
+class Overlaps:
+    """Exact integer pixel counts for the tracks of one video."""
 
-    Intersections are summed as exact integers, so the division gives the same double as the
-    per-frame Python loop of the official API.
+    inter: np.ndarray  # [D, G] sum over frames of |d_t ∩ g_t|
+    area_d: np.ndarray  # [D, T] per-frame mask areas, 0 where absent
+    area_g: np.ndarray  # [G, T]
+
+    def iou(self) -> np.ndarray:
+        """[D, G] spatio-temporal IoU; integer sums make the division match the official loop bit for bit."""
+        union = self.area_d.sum(1)[:, None] + self.area_g.sum(1)[None, :] - self.inter
+        out = np.zeros(self.inter.shape)
+        np.divide(self.inter.astype(np.float64), union.astype(np.float64), out=out, where=union > 0)
+        return out
+
+
+def _per_frame(tracks: Sequence[Segs], num_frames: int) -> tuple[list[list[int]], list[list[RLE]], np.ndarray]:
+    """Present (track index, pycocotools RLE) per frame, and the [N, T] area table (one area call)."""
+    idx: list[list[int]] = [[] for _ in range(num_frames)]
+    rles: list[list[RLE]] = [[] for _ in range(num_frames)]
+    flat: list[RLE] = []
+    where: list[tuple[int, int]] = []
+    for i, segs in enumerate(tracks):
+        for t, s in enumerate(segs):
+            if s:
+                r = _coco(s)
+                idx[t].append(i)
+                rles[t].append(r)
+                flat.append(r)
+                where.append((i, t))
+    areas = np.zeros((len(tracks), num_frames), dtype=np.int64)
+    if flat:
+        ii, tt = np.array(where).T
+        areas[ii, tt] = _areas(flat)
+    return idx, rles, areas
+
+
+def overlaps(
+    dts: Sequence[Segs], gts: Sequence[Segs], num_frames: int,
+    d_groups: Sequence[int] | None = None, g_groups: Sequence[int] | None = None,
+) -> Overlaps:
+    """Per-frame areas and summed intersections of the (prediction, ground truth) pairs of a video.
+
+    With group labels (e.g. categories), only pairs within a group are guaranteed to be computed; a
+    mask with no same-group partner in its frame is skipped, so other pairs may be left at 0.
     """
-    nd, ng = len(dts), len(gts)
-    if nd == 0 or ng == 0:
-        return np.zeros((nd, ng))
-    area_d = np.array([frame_areas(s).sum() for s in dts], dtype=np.int64)
-    area_g = np.array([frame_areas(s).sum() for s in gts], dtype=np.int64)
-    inter = np.zeros((nd, ng), dtype=np.int64)
+    d_idx, d_rles, area_d = _per_frame(dts, num_frames)
+    g_idx, g_rles, area_g = _per_frame(gts, num_frames)
+    n_g = len(gts)
+    ratios: list[np.ndarray] = []
+    pairs: list[int] = []
+    weights: list[int] = []
     for t in range(num_frames):
-        di = [i for i in range(nd) if dts[i][t]]
-        gi = [j for j in range(ng) if gts[j][t]]
+        di, gi, dr, gr = d_idx[t], g_idx[t], d_rles[t], g_rles[t]
         if not di or not gi:
             continue
-        d_rles = [_coco(dts[i][t]) for i in di]
-        g_rles = [_coco(gts[j][t]) for j in gi]
-        # With the crowd flag, pycocotools returns |d ∩ g| / |d|: multiply back for the exact integer.
-        ratio = np.asarray(coco_mask.iou(d_rles, g_rles, [1] * len(g_rles)), dtype=np.float64).reshape(len(di), len(gi))
-        ratio = np.where(np.isfinite(ratio) & (ratio > 0), ratio, 0.0)  # empty masks give NaN boxes
-        a_d = np.asarray(coco_mask.area(d_rles), dtype=np.float64)
-        inter[np.ix_(di, gi)] += np.rint(ratio * a_d[:, None]).astype(np.int64)
-    union = area_d[:, None] + area_g[None, :] - inter
-    out = np.zeros((nd, ng))
-    np.divide(inter.astype(np.float64), union.astype(np.float64), out=out, where=union > 0)
-    return out
+        if d_groups is not None and g_groups is not None:
+            in_d, in_g = {d_groups[i] for i in di}, {g_groups[j] for j in gi}
+            kd = [n for n, i in enumerate(di) if d_groups[i] in in_g]
+            kg = [n for n, j in enumerate(gi) if g_groups[j] in in_d]
+            if not kd:
+                continue
+            if len(kd) < len(di):
+                di, dr = [di[n] for n in kd], [dr[n] for n in kd]
+            if len(kg) < len(gi):
+                gi, gr = [gi[n] for n in kg], [gr[n] for n in kg]
+        # With the crowd flag, pycocotools returns |d ∩ g| / |d| (row-major [d, g]): multiply back by |d|.
+        ratios.append(np.asarray(coco_mask.iou(dr, gr, [1] * len(gi)), dtype=np.float64).ravel())
+        pairs.extend(i * n_g + j for i in di for j in gi)
+        weights.extend(int(area_d[i, t]) for i in di for _ in gi)
+    inter = np.zeros(len(dts) * n_g, dtype=np.int64)
+    if pairs:
+        ratio = np.concatenate(ratios)
+        ratio = np.where(np.isfinite(ratio) & (ratio > 0), ratio, 0.0)  # empty masks give NaN
+        per_frame = np.rint(ratio * np.asarray(weights, dtype=np.float64))
+        # sums of exact integers below 2**53 are exact in float64
+        inter = np.bincount(np.asarray(pairs), weights=per_frame, minlength=len(dts) * n_g).astype(np.int64)
+    return Overlaps(inter=inter.reshape(len(dts), n_g), area_d=area_d, area_g=area_g)
+
+
+def track_ious(dts: Sequence[Segs], gts: Sequence[Segs], num_frames: int) -> np.ndarray:
+    """Spatio-temporal IoU matrix (len(dts) x len(gts)) for tracks of one video."""
+    return overlaps(dts, gts, num_frames).iou()

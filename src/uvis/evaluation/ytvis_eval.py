@@ -14,10 +14,11 @@ implementation. In short:
   equal IoUs, the later ground-truth track;
 * 101-point interpolated precision; -1 where a setting has no non-ignored ground truth.
 
-Deviations only where the official code is ill-defined: ground-truth ids are used only as
-identities (duplicate or zero ids are renumbered instead of colliding), a ground truth without
-``areas`` gets them from its masks, and in class-agnostic mode predictions with a category absent
-from the ground truth still count (the official code silently drops them).
+Deviations only where the official code is ill-defined or fails: ground-truth ``id`` values are not
+used (the official code mis-scores duplicate or zero ids), a ground truth without ``areas`` gets them
+from its masks, an empty prediction list scores 0 (the official ``loadRes`` crashes), and in
+class-agnostic mode predictions with a category absent from the ground truth still count (the
+official code silently drops them).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from uvis.data.ytvis import Dataset, Track
 from uvis.errors import UserError
-from uvis.evaluation.iou import frame_areas, track_ious
+from uvis.evaluation.iou import overlaps
 
 IOU_THRS = np.linspace(0.5, 0.95, 10, endpoint=True)
 REC_THRS = np.linspace(0.0, 1.00, 101, endpoint=True)
@@ -55,6 +56,12 @@ def _avg_area(areas: list[float | None] | np.ndarray) -> float:
     return float(np.asarray(vals, dtype=np.float64).mean()) if vals else 0.0
 
 
+def _mean_positive(areas: np.ndarray) -> np.ndarray:
+    """Row-wise ``_avg_area`` of integer [N, T] areas (exact integer sums give the same doubles)."""
+    n = (areas > 0).sum(axis=1)
+    return np.where(n > 0, areas.sum(axis=1) / np.maximum(n, 1), 0.0)
+
+
 @dataclass
 class _Group:
     """Ground truth and (score-sorted, truncated) predictions of one (video, category) cell."""
@@ -72,14 +79,14 @@ def _groups(
     kpos = {c: i for i, c in enumerate(cat_ids)}
     cells: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
 
-    def key(t: Track) -> tuple[int, int] | None:
+    def key(t: Track, is_gt: bool) -> tuple[int, int] | None:
         if t.video_id not in vpos:
             return None
-        if class_agnostic:
+        if class_agnostic and not is_gt:  # any predicted category counts
             return (vpos[t.video_id], 0)
-        if t.category_id not in kpos:
+        if t.category_id not in kpos:  # ground truth of unlisted categories never counts (as official)
             return None
-        return (vpos[t.video_id], kpos[t.category_id])
+        return (vpos[t.video_id], 0 if class_agnostic else kpos[t.category_id])
 
     # Class-agnostic cells list tracks category by category (ascending id), then in file order.
     def order(tracks: list[Track]) -> list[int]:
@@ -87,11 +94,11 @@ def _groups(
         return sorted(idx, key=lambda i: tracks[i].category_id) if class_agnostic else idx
 
     for j in order(gt.tracks):
-        kk = key(gt.tracks[j])
+        kk = key(gt.tracks[j], True)
         if kk is not None:
             cells.setdefault(kk, ([], []))[0].append(j)
     for i in order(preds):
-        kk = key(preds[i])
+        kk = key(preds[i], False)
         if kk is not None:
             cells.setdefault(kk, ([], []))[1].append(i)
     out = []
@@ -106,20 +113,47 @@ def _validate(gt: Dataset, preds: list[Track]) -> None:
     for i, p in enumerate(preds):
         if not gt.has_video(p.video_id):
             raise UserError(f"prediction {i}: unknown video_id {p.video_id}", fix="predict only ground-truth videos")
-        n = gt.video(p.video_id).length
-        if len(p.segmentations) != n:
+        v = gt.video(p.video_id)
+        if len(p.segmentations) != v.length:
             raise UserError(
-                f"prediction {i}: {len(p.segmentations)} segmentations but video {p.video_id} has {n} frames",
+                f"prediction {i}: {len(p.segmentations)} segmentations but video {p.video_id} has {v.length} frames",
                 fix="give one segmentation (or None) per frame",
             )
+        for t, seg in enumerate(p.segmentations):
+            if seg and (int(seg["size"][0]), int(seg["size"][1])) != (v.height, v.width):
+                raise UserError(
+                    f"prediction {i}, frame {t}: mask size {tuple(seg['size'])} but video {p.video_id} is "
+                    f"{(v.height, v.width)} (h, w)",
+                    fix="encode masks at the video's resolution",
+                )
 
 
-def _match(groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray], gt_crowd: list[np.ndarray]):
-    """Greedy matching of every group, area range and IoU threshold at once.
+Matches = list[tuple[np.ndarray, np.ndarray]]
 
-    Returns per group (dt_matched [A,T,D] bool, dt_ignored [A,T,D] bool). Groups are processed
-    together, one prediction rank at a time, over padded [P,A,T,G] arrays.
+
+def _match(groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray], gt_crowd: list[np.ndarray]) -> Matches:
+    """Greedy matching of every group, area range and IoU threshold.
+
+    Returns per group (dt_matched [A,T,D] bool, dt_ignored [A,T,D] bool). Groups with similar
+    ground-truth counts are matched together (so padding stays small), see ``_match_batch``.
     """
+    out: Matches = [(np.zeros(0), np.zeros(0))] * len(groups)
+    buckets: dict[int, list[int]] = {}
+    for p, g in enumerate(groups):
+        buckets.setdefault(len(g.gts).bit_length(), []).append(p)
+    for ps in buckets.values():
+        for p, res in zip(ps, _match_batch([groups[p] for p in ps], [ious[p] for p in ps], [gt_ig[p] for p in ps],
+                                           [gt_crowd[p] for p in ps]), strict=True):
+            out[p] = res
+    return out
+
+
+def _match_batch(
+    groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray], gt_crowd: list[np.ndarray]
+) -> Matches:
+    """All given groups, area ranges and thresholds at once, one prediction rank at a time, over padded
+    [P,A,T,G] arrays. Per prediction: the best available non-ignored ground truth with IoU >= threshold
+    (ties: the later one); only if there is none, the best ignored one (crowd stays available)."""
     A, T = len(AREA_RNG), len(IOU_THRS)
     order = sorted(range(len(groups)), key=lambda p: -len(groups[p].dts))
     P = len(groups)
@@ -161,7 +195,7 @@ def _match(groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray]
         matched[pp, aa, tt, mm] = True
         dtm[pp, aa, tt, d] = True
         dtig[pp, aa, tt, d] = ig[pp, aa, mm]
-    out: list[tuple[np.ndarray, np.ndarray]] = [None] * P  # type: ignore[list-item]
+    out: Matches = [(np.zeros(0), np.zeros(0))] * P
     for r, p in enumerate(order):
         nd = len(groups[p].dts)
         out[p] = (dtm[r, :, :, :nd], dtig[r, :, :, :nd])
@@ -203,23 +237,12 @@ def evaluate(gt: Dataset, preds: list[Track], *, class_agnostic: bool = False) -
     _validate(gt, preds)
     vid_ids = sorted({v.id for v in gt.videos})
     cat_ids = sorted({c.id for c in gt.categories})
-    gt_ids = [t.id for t in gt.tracks]
-    if 0 in gt_ids or len(set(gt_ids)) != len(gt_ids):
-        gt_ids = list(range(1, len(gt.tracks) + 1))  # only identity matters; see module docstring
     groups = _groups(gt, preds, vid_ids, cat_ids, class_agnostic)
 
-    # Per-track areas: ground truth from its stored areas when given, predictions from masks.
-    gt_avg = np.array(
-        [_avg_area(t.areas if t.areas is not None else frame_areas(t.segmentations)) for t in gt.tracks]
-    )
+    # IoU per group, computed once per video over all of that video's tracks, with the per-frame areas
+    # that give each track's mean area (ground truth: the file's own ``areas`` when it has them).
+    gt_avg = np.zeros(len(gt.tracks))
     dt_avg = np.zeros(len(preds))
-    for g in groups:
-        for i in g.dts:
-            dt_avg[i] = _avg_area(frame_areas(preds[i].segmentations))
-    lo = np.array([r[0] for r in AREA_RNG])
-    hi = np.array([r[1] for r in AREA_RNG])
-
-    # IoU per group, computed once per video over all of that video's tracks.
     by_video: dict[int, list[int]] = {}
     for p, g in enumerate(groups):
         by_video.setdefault(g.vpos, []).append(p)
@@ -228,12 +251,23 @@ def evaluate(gt: Dataset, preds: list[Track], *, class_agnostic: bool = False) -
         dts = [i for p in ps for i in groups[p].dts]
         gts = [j for p in ps for j in groups[p].gts]
         n_frames = gt.video(vid_ids[vp]).length
-        full = track_ious([preds[i].segmentations for i in dts], [gt.tracks[j].segmentations for j in gts], n_frames)
+        d_groups = [p for p in ps for _ in groups[p].dts]
+        g_groups = [p for p in ps for _ in groups[p].gts]
+        ov = overlaps([preds[i].segmentations for i in dts], [gt.tracks[j].segmentations for j in gts], n_frames,
+                      d_groups, g_groups)
+        dt_avg[dts] = _mean_positive(ov.area_d)
+        gt_avg[gts] = _mean_positive(ov.area_g)
+        for j in gts:
+            if gt.tracks[j].areas is not None:
+                gt_avg[j] = _avg_area(gt.tracks[j].areas)
+        full = ov.iou()
         d0 = g0 = 0
         for p in ps:
             nd, ng = len(groups[p].dts), len(groups[p].gts)
             ious[p] = full[d0 : d0 + nd, g0 : g0 + ng]
             d0, g0 = d0 + nd, g0 + ng
+    lo = np.array([r[0] for r in AREA_RNG])
+    hi = np.array([r[1] for r in AREA_RNG])
 
     gt_crowd = [np.array([bool(gt.tracks[j].iscrowd) for j in g.gts], dtype=bool) for g in groups]
     gt_ig = []

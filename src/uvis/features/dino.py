@@ -5,13 +5,15 @@ checkpoints, whose key names already match timm's (``cls_token``, ``pos_embed``,
 ``blocks.N.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}.*``, ``norm.*``). Full training checkpoints
 (``teacher`` / ``student`` with ``module.`` / ``backbone.`` prefixes) are unwrapped too.
 
-Any input size works: timm resamples the 224-pixel position embedding to the input's patch grid
-(bicubic, like DINO's ``interpolate_pos_encoding``; DINO adds 0.1 to the scale factor, timm interpolates to
-the exact grid size, so values differ in the last bits only).
+Any input size works: the 224-pixel position embedding is resampled to the input's patch grid exactly as
+DINO's ``interpolate_pos_encoding`` does it (bicubic with scale factor (grid + 0.1) / 14 or / 28). timm's own
+resampling interpolates to the target size instead, which moves the sample points: on a 60x60 grid (480 px,
+patch 8) that changed position embeddings by ~2% of their magnitude, so DINO's rule is kept.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,11 +62,32 @@ RESNET50_SPEC = _spec("dino_resnet50_pretrain")
 BACKBONES = [*VITS, "dino_resnet50"]
 
 
+def dino_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """[1, 1 + N, D] class + patch position embedding -> [1, 1 + h*w, D], as DINO's ``interpolate_pos_encoding``."""
+    n = pos_embed.shape[1] - 1
+    h, w = grid
+    side = int(math.sqrt(n))
+    if n == h * w and h == w:
+        return pos_embed
+    patch = pos_embed[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    patch = F.interpolate(patch.float(), scale_factor=((h + 0.1) / side, (w + 0.1) / side), mode="bicubic")
+    if tuple(patch.shape[-2:]) != (h, w):  # DINO asserts this; the +0.1 makes it hold
+        raise ValueError(f"position embedding resampled to {tuple(patch.shape[-2:])}, expected {grid}")
+    patch = patch.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(1, h * w, -1)
+    return torch.cat([pos_embed[:, :1], patch], dim=1)
+
+
 def build_vit(arch: DinoArch) -> nn.Module:
     """An uninitialised-weights timm ViT with DINO's layout (qkv bias, LayerNorm eps 1e-6, no head)."""
     from timm.models.vision_transformer import VisionTransformer
 
-    return VisionTransformer(
+    class DinoViT(VisionTransformer):
+        def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, h, w, D] (dynamic size, NHWC)
+            b, h, w, d = x.shape
+            x = torch.cat([self.cls_token.expand(b, -1, -1), x.reshape(b, h * w, d)], dim=1)
+            return self.pos_drop(x + dino_pos_embed(self.pos_embed, (h, w)))
+
+    return DinoViT(
         img_size=arch.img_size,
         patch_size=arch.patch_size,
         embed_dim=arch.embed_dim,

@@ -1,7 +1,12 @@
-"""Backbones: timm ResNets returning stride-4/8/16/32 feature maps, optionally DINO-initialised.
+"""Backbones returning stride-4/8/16/32 feature maps, optionally DINO-initialised.
 
-Only self-supervised weights are ever loaded: the DINO ResNet-50 checkpoint
-(``dino_resnet50_pretrain.pth``, a torchvision-layout state dict whose keys timm's ResNet shares).
+- timm ResNets (``resnet50`` ...; ``tiny`` for tests). DINO weights: ``dino_resnet50_pretrain.pth``, a
+  torchvision-layout state dict whose keys timm's ResNet shares.
+- DINO ViTs (``dino_vits16``, ``dino_vits8``, ``dino_vitb16``, ``dino_vitb8``; ``tiny_vit`` for tests) with a
+  ViTDet-style simple feature pyramid: the last block's patch map is up-sampled by transposed convolutions
+  and down-sampled by max-pooling to strides 4..32. The official DINO checkpoints use timm's key names.
+
+Only self-supervised weights are ever loaded: never a model trained on human labels.
 """
 
 from __future__ import annotations
@@ -17,10 +22,48 @@ from torch import nn
 from uvis.errors import UserError
 from uvis.features import weights as weights_lookup
 
-DINO_RESNET50 = weights_lookup.WeightsSpec(
-    filename="dino_resnet50_pretrain.pth",
-    url="https://dl.fbaipublicfiles.com/dino/dino_resnet50_pretrain/dino_resnet50_pretrain.pth",
-)
+
+def _dino_spec(folder: str) -> weights_lookup.WeightsSpec:
+    return weights_lookup.WeightsSpec(filename=f"{folder}.pth", url=f"https://dl.fbaipublicfiles.com/dino/{folder}/{folder}.pth")
+
+
+DINO_RESNET50 = _dino_spec("dino_resnet50_pretrain")
+# name: (patch size, width, depth, heads, published DINO weights)
+VITS: dict[str, tuple[int, int, int, int, weights_lookup.WeightsSpec | None]] = {
+    "dino_vits16": (16, 384, 12, 6, _dino_spec("dino_deitsmall16_pretrain")),
+    "dino_vits8": (8, 384, 12, 6, _dino_spec("dino_deitsmall8_pretrain")),
+    "dino_vitb16": (16, 768, 12, 12, _dino_spec("dino_vitbase16_pretrain")),
+    "dino_vitb8": (8, 768, 12, 12, _dino_spec("dino_vitbase8_pretrain")),
+    "tiny_vit": (16, 64, 2, 4, None),
+}
+
+
+def _read_state(file: Path, spec_url: str) -> dict[str, torch.Tensor]:
+    """A DINO checkpoint as a plain state dict (training checkpoints' teacher/module./backbone. unwrapped)."""
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"cannot read checkpoint ({type(e).__name__})", path=file, fix=f"download {spec_url} again") from None
+    for key in ("teacher", "state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    return {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
+
+
+def _load_into(net: nn.Module, state: dict[str, torch.Tensor], file: Path, skip: tuple[str, ...]) -> None:
+    state = {k: v for k, v in state.items() if not k.startswith(skip)}
+    own = net.state_dict()
+    bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    if bad or missing:
+        raise UserError(f"checkpoint does not fit the backbone (unexpected {bad[:3]}, missing {missing[:3]})",
+                        path=file, fix="pass the DINO checkpoint of the configured backbone")
+    own.update(state)
+    net.load_state_dict(own)
+
+
+def build_backbone(name: str, *, freeze_bn: bool = False) -> ResNetBackbone | ViTBackbone:
+    return ViTBackbone(name) if name in VITS else ResNetBackbone(name, freeze_bn=freeze_bn)
 
 
 class ResNetBackbone(nn.Module):
@@ -32,12 +75,10 @@ class ResNetBackbone(nn.Module):
             net = ResNet(block=BasicBlock, layers=(1, 1, 1, 1), channels=(16, 32, 64, 128), stem_width=16,
                          num_classes=0)
         else:
-            try:
-                net = timm.create_model(name, pretrained=False, num_classes=0)
-            except RuntimeError:
-                raise UserError(f"unknown backbone '{name}'", fix="use a timm ResNet name, e.g. resnet50") from None
-            if not isinstance(net, ResNet):
-                raise UserError(f"backbone '{name}' is not a ResNet", fix="use a timm ResNet name, e.g. resnet50")
+            if name not in timm.list_models(module="resnet"):
+                raise UserError(f"unknown backbone '{name}'",
+                                fix=f"use a timm ResNet (e.g. resnet50) or one of {', '.join(VITS)}")
+            net = timm.create_model(name, pretrained=False, num_classes=0)
         self.net = freeze_batch_norm_2d(net) if freeze_bn else net
         self.channels: list[int] = [info["num_chs"] for info in net.feature_info[1:5]]
         self.strides: list[int] = [info["reduction"] for info in net.feature_info[1:5]]
@@ -48,21 +89,51 @@ class ResNetBackbone(nn.Module):
     def load_dino(self, path: str | Path | None = None, *, download: bool = True) -> Path:
         """Load the DINO ResNet-50 weights (found via ``uvis.features.weights``); returns the file used."""
         file = weights_lookup.resolve(DINO_RESNET50, path, download=download)
-        try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise UserError(f"cannot read checkpoint ({type(e).__name__})", path=file,
-                            fix=f"download {DINO_RESNET50.url} again") from None
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        own = self.net.state_dict()
-        bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
-        missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-        if bad or missing:
-            raise UserError(f"checkpoint does not fit backbone (unexpected {bad[:3]}, missing {missing[:3]})",
-                            path=file, fix="pass dino_resnet50_pretrain.pth with --config default")
-        own.update(state)
-        self.net.load_state_dict(own)
+        _load_into(self.net, _read_state(file, DINO_RESNET50.url), file, skip=("fc.", "head."))
+        return file
+
+
+class ViTBackbone(nn.Module):
+    """A DINO ViT (timm layout) with a simple feature pyramid; ``forward`` returns strides 4, 8, 16, 32."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        from timm.models.vision_transformer import VisionTransformer
+
+        patch, dim, depth, heads, self.spec = VITS[name]
+        self.patch = patch
+        self.net = VisionTransformer(img_size=224, patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads,
+                                     qkv_bias=True, num_classes=0, dynamic_img_size=True, dynamic_img_pad=True)
+        # Per output stride: the scale change from the patch map (ViTDet's simple pyramid).
+        self.levels = nn.ModuleList()
+        self.channels = []
+        for stride in (4, 8, 16, 32):
+            ops: list[nn.Module] = []
+            c = dim
+            s = patch
+            while s > stride:
+                ops += [nn.ConvTranspose2d(c, c // 2, 2, stride=2)]
+                c, s = c // 2, s // 2
+                if s > stride:
+                    ops += [nn.GroupNorm(1, c), nn.GELU()]
+            while s < stride:
+                ops.append(nn.MaxPool2d(2))
+                s *= 2
+            self.levels.append(nn.Sequential(*ops))
+            self.channels.append(c)
+        self.strides = [4, 8, 16, 32]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        fmap = self.net.forward_intermediates(x, indices=1, norm=True, output_fmt="NCHW", intermediates_only=True)[-1]
+        return [level(fmap) for level in self.levels]
+
+    def load_dino(self, path: str | Path | None = None, *, download: bool = True) -> Path:
+        if self.spec is None:
+            raise UserError("this test backbone has no DINO checkpoint", fix="use --init random")
+        file = weights_lookup.resolve(self.spec, path, download=download)
+        state = _read_state(file, self.spec.url)
+        if "pos_embed" in state and state["pos_embed"].shape != self.net.pos_embed.shape:
+            raise UserError(f"pos_embed {tuple(state['pos_embed'].shape)} does not fit", path=file,
+                            fix=f"pass {self.spec.filename}")
+        _load_into(self.net, state, file, skip=("head.",))
         return file

@@ -12,8 +12,9 @@ from uvis.errors import UserError
 class ModelConfig:
     """Shapes of the VIS model. Defaults follow Mask2Former R-50 for YouTube-VIS-like data.
 
-    backbone: timm ResNet name ("resnet50", "resnet18", ...) or "tiny" (a 4-stage BasicBlock ResNet of
-        width 16-128, for tests).
+    backbone: timm ResNet name ("resnet50", "resnet18", ...), "tiny" (a 4-stage BasicBlock ResNet of width
+        16-128, for tests), or a DINO ViT with a simple feature pyramid ("dino_vits16", "dino_vits8",
+        "dino_vitb16", "dino_vitb8"; "tiny_vit" for tests). DINO weights exist for resnet50 and the ViTs.
     freeze_bn: freeze backbone BatchNorm statistics and affine (as Mask2Former does); small per-GPU batches
         make BN statistics noisy.
     num_classes: K; 1 is the class-agnostic mode ("object"). The heads predict K + 1 logits (last = no-object).

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from uvis.model.backbone import ResNetBackbone
+from uvis.model.backbone import build_backbone
 from uvis.model.config import ModelConfig
 from uvis.model.layers import MaskedAttentionDecoder, PixelDecoder
 
@@ -18,8 +19,9 @@ SIZE_DIVISIBILITY = 32
 class VISModel(nn.Module):
     """Per-frame Mask2Former-style segmenter.
 
-    ``forward(images)`` takes [B, 3, H, W] float RGB in [0, 1] (H, W multiples of 32) and returns
-    ``pred_logits`` [B, Q, K+1], ``pred_masks`` [B, Q, H/4, W/4], ``embeddings`` [B, Q, D] (final decoder
+    ``forward(images)`` takes [B, 3, H, W] float RGB in [0, 1] (any size; multiples of 4 keep the mask grid
+    exactly aligned) and returns ``pred_logits`` [B, Q, K+1], ``pred_masks`` [B, Q, ceil(H/4), ceil(W/4)],
+    ``embeddings`` [B, Q, D] (final decoder
     output after its LayerNorm) and ``aux_outputs`` (the same two predictions from the initial queries and
     every decoder layer but the last, for deep supervision).
     """
@@ -27,7 +29,7 @@ class VISModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.backbone = ResNetBackbone(config.backbone, freeze_bn=config.freeze_bn)
+        self.backbone = build_backbone(config.backbone, freeze_bn=config.freeze_bn)
         self.pixel_decoder = PixelDecoder(self.backbone.channels, config.hidden_dim, config.mask_dim, config.nheads,
                                           config.enc_layers, config.enc_dim_feedforward)
         self.decoder = MaskedAttentionDecoder(config.hidden_dim, config.num_queries, config.nheads,
@@ -37,10 +39,18 @@ class VISModel(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> dict:
+        h, w = images.shape[-2:]
         x = (images - self.pixel_mean) / self.pixel_std
+        # Pad (with the mean colour) to a multiple of 32 so every stride divides exactly, then crop the masks
+        # back: mask logits cover the input image exactly (ceil(H/4) x ceil(W/4)), whatever the backbone.
+        x = F.pad(x, (0, (-w) % SIZE_DIVISIBILITY, 0, (-h) % SIZE_DIVISIBILITY))
         feats = self.backbone(x)
         mask_features, memory = self.pixel_decoder(feats)
-        return self.decoder(memory, mask_features)
+        out = self.decoder(memory, mask_features)
+        mh, mw = -(-h // 4), -(-w // 4)
+        for pred in [out, *out["aux_outputs"]]:
+            pred["pred_masks"] = pred["pred_masks"][..., :mh, :mw]
+        return out
 
     def param_groups(self, lr: float, backbone_lr_mult: float, weight_decay: float) -> list[dict]:
         """AdamW groups: backbone at ``lr * backbone_lr_mult``; no weight decay on norms, biases, embeddings."""

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from uvis.errors import UserError
 from uvis.model.config import ModelConfig
-from uvis.model.model import SIZE_DIVISIBILITY, VISModel
+from uvis.model.model import VISModel
 from uvis.track.types import FrameDetections
 
 ClassHead = Callable[[torch.Tensor], torch.Tensor]
@@ -62,15 +62,14 @@ class FramePredictor:
         model.load_state_dict(state["model"])
         return FramePredictor(model, vocab, tuple(config["image_size"]), device)
 
-    def _prepare(self, frames: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+    def _prepare(self, frames: np.ndarray) -> torch.Tensor:
+        """Frames scaled (keeping aspect) to fit ``image_size``, as the training crops were."""
         h, w = frames.shape[1:3]
         th, tw = self.image_size
         scale = min(th / h, tw / w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         x = torch.from_numpy(np.array(frames, copy=True)).to(self.device).permute(0, 3, 1, 2).float().div(255.0)
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)
-        ph, pw = (-nh) % SIZE_DIVISIBILITY, (-nw) % SIZE_DIVISIBILITY
-        return F.pad(x, (0, pw, 0, ph)), (nh, nw)
+        return F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)
 
     @torch.no_grad()
     def predict(self, frames: np.ndarray, *, class_head: ClassHead | None = None) -> list[FrameDetections]:
@@ -81,13 +80,16 @@ class FramePredictor:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"predict expects [B, H, W, 3] uint8 RGB frames, got {frames.shape} {frames.dtype}")
         h, w = frames.shape[1:3]
-        x, (nh, nw) = self._prepare(frames)
+        x = self._prepare(frames)
+        nh, nw = x.shape[-2:]
         cuda = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
             out = self.model(x)
             logits = out["pred_logits"] if class_head is None else class_head(out["embeddings"])
         probs = logits.float().softmax(-1)[..., :-1]
-        masks = F.interpolate(out["pred_masks"].float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        # mask logits cover ceil(nh/4) x ceil(nw/4) cells of 4x4 input pixels: upsample x4, crop, resize
+        mh, mw = out["pred_masks"].shape[-2:]
+        masks = F.interpolate(out["pred_masks"].float(), size=(4 * mh, 4 * mw), mode="bilinear", align_corners=False)
         dets = []
         for b in range(len(frames)):
             m = F.interpolate(masks[b : b + 1, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -93,7 +94,12 @@ def _build(cfg: ClipConfig) -> torch.nn.Module:
     if open_clip.get_model_config(cfg.model_name) is None:
         raise UserError(f"unknown CLIP architecture '{cfg.model_name}'",
                         fix="pick one of open_clip.list_models(), e.g. ViT-B-32 or ViT-B-16")
-    return open_clip.create_model(cfg.model_name, pretrained=None, force_quick_gelu=quick_gelu)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # open_clip warns "initialized randomly": weights are loaded right after
+    try:
+        return open_clip.create_model(cfg.model_name, pretrained=None, force_quick_gelu=quick_gelu)
+    finally:
+        logging.disable(previous)
 
 
 def _load_weights(model: torch.nn.Module, path: Path) -> None:
@@ -141,17 +147,24 @@ def find_weights(cfg: ClipConfig) -> Path:
                                fix="pass the weights file itself with --clip-weights FILE")
 
 
+def _tokenizer(cfg: ClipConfig) -> Any:
+    if cfg.model_cfg is not None:
+        return None  # custom config: the default CLIP BPE tokenizer
+    return open_clip.get_tokenizer(cfg.model_name)
+
+
 class ClipModel:
     """A CLIP in eval mode with its tokenizer and image normalisation."""
 
     def __init__(self, model: torch.nn.Module, *, name: str, weights_path: Path | None,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, tokenizer: Any = None):
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.eval().to(self.device)
         self.name = name
         self.weights_path = weights_path
         ctx = int(getattr(model, "context_length", 77))
-        self.tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=ctx)
+        # open_clip's BPE tokenizer ships with the package (no network); named architectures get theirs by name.
+        self.tokenizer = tokenizer or open_clip.tokenizer.SimpleTokenizer(context_length=ctx)
         size = model.visual.image_size
         self.image_size = int(size[0] if isinstance(size, tuple | list) else size)
         pre = getattr(model.visual, "preprocess_cfg", {}) or {}
@@ -167,7 +180,7 @@ class ClipModel:
         path = find_weights(cfg)
         model = _build(cfg)
         _load_weights(model, path)
-        return cls(model, name=cfg.model_name, weights_path=path, device=cfg.device)
+        return cls(model, name=cfg.model_name, weights_path=path, device=cfg.device, tokenizer=_tokenizer(cfg))
 
     @property
     def logit_scale(self) -> float:
@@ -221,4 +234,4 @@ def random_clip(cfg: ClipConfig | None = None, *, seed: int = 0) -> ClipModel:
     """A randomly initialised CLIP of ``cfg``'s architecture (benchmarks; never for real labels)."""
     cfg = cfg or ClipConfig()
     torch.manual_seed(seed)
-    return ClipModel(_build(cfg), name=cfg.model_name, weights_path=None, device=cfg.device)
+    return ClipModel(_build(cfg), name=cfg.model_name, weights_path=None, device=cfg.device, tokenizer=_tokenizer(cfg))

@@ -26,7 +26,7 @@ import numpy as np
 from uvis import __version__
 from uvis.data import atomic
 from uvis.data.sources import Collection, VideoItem, to_ytvis_video
-from uvis.data.video import Video
+from uvis.data.video import Video, list_frames
 from uvis.data.ytvis import Video as YtvisVideo
 from uvis.errors import UserError
 from uvis.pseudo.format import FrameInstance, PseudoLabels
@@ -43,9 +43,10 @@ class PseudoLabelConfig:
 
     backbone: str = "dino_vitb8"
     maskcut: MaskCutConfig = field(default_factory=MaskCutConfig)
+    amp: bool = True  # bf16/fp16 autocast for the DINO forward on GPU (the eigensolve is always fp32)
 
     def to_json(self) -> dict[str, Any]:
-        return {"stage": "maskcut", "backbone": self.backbone, "maskcut": self.maskcut.to_json()}
+        return {"stage": "maskcut", "backbone": self.backbone, "amp": self.amp, "maskcut": self.maskcut.to_json()}
 
 
 def part_path(out_dir: Path, video_id: int) -> Path:
@@ -116,6 +117,13 @@ def _prefetched(it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
             yield batch
 
 
+def _known_length(item: VideoItem) -> int | None:
+    """Frame count when it is cheap to know (dataset lists, frame folders); None for video files."""
+    if item.file_names is not None:
+        return len(item.file_names)
+    return len(list_frames(item.path)) if item.path.is_dir() else None
+
+
 def label_video(item: VideoItem, maskcut: MaskCut, batch_size: int, progress: Any = None) -> dict[str, Any]:
     """Run MaskCut on every frame of one video; returns its part (YouTube-VIS video entry + annotations)."""
     video = item.open()
@@ -131,7 +139,10 @@ def label_video(item: VideoItem, maskcut: MaskCut, batch_size: int, progress: An
             frame_index += 1
         if progress is not None:
             progress.update(len(batch))
-    if frame_index != entry.length:
+    if frame_index != entry.length and item.file_names is None and item.path.is_file():
+        # container frame counts can be off by a few (damaged tail, odd muxing): trust the decoder
+        entry.file_names = [f"{item.name}/{i:05d}.jpg" for i in range(frame_index)]
+    if frame_index != entry.length or frame_index == 0:
         raise UserError(f"decoded {frame_index} frames but the video lists {entry.length}", path=item.path,
                         fix="re-encode the video or check its frame list")
     return {"format": PART_FORMAT, "video": entry.to_json(), "annotations": annotations,
@@ -198,8 +209,8 @@ def pseudo_label_collection(
     if todo:
         from uvis.features.dino import DinoFeatures
 
-        maskcut = MaskCut(DinoFeatures(config.backbone, weights, device), config.maskcut)
-        known = [len(i.file_names) if i.file_names is not None else None for i in todo]
+        maskcut = MaskCut(DinoFeatures(config.backbone, weights, device, amp=config.amp), config.maskcut)
+        known = [_known_length(i) for i in todo]
         total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
         with tqdm(total=total, unit="frame", desc="maskcut", disable=not progress, dynamic_ncols=True) as bar:
             for item in todo:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.functional import gaussian_blur
+from torchvision.ops import roi_align
 
 from uvis.errors import UserError
 from uvis.pseudo.clip_model import ClipModel
@@ -66,40 +66,50 @@ def crop_box(mask: np.ndarray, context: float) -> tuple[int, int, int]:
     return math.floor(cx - side / 2), math.floor(cy - side / 2), side
 
 
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of Bx3xSxS images (reflect padding); two 1-D passes keep it cheap for big sigma."""
+    size = images.shape[-1]
+    radius = min(math.ceil(3 * sigma), size - 1)
+    if radius < 1 or sigma <= 0:
+        return images
+    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    c = images.shape[1]
+    out = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="reflect"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1),
+                   groups=c)
+    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1),
+                    groups=c)
+
+
 def crop_masks(
     frame: torch.Tensor, masks: list[np.ndarray], cfg: NamingConfig, size: int, mean: tuple[float, ...]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Crops (Bx3xSxS, values in [0, 1], background treated) and their masks (BxSxS bool) of one frame.
 
-    ``frame`` is a 3xHxW float tensor in [0, 1] on the device the crops should be made on.
+    ``frame`` is a 3xHxW float tensor in [0, 1] on the device the crops should be made on. All crops of a
+    frame come from one ``roi_align`` call (bilinear, with ceil(side/S)^2 samples averaged per output
+    pixel, so shrinking is anti-aliased). It samples the frame minus the mean colour, whose zero outside
+    the frame becomes the mean colour once the mean is added back.
     """
-    _, h, w = frame.shape
     fill = torch.tensor(mean, dtype=frame.dtype, device=frame.device).view(3, 1, 1)
-    crops, alphas = [], []
-    for m in masks:
-        x0, y0, side = crop_box(m, cfg.context)
-        canvas = fill.expand(3, side, side).clone()
-        alpha = torch.zeros(1, side, side, dtype=frame.dtype, device=frame.device)
-        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
-        if sx1 > sx0 and sy1 > sy0:
-            canvas[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = frame[:, sy0:sy1, sx0:sx1]
-            sub = torch.from_numpy(np.ascontiguousarray(m[sy0:sy1, sx0:sx1])).to(frame.device)
-            alpha[0, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = sub.to(frame.dtype)
-        crops.append(F.interpolate(canvas[None], size=(size, size), mode="bilinear", antialias=side > size,
-                                   align_corners=False)[0])
-        alphas.append(F.interpolate(alpha[None], size=(size, size), mode="bilinear", antialias=side > size,
-                                    align_corners=False)[0, 0] >= 0.5)
-    if not crops:
+    if not masks:
         return torch.zeros(0, 3, size, size, device=frame.device), torch.zeros(0, size, size, dtype=torch.bool)
-    images = torch.stack(crops).clamp_(0, 1)
-    inside = torch.stack(alphas)[:, None]
+    boxes = []
+    for k, m in enumerate(masks):
+        x0, y0, side = crop_box(m, cfg.context)
+        boxes.append([k, x0, y0, x0 + side, y0 + side])
+    rois = torch.tensor(boxes, dtype=frame.dtype, device=frame.device)
+    whole = rois.clone()
+    whole[:, 0] = 0  # every crop samples the one frame
+    images = roi_align((frame - fill)[None], whole, output_size=size, sampling_ratio=-1, aligned=True) + fill
+    stack = torch.from_numpy(np.stack(masks)).to(frame.device)[:, None].to(frame.dtype)
+    inside = roi_align(stack, rois, output_size=size, sampling_ratio=-1, aligned=True) >= 0.5
+    images = images.clamp_(0, 1)
     if cfg.background == "grey":
         images = torch.where(inside, images, fill)
     elif cfg.background == "blur":
-        sigma = float(cfg.blur_sigma)
-        kernel = 2 * math.ceil(3 * sigma) + 1
-        kernel = min(kernel, 2 * ((size - 1) // 2) + 1)  # the kernel must fit in the image
-        images = torch.where(inside, images, gaussian_blur(images, [kernel, kernel], [sigma, sigma]))
+        images = torch.where(inside, images, gaussian_blur(images, cfg.blur_sigma))
     return images, inside[:, 0]
 
 

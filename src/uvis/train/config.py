@@ -20,6 +20,8 @@ class TrainConfig:
         factor in ``scale_range``. Inference fits frames into the same size.
     lr / weight_decay / backbone_lr_mult / clip_grad: AdamW as Mask2Former (1e-4, 0.05, 0.1, full-model
         gradient norm clipped to 0.01 — AdamW is invariant to that global scale, it only tames spikes).
+    copy_paste_prob: chance that a training frame gets a random subset of another frame's pseudo-instances
+        pasted on top (CutLER-style copy-paste; it adds objects in new contexts and occlusions).
     warmup_steps / poly_power: linear warm-up from 1% of the lr, then polynomial decay to 0.
     amp: "auto" (bf16 autocast on CUDA, off on CPU), "bf16", "fp16" (with a gradient scaler) or "off".
     """
@@ -45,6 +47,7 @@ class TrainConfig:
     image_size: tuple[int, int] = (360, 640)
     scale_range: tuple[float, float] = (0.75, 1.5)
     hflip: bool = True
+    copy_paste_prob: float = 0.5
     min_score: float = 0.0
     min_area: int = 4
     skip_empty_frames: bool = True
@@ -60,7 +63,7 @@ class TrainConfig:
         if name == "tiny":
             base = TrainConfig(model=model, loss=LossConfig(num_points=256), preset=name, steps=300, batch_size=4,
                                lr=1e-3, warmup_steps=10, clip_grad=1.0, init="random", image_size=(64, 96),
-                               scale_range=(0.9, 1.1), num_workers=0, checkpoint_every=100, log_every=10)
+                               scale_range=(0.9, 1.1), copy_paste_prob=0.0, num_workers=0, checkpoint_every=100, log_every=10)
         else:
             base = TrainConfig(model=model, preset=name)
         for k, v in overrides.items():

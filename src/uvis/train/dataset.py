@@ -95,12 +95,13 @@ class FrameDataset(torch.utils.data.Dataset):
 
     def __init__(self, samples: list[FrameSample], image_size: tuple[int, int], *,
                  scale_range: tuple[float, float] = (1.0, 1.0), hflip: bool = False, min_area: int = 1,
-                 seed: int = 0):
+                 copy_paste_prob: float = 0.0, seed: int = 0):
         self.samples = samples
         self.image_size = tuple(image_size)
         self.scale_range = scale_range
         self.hflip = hflip
         self.min_area = min_area
+        self.copy_paste_prob = copy_paste_prob
         self.seed = seed
         self.dropped = 0  # instances left out (class-aware file, no category)
 
@@ -138,8 +139,18 @@ class FrameDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
         index, epoch = key
-        s = self.samples[index]
         rng = np.random.default_rng([self.seed, epoch, index])
+        image, masks, labels = self._augmented(index, rng)
+        if self.copy_paste_prob > 0 and len(self) > 1 and rng.random() < self.copy_paste_prob:
+            other = int(rng.integers(0, len(self) - 1))
+            other += other >= index  # another frame
+            image, masks, labels = self._paste(image, masks, labels, *self._augmented(other, rng), rng)
+        keep = masks.flatten(1).sum(1) >= self.min_area
+        return {"image": image.contiguous(), "masks": masks[keep].contiguous(), "labels": labels[keep]}
+
+    def _augmented(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Load a frame and its masks; random scale, crop (or pad) to ``image_size``, horizontal flip."""
+        s = self.samples[index]
         image = torch.from_numpy(np.array(read_image(s.path))).permute(2, 0, 1).float().div(255.0)
         h, w = image.shape[-2:]
         if s.segmentations:
@@ -161,9 +172,26 @@ class FrameDataset(torch.utils.data.Dataset):
         image, masks = F.pad(image, pad), F.pad(masks, pad)
         if self.hflip and rng.random() < 0.5:
             image, masks = image.flip(-1), masks.flip(-1)
-        labels = torch.tensor(s.labels, dtype=torch.long)
-        keep = masks.flatten(1).sum(1) >= self.min_area
-        return {"image": image.contiguous(), "masks": masks[keep].contiguous(), "labels": labels[keep]}
+        return image, masks, torch.tensor(s.labels, dtype=torch.long)
+
+    @staticmethod
+    def _paste(image, masks, labels, src_image, src_masks, src_labels, rng: np.random.Generator):
+        """Copy-paste: a random non-empty subset of another frame's instances is pasted on top of this frame.
+
+        Pasted pixels are removed from the masks they cover, so the targets stay a valid (non-overlapping
+        where the source was) instance layout; wholly covered instances are dropped by the ``min_area`` filter.
+        """
+        if len(src_masks) == 0:
+            return image, masks, labels
+        chosen = rng.random(len(src_masks)) < 0.5
+        if not chosen.any():
+            chosen[int(rng.integers(0, len(src_masks)))] = True
+        pick = torch.from_numpy(chosen)
+        pasted = src_masks[pick]
+        union = pasted.any(0)
+        image = torch.where(union[None], src_image, image)
+        masks = masks & ~union[None]
+        return image, torch.cat([masks, pasted]), torch.cat([labels, src_labels[pick]])
 
 
 def collate(batch: list[dict]) -> tuple[torch.Tensor, list[dict]]:

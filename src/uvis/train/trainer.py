@@ -8,6 +8,7 @@ states and the data-order parameters; the data order itself is a pure function o
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import time
@@ -80,10 +81,33 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def optimization_step(model: torch.nn.Module, criterion: SetCriterion, optimizer: torch.optim.Optimizer,
+                      scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
+                      images: torch.Tensor, targets: list[dict], *, device: torch.device, amp: torch.dtype | None,
+                      clip_grad: float) -> dict[str, torch.Tensor]:
+    """One step: forward under autocast, set loss in float32, backward, clip, AdamW step, schedule step."""
+    model.train()
+    images = images.to(device, non_blocking=True)
+    targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
+    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        outputs = model(images)
+    losses = criterion(outputs, targets)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(losses["loss"]).backward()
+    scaler.unscale_(optimizer)
+    if clip_grad > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    return {k: v.detach() for k, v in losses.items()}
+
+
 class Trainer:
     """One process's share of a training run (``run()`` drives it; ``train_step`` is one optimisation step)."""
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool = True):
+        config = copy.deepcopy(config)  # the caller's object stays as given
         out = Path(config.out)
         if not config.out:
             raise UserError("no output folder", fix="pass --out RUN_DIR")
@@ -109,7 +133,8 @@ class Trainer:
         self.dataset = FrameDataset.from_pseudo(
             pseudo, resolve_frame_paths(config.data, pseudo), min_score=config.min_score,
             skip_empty_frames=config.skip_empty_frames, image_size=tuple(config.image_size),
-            scale_range=tuple(config.scale_range), hflip=config.hflip, min_area=config.min_area, seed=config.seed)
+            scale_range=tuple(config.scale_range), hflip=config.hflip, min_area=config.min_area,
+            copy_paste_prob=config.copy_paste_prob, seed=config.seed)
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         model = build_model(config.model, init=config.init, backbone_weights=config.backbone_weights).to(self.device)
@@ -174,22 +199,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def train_step(self, images: torch.Tensor, targets: list[dict]) -> dict[str, torch.Tensor]:
-        self.ddp.train()
-        images = images.to(self.device, non_blocking=True)
-        targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            outputs = self.ddp(images)
-        losses = self.criterion(outputs, targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses["loss"]).backward()
-        self.scaler.unscale_(self.optimizer)
-        if self.config.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+        losses = optimization_step(self.ddp, self.criterion, self.optimizer, self.scheduler, self.scaler, images,
+                                   targets, device=self.device, amp=self.amp_dtype, clip_grad=self.config.clip_grad)
         self.step += 1
-        return {k: v.detach() for k, v in losses.items()}
+        return losses
 
     def _loader(self) -> torch.utils.data.DataLoader:
         # Own generator: creating the loader must not draw from the global torch RNG (exact resume).
