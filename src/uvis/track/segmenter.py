@@ -193,10 +193,16 @@ class Segmenter:
         return cls(ModelPredictor.from_run(run_dir, device), **kwargs)
 
     def _prepare(self, det: FrameDetections) -> FrameDetections:
-        # A candidate with an empty mask shows no object in this frame (a query that found nothing).
-        nonempty = det.masks.flatten(1).any(1) if len(det) else torch.zeros(0, dtype=torch.bool)
-        if not bool(nonempty.all()):
-            det = det.select(nonempty)
+        # Drop what the tracker would ignore anyway (cheap), then candidates with an empty mask: they show
+        # no object in this frame (a query that found nothing). Only surviving masks are scanned.
+        cfg = self.tracker_config
+        low = cfg.score_threshold if cfg.continue_threshold is None else min(cfg.score_threshold,
+                                                                              cfg.continue_threshold)
+        keep = det.scores >= low
+        if bool(keep.any()):
+            keep[keep.clone()] = det.masks[keep].flatten(1).any(1).to(keep.device)
+        if not bool(keep.all()):
+            det = det.select(keep)
         if self._columns is None:
             return det
         # Not renormalised: restricting to "dog" must not make every object 100% dog.
