@@ -20,6 +20,7 @@ COMMANDS: list[str] = [
     "uvis.cli.name",
     "uvis.cli.train",
     "uvis.cli.eval",
+    "uvis.cli.segment",
 ]
 
 

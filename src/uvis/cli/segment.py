@@ -1,0 +1,293 @@
+"""``uvis segment``: segment, track and name the objects of videos.
+
+Writes, under ``--out``:
+
+- ``results.json``: YouTube-VIS results for every finished video (video ids of the collection);
+- ``masks/<video>/<frame>.png``: per-frame instance-id PNGs (unless ``--no-png``);
+- ``overlays/<video>.mp4``: coloured masks with track ids and class names (unless ``--no-overlay``);
+- ``videos/<video>.json``: the per-video record, written last and atomically — a video with this
+  file is finished, and a rerun skips it (resume);
+- ``summary.json``: tracks, classes and speed, also printed.
+
+``--classes``: with ``--model none`` any names (CLIP text embeddings; open vocabulary). With a trained
+model the names must be classes it was trained on: its probabilities are restricted to them (not
+renormalised). Free-form names for a trained model would need a class head scoring the query
+embeddings against CLIP text embeddings (a projection of the queries into CLIP space, trained; the
+predictor's ``class_head`` hook can take it); no such head is trained yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from uvis.data import atomic
+from uvis.data.sources import Collection, VideoItem, discover, parse_shard
+from uvis.errors import UserError
+from uvis.track.segmenter import FramePredictor, Segmenter, VideoResult
+from uvis.track.tracker import TrackerConfig
+from uvis.track.video_tracks import VideoTrack
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "segment",
+        help="segment and track every object in videos",
+        description="Segment, track and name every object in a video, a folder of videos or frames, or a dataset.",
+    )
+    p.add_argument("input", help="video file, frame folder, folder of videos, DAVIS folder or YouTube-VIS JSON")
+    p.add_argument("--model", required=True,
+                   help="training run folder of a trained model, or 'none' for the training-free path "
+                        "(MaskCut masks + CLIP embeddings)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--frames", help="frame root of a YouTube-VIS JSON input (default: JPEGImages beside it)")
+    p.add_argument("--classes", help="comma-separated class names to report, e.g. 'dog,skateboard'")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--top-k", type=int, default=10, help="tracks kept per video (default 10)")
+    p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
+    p.add_argument("--no-memory", action="store_true",
+                   help="previous-frame matching without re-identification (the MinVIS baseline)")
+    p.add_argument("--memory", choices=["ema", "window", "last"], default="ema", help="tracking memory bank")
+    p.add_argument("--score-threshold", type=float, default=None,
+                   help="minimum score for a detection to start or continue a track (default 0.5; for benchmark "
+                        "AP use 0.1 or less: AP only gains from weak tracks)")
+    p.add_argument("--continue-threshold", type=float, default=None,
+                   help="weaker detections down to this score may only continue an existing track (default 0.2)")
+    p.add_argument("--similarity-threshold", type=float, default=None, help="minimum cosine similarity to match")
+    p.add_argument("--no-overlay", action="store_true", help="do not write overlay videos")
+    p.add_argument("--no-png", action="store_true", help="do not write per-frame id PNGs")
+    p.add_argument("--shard", help="process only shard i/n of the videos, e.g. 0/4")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("training-free path (--model none)")
+    g.add_argument("--backbone", default="dino_vitb8", help="DINO ViT for MaskCut (default dino_vitb8)")
+    g.add_argument("--dino-weights", help="DINO checkpoint file, or a folder holding it under its official name")
+    g.add_argument("--num-masks", type=int, default=3, help="MaskCut masks per frame (default 3)")
+    g.add_argument("--resolution", type=int, default=480, help="MaskCut input size (default 480)")
+    g.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
+    g.add_argument("--clip-pretrained", default="openai", help="pretrained tag naming the weights file")
+    g.add_argument("--clip-weights", help="CLIP weights file, or a folder holding it")
+    p.set_defaults(func=run)
+
+
+def resolve_device(device: str | None) -> str:
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
+    """The frame predictor for ``--model`` (tests replace this function to inject one)."""
+    if args.model.lower() == "none":
+        return _stage1_predictor(args, device, collection)
+    run_dir = Path(args.model)
+    if not run_dir.is_dir():
+        raise UserError("model run folder not found", path=run_dir,
+                        fix="pass the folder written by `uvis train`, or --model none")
+    try:
+        from uvis.model.predictor import FramePredictor as ModelPredictor
+    except ImportError:
+        raise UserError("this uvis version has no trained-model predictor", path=run_dir,
+                        fix="use --model none for the training-free path") from None
+    return ModelPredictor.from_run(run_dir, device)
+
+
+def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
+    """MaskCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept)."""
+    from uvis.pseudo.clip_model import ClipConfig
+    from uvis.pseudo.maskcut import MaskCutConfig
+    from uvis.pseudo.vocabulary import Vocabulary, parse_classes
+    from uvis.track.stage1_predictor import Stage1Config, Stage1FramePredictor
+
+    if args.classes:
+        vocabulary = parse_classes(args.classes)
+    elif collection.dataset is not None and collection.dataset.categories:
+        vocabulary = Vocabulary.from_categories(collection.dataset.categories)
+    else:
+        raise UserError("--model none names objects with CLIP and needs a vocabulary", path=args.input,
+                        fix='pass the class names, e.g. --classes "person,dog,skateboard"')
+    cfg = Stage1Config(
+        backbone=args.backbone, dino_weights=args.dino_weights,
+        maskcut=MaskCutConfig(num_masks=args.num_masks, resolution=args.resolution),
+        clip=ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained, weights=args.clip_weights),
+    )
+    try:
+        return Stage1FramePredictor.create(vocabulary, cfg, device)
+    except UserError as e:  # the DINO loader names its own CLI's flag; here it is --dino-weights
+        if e.fix is None or not re.search(r"(?<![\w-])--weights", e.fix):
+            raise
+        message = str(e).split(" — fix: ")[0]
+        raise UserError(message, fix=re.sub(r"(?<![\w-])--weights", "--dino-weights", e.fix)) from None
+
+
+def tracker_config(args: argparse.Namespace) -> TrackerConfig:
+    overrides: dict[str, Any] = {}
+    if args.score_threshold is not None:
+        overrides["score_threshold"] = args.score_threshold
+    if args.continue_threshold is not None:
+        overrides["continue_threshold"] = args.continue_threshold
+    if args.similarity_threshold is not None:
+        overrides["similarity_threshold"] = args.similarity_threshold
+    if args.no_memory:
+        return TrackerConfig.minvis_baseline(**overrides)
+    return TrackerConfig(memory=args.memory, **overrides)
+
+
+def safe_name(name: str) -> str:
+    """A video name usable as one file name."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return cleaned or "video"
+
+
+def _record_path(out: Path, item: VideoItem) -> Path:
+    return out / "videos" / f"{safe_name(item.name)}.json"
+
+
+def _load_record(path: Path, item: VideoItem) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if record.get("video_id") != item.video_id or record.get("name") != item.name:
+        return None
+    return record
+
+
+def segment_collection(
+    collection: Collection,
+    items: list[VideoItem],
+    segmenter: Segmenter,
+    out: Path,
+    *,
+    batch_size: int = 8,
+    write_png: bool = True,
+    write_overlay: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Segment ``items``, skipping finished ones; then write results.json and summary.json."""
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = []
+    done = skipped = 0
+    names = [safe_name(i.name) for i in items]
+    if len(set(names)) != len(names):
+        raise UserError("two videos map to the same output name", path=collection.root,
+                        fix="give the videos distinct names")
+    for item in tqdm(items, desc="videos", unit="video", disable=not progress):
+        record_path = _record_path(out, item)
+        record = _load_record(record_path, item) if record_path.exists() else None
+        if record is not None:
+            # finished earlier; outputs asked for now but not written then are made from the record
+            _complete_outputs(item, record, segmenter, out, write_png=write_png, write_overlay=write_overlay)
+            records.append(record)
+            skipped += 1
+            continue
+        result = segmenter.segment(item.open(), batch_size=batch_size, progress=progress)
+        name = safe_name(item.name)
+        if write_png:
+            result.save_pngs(out / "masks" / name)
+        if write_overlay:
+            result.save_overlay(out / "overlays" / f"{name}.mp4")
+        record = {
+            "video_id": item.video_id,
+            "name": item.name,
+            "summary": result.summary(),
+            "tracks": [{"track_id": t.track_id, "class": t.class_name, "category_id": t.category_id,
+                        "score": t.score, "frames_seen": t.num_frames_seen} for t in result.tracks],
+            "results": [t.to_result_json() for t in result.to_ytvis(item.video_id)],
+        }
+        atomic.write_json(record_path, record)
+        records.append(record)
+        done += 1
+    # Every finished video of the collection (also those of other shards / earlier runs).
+    wanted = {i.video_id for i in items}
+    for item in collection.items:
+        if item.video_id in wanted:
+            continue
+        path = _record_path(out, item)
+        rec = _load_record(path, item) if path.exists() else None
+        if rec is not None:
+            records.append(rec)
+    records.sort(key=lambda r: r["video_id"])
+    atomic.write_json(out / "results.json", [r for rec in records for r in rec["results"]])
+    summary = _summarise(records, segmenter, done=done, skipped=skipped)
+    atomic.write_json(out / "summary.json", summary, indent=2)
+    return summary
+
+
+def _complete_outputs(item: VideoItem, record: dict[str, Any], segmenter: Segmenter, out: Path, *,
+                      write_png: bool, write_overlay: bool) -> None:
+    name = safe_name(item.name)
+    frames = int(record["summary"]["frames"])
+    png_dir = out / "masks" / name
+    need_png = write_png and (not png_dir.is_dir() or len(list(png_dir.glob("*.png"))) < frames)
+    overlay = out / "overlays" / f"{name}.mp4"
+    need_overlay = write_overlay and not overlay.exists()
+    if not (need_png or need_overlay):
+        return
+    tracks = [
+        VideoTrack(track_id=int(t["track_id"]), category_id=int(t["category_id"]), class_name=str(t["class"]),
+                   score=float(t["score"]), segmentations=r["segmentations"], num_frames_seen=int(t["frames_seen"]))
+        for t, r in zip(record["tracks"], record["results"], strict=True)
+    ]
+    result = VideoResult(video=item.open(), tracks=tracks, vocabulary=segmenter.vocabulary)
+    if need_png:
+        result.save_pngs(png_dir)
+    if need_overlay:
+        result.save_overlay(overlay)
+
+
+def _summarise(records: list[dict[str, Any]], segmenter: Segmenter, *, done: int, skipped: int) -> dict[str, Any]:
+    classes: dict[str, int] = {}
+    for rec in records:
+        for t in rec["tracks"]:
+            classes[t["class"]] = classes.get(t["class"], 0) + 1
+    frames = sum(r["summary"]["frames"] for r in records)
+    seconds = sum(r["summary"]["seconds"] for r in records)
+    return {
+        "videos": len(records),
+        "segmented_now": done,
+        "skipped_finished": skipped,
+        "frames": frames,
+        "tracks": sum(len(r["tracks"]) for r in records),
+        "classes": dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "seconds": round(seconds, 3),
+        "fps": round(frames / seconds, 2) if seconds > 0 else None,
+        "tracker": asdict(segmenter.tracker_config),
+        "vocabulary": [name for _, name in segmenter.vocabulary],
+        "per_video": [r["summary"] for r in records],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.top_k < 1:
+        raise UserError(f"--top-k {args.top_k}", fix="use --top-k >= 1")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}", fix="use --batch-size >= 1")
+    collection = discover(args.input, frames=args.frames)
+    items = collection.items if not args.shard else collection.shard(*parse_shard(args.shard))
+    device = resolve_device(args.device)
+    start = time.perf_counter()
+    predictor = load_predictor(args, device, collection)
+    # the stage-1 predictor takes --classes itself (open vocabulary, see _stage1_predictor)
+    classes = None if not args.classes or args.model.lower() == "none" else \
+        [c.strip() for c in args.classes.split(",") if c.strip()]
+    segmenter = Segmenter(predictor, tracker_config=tracker_config(args), vocabulary=classes, top_k=args.top_k)
+    summary = segment_collection(collection, items, segmenter, args.out, batch_size=args.batch_size,
+                                 write_png=not args.no_png, write_overlay=not args.no_overlay,
+                                 progress=not args.no_progress)
+    wall = time.perf_counter() - start
+    top = ", ".join(f"{k} {v}" for k, v in list(summary["classes"].items())[:8]) or "none"
+    print(f"segmented {summary['segmented_now']} video(s), skipped {summary['skipped_finished']} finished; "
+          f"{summary['videos']} in {args.out / 'results.json'}")
+    print(f"  frames {summary['frames']}, tracks {summary['tracks']}, classes: {top}")
+    print(f"  speed {summary['fps'] if summary['fps'] is not None else '-'} frames/s (segmentation), "
+          f"wall {wall:.1f} s on {device}")
+    return 0

@@ -1,0 +1,249 @@
+"""The Python API: segment, track and name every object of a video in a few lines.
+
+    from uvis.track.segmenter import Segmenter
+    seg = Segmenter.from_run("runs/ytvis", device="cuda")
+    result = seg.segment("clip.mp4")
+    result.save_json("clip.json"); result.save_overlay("clip_overlay.mp4")
+
+A ``Segmenter`` wraps any *frame predictor* — an object with ``predict(frames) -> list[FrameDetections]``
+(frames: uint8 [B, H, W, 3]) and ``vocabulary`` (list of (category id, name)) — with the online
+tracker and the video-level accumulator. The video is streamed in batches, never loaded whole;
+masks are RLE-encoded as they arrive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from uvis.data import masks as mask_utils
+from uvis.data import ytvis
+from uvis.data.video import Video, open_video, write_video
+from uvis.errors import UserError
+from uvis.track.tracker import Tracker, TrackerConfig
+from uvis.track.types import FrameDetections
+from uvis.track.video_tracks import VideoTrack, VideoTrackAccumulator
+
+
+class FramePredictor(Protocol):
+    """What ``Segmenter`` needs from a per-frame model."""
+
+    vocabulary: list[tuple[int, str]]
+
+    def predict(self, frames: np.ndarray) -> list[FrameDetections]: ...
+
+
+@dataclass
+class VideoResult:
+    """Tracks of one video, and the means to save them."""
+
+    video: Video
+    tracks: list[VideoTrack]
+    vocabulary: list[tuple[int, str]]
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return self.video.num_frames
+
+    @property
+    def fps(self) -> float:
+        """Frames processed per second (prediction + tracking + encoding)."""
+        return self.num_frames / self.seconds if self.seconds > 0 else float("nan")
+
+    def to_ytvis(self, video_id: int = 1) -> list[ytvis.Track]:
+        return [t.to_ytvis(video_id) for t in self.tracks]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "video": self.video.name,
+            "frames": self.num_frames,
+            "size": [self.video.height, self.video.width],
+            "tracks": len(self.tracks),
+            "classes": sorted({t.class_name for t in self.tracks}),
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.fps, 2) if self.seconds > 0 else None,
+        }
+
+    def save_json(self, path: str | Path, video_id: int = 1) -> Path:
+        """YouTube-VIS results (a list of {video_id, category_id, score, segmentations}), written atomically."""
+        ytvis.save_results(path, self.to_ytvis(video_id))
+        return Path(path)
+
+    def id_maps(self) -> Iterator[np.ndarray]:
+        """Per frame, an HxW map of track ids (0 = background; the higher-scored track wins overlaps)."""
+        from uvis.data.overlay import instance_id_map
+
+        h, w = self.video.height, self.video.width
+        for t in range(self.num_frames):
+            present = [tr for tr in self.tracks if tr.segmentations[t] is not None]  # tracks are best-first
+            masks = np.stack([mask_utils.decode(tr.segmentations[t]) for tr in present]) if present else \
+                np.zeros((0, h, w), bool)
+            yield instance_id_map(masks, [tr.track_id for tr in present], h, w)
+
+    def save_pngs(self, folder: str | Path) -> Path:
+        """One instance-id PNG per frame (DAVIS-style palette PNG), named after the frame."""
+        from uvis.data.overlay import save_id_png
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, id_map in zip(self.frame_stems(), self.id_maps(), strict=True):
+            save_id_png(folder / f"{name}.png", id_map)
+        return folder
+
+    def frame_stems(self) -> list[str]:
+        return [Path(n).stem for n in self.video.frame_names]
+
+    def overlay_frames(self) -> Iterator[np.ndarray]:
+        """The video again (streamed from its source) with coloured masks, track ids and class names."""
+        from uvis.data.overlay import draw_overlay
+
+        for t, frame in enumerate(self.video):
+            present = [tr for tr in reversed(self.tracks) if tr.segmentations[t] is not None]  # best drawn last
+            if not present:
+                yield frame
+                continue
+            masks = np.stack([mask_utils.decode(tr.segmentations[t]) for tr in present])
+            labels = [f"{tr.track_id} {tr.class_name} {tr.score:.2f}" for tr in present]
+            yield draw_overlay(frame, masks, [tr.track_id for tr in present], labels)
+
+    def save_overlay(self, path: str | Path) -> Path:
+        """An mp4 of the overlay, at the source's frame rate; written atomically."""
+        return write_video(path, self.overlay_frames(), fps=self.video.fps)
+
+
+def _batches(video: Video, batch_size: int) -> Iterator[np.ndarray]:
+    batch: list[np.ndarray] = []
+    for frame in video:
+        batch.append(frame)
+        if len(batch) == batch_size:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
+
+
+def restrict_vocabulary(
+    vocabulary: Sequence[tuple[int, str]], names: Sequence[str]
+) -> tuple[list[tuple[int, str]], list[int]]:
+    """The sub-vocabulary for ``names`` and the columns of the full one it keeps."""
+    by_name = {n.lower(): i for i, (_, n) in enumerate(vocabulary)}
+    missing = [n for n in names if n.lower() not in by_name]
+    if missing:
+        known = ", ".join(n for _, n in list(vocabulary)[:20])
+        raise UserError(
+            f"class name(s) {', '.join(missing)} not in the model's vocabulary ({known}{', ...' if len(vocabulary) > 20 else ''})",
+            fix="pick classes the model knows; free-form class names need an open-vocabulary predictor "
+                "(CLIP embeddings, as in --model none)",
+        )
+    cols = [by_name[n.lower()] for n in names]
+    return [vocabulary[c] for c in cols], cols
+
+
+class Segmenter:
+    """Per-frame predictor + online tracker + video-level accumulation.
+
+    ``vocabulary``: optional class names to report. If the predictor is open-vocabulary (it has
+    ``set_vocabulary(names)``, e.g. the CLIP-based stage-1 predictor), the names replace its
+    vocabulary: class probabilities become a softmax over the CLIP text embeddings of the names.
+    Otherwise the names must be classes the predictor knows; its probabilities are restricted to
+    them (not renormalised, so an object of another class keeps a low probability).
+    """
+
+    def __init__(
+        self,
+        frame_predictor: FramePredictor,
+        tracker_config: TrackerConfig | None = None,
+        vocabulary: Sequence[str] | None = None,
+        top_k: int | None = 10,
+    ):
+        self.predictor = frame_predictor
+        self.tracker_config = tracker_config or TrackerConfig()
+        self.top_k = top_k
+        self._columns: list[int] | None = None
+        if vocabulary is not None:
+            names = [str(n).strip() for n in vocabulary if str(n).strip()]
+            if not names:
+                raise UserError("empty class list", fix="pass class names, e.g. --classes 'dog,skateboard'")
+            if hasattr(frame_predictor, "set_vocabulary"):
+                frame_predictor.set_vocabulary(names)
+                self.vocabulary = list(frame_predictor.vocabulary)
+            else:
+                self.vocabulary, self._columns = restrict_vocabulary(frame_predictor.vocabulary, names)
+        else:
+            self.vocabulary = list(frame_predictor.vocabulary)
+
+    @classmethod
+    def from_run(
+        cls, run_dir: str | Path, device: str | None = None, **kwargs: Any
+    ) -> Segmenter:
+        """A Segmenter around the trained model of a training run folder."""
+        try:
+            from uvis.model.predictor import FramePredictor as ModelPredictor
+        except ImportError:
+            raise UserError("this uvis install has no trained-model predictor (uvis.model.predictor)",
+                            path=run_dir, fix="update uvis, or use --model none for the training-free path") from None
+        return cls(ModelPredictor.from_run(run_dir, device), **kwargs)
+
+    def _prepare(self, det: FrameDetections) -> FrameDetections:
+        # Drop what the tracker would ignore anyway (cheap), then candidates with an empty mask: they show
+        # no object in this frame (a query that found nothing). Only surviving masks are scanned.
+        cfg = self.tracker_config
+        low = cfg.score_threshold if cfg.continue_threshold is None else min(cfg.score_threshold,
+                                                                              cfg.continue_threshold)
+        keep = det.scores >= low
+        if bool(keep.any()):
+            keep[keep.clone()] = det.masks[keep].flatten(1).any(1).to(keep.device)
+        if not bool(keep.all()):
+            det = det.select(keep)
+        if self._columns is None:
+            return det
+        # Not renormalised: restricting to "dog" must not make every object 100% dog.
+        probs = det.class_probs[:, self._columns]
+        return FrameDetections(det.embeddings, probs, det.scores, det.masks)
+
+    def segment(self, video: str | Path | Video, batch_size: int = 8, progress: bool = True) -> VideoResult:
+        """Segment and track one video (a file, a frame folder, or an opened ``Video``)."""
+        if batch_size < 1:
+            raise UserError(f"batch size {batch_size}", fix="use a batch size >= 1")
+        if not isinstance(video, Video):
+            video = open_video(video)
+        tracker = Tracker(self.tracker_config)
+        acc = VideoTrackAccumulator(self.vocabulary)
+        start = time.perf_counter()
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=video.num_frames, desc=video.name, unit="frame", leave=False)
+        try:
+            with torch.inference_mode():
+                for batch in _batches(video, batch_size):
+                    dets = self.predictor.predict(batch)
+                    if len(dets) != len(batch):
+                        raise RuntimeError(f"predictor returned {len(dets)} results for {len(batch)} frames")
+                    for det in dets:
+                        if tuple(det.masks.shape[1:]) != (video.height, video.width):
+                            raise RuntimeError(f"predictor masks are {tuple(det.masks.shape[1:])}, "
+                                               f"video frames {(video.height, video.width)}")
+                        det = self._prepare(det)
+                        acc.add(det, tracker.update(det))
+                    if bar is not None:
+                        bar.update(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+        if acc.num_frames != video.num_frames:  # container frame counts can be off: trust the decoder
+            video.num_frames = acc.num_frames
+            if len(video.frame_names) != acc.num_frames:
+                video.frame_names = [f"{i:05d}.jpg" for i in range(acc.num_frames)]
+        tracks = acc.finish(self.top_k)
+        return VideoResult(video=video, tracks=tracks, vocabulary=self.vocabulary,
+                           seconds=time.perf_counter() - start)

@@ -1,0 +1,112 @@
+"""Video-level tracks, accumulated while the video streams past.
+
+The tracker says which detection continues which track; this module keeps what the output
+needs and nothing more: per track, its masks as compressed RLE (encoded as each frame arrives,
+so a long video never holds raw masks), the running sum of its class probabilities and
+detection scores, and how many frames it was seen in.
+
+Scoring (at the end of the video), per track over the frames it was detected in:
+
+- ``class = argmax(mean class probability)``;
+- ``score = mean_prob[class] * mean detection score``. The class probability says *what* the
+  object is, the detection score *whether* it is one; multiplying them (as Mask2Former does for
+  per-frame instances) ranks confident objects of a confident class first, which is what AP wants.
+
+Only the ``top_k`` best tracks of a video are returned (ranked by score), like MinVIS's top-10.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from uvis.data import masks as mask_utils
+from uvis.data import ytvis
+from uvis.data.masks import RLE
+from uvis.track.tracker import FrameTracks
+from uvis.track.types import FrameDetections
+
+
+@dataclass
+class VideoTrack:
+    """One tracked object of a video, ready to be saved."""
+
+    track_id: int
+    category_id: int
+    class_name: str
+    score: float
+    segmentations: list[RLE | None]  # one per frame, None where the object was not detected
+    num_frames_seen: int
+    class_scores: list[float] = field(default_factory=list)  # mean probability of every class
+
+    def to_ytvis(self, video_id: int) -> ytvis.Track:
+        return ytvis.Track(video_id=video_id, category_id=self.category_id, segmentations=self.segmentations,
+                           id=self.track_id, score=self.score)
+
+    def first_frame(self) -> int:
+        return next(i for i, s in enumerate(self.segmentations) if s is not None)
+
+
+@dataclass
+class _Accum:
+    masks: dict[int, RLE]
+    prob_sum: np.ndarray
+    score_sum: float = 0.0
+    count: int = 0
+
+
+class VideoTrackAccumulator:
+    """Collects tracked detections frame by frame; ``finish`` turns them into ranked video tracks.
+
+    ``vocabulary`` is the list of (category id, name) matching the columns of ``class_probs``.
+    """
+
+    def __init__(self, vocabulary: list[tuple[int, str]]):
+        if not vocabulary:
+            raise ValueError("VideoTrackAccumulator needs a non-empty vocabulary")
+        self.vocabulary = list(vocabulary)
+        self._tracks: dict[int, _Accum] = {}
+        self._num_frames = 0
+
+    @property
+    def num_frames(self) -> int:
+        return self._num_frames
+
+    def add(self, detections: FrameDetections, tracked: FrameTracks) -> None:
+        """Record one frame: ``tracked`` is the tracker's output for these ``detections``."""
+        frame = self._num_frames
+        self._num_frames += 1
+        if len(tracked) == 0:
+            return
+        idx = torch.as_tensor(tracked.indices, dtype=torch.long, device=detections.masks.device)
+        masks = detections.masks[idx].detach().cpu().numpy().astype(bool)
+        probs = detections.class_probs[idx].detach().float().cpu().numpy()
+        scores = detections.scores[idx].detach().float().cpu().numpy()
+        if probs.shape[1] != len(self.vocabulary):
+            raise ValueError(f"class_probs has {probs.shape[1]} columns but the vocabulary {len(self.vocabulary)}")
+        rles = mask_utils.encode_many(masks)
+        for j, tid in enumerate(tracked.track_ids.tolist()):
+            acc = self._tracks.get(tid)
+            if acc is None:
+                acc = self._tracks[tid] = _Accum(masks={}, prob_sum=np.zeros(len(self.vocabulary), np.float64))
+            acc.masks[frame] = rles[j]
+            acc.prob_sum += probs[j]
+            acc.score_sum += float(scores[j])
+            acc.count += 1
+
+    def finish(self, top_k: int | None = 10) -> list[VideoTrack]:
+        """Score and rank every track; keep the ``top_k`` best (all when None)."""
+        out: list[VideoTrack] = []
+        for tid, acc in self._tracks.items():
+            mean_probs = acc.prob_sum / acc.count
+            c = int(np.argmax(mean_probs))
+            score = float(mean_probs[c]) * (acc.score_sum / acc.count)
+            segs: list[RLE | None] = [acc.masks.get(t) for t in range(self._num_frames)]
+            cid, name = self.vocabulary[c]
+            out.append(VideoTrack(track_id=tid, category_id=int(cid), class_name=str(name), score=score,
+                                  segmentations=segs, num_frames_seen=acc.count,
+                                  class_scores=[float(p) for p in mean_probs]))
+        out.sort(key=lambda t: (-t.score, t.track_id))
+        return out if top_k is None else out[:top_k]

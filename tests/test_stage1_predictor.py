@@ -1,0 +1,110 @@
+"""The training-free path (--model none) with a tiny random DINO and a tiny random CLIP.
+
+Random weights make the masks and names meaningless; what is tested is the plumbing: MaskCut masks
+at frame size, CLIP embeddings and class probabilities per mask, vocabulary handling, and
+`uvis segment --model none` writing results that load against the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tiny_clip import load_tiny_clip, save_tiny_clip
+from uvis.cli.main import main
+from uvis.data.synthetic import make_dataset
+from uvis.data.ytvis import load_dataset, load_results
+from uvis.features import dino
+from uvis.track import stage1_predictor
+
+
+@pytest.fixture()
+def setup(tmp_path, monkeypatch):
+    weights = tmp_path / "tiny.pth"
+    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), weights)
+    clip_path = save_tiny_clip(tmp_path)
+    monkeypatch.setattr(stage1_predictor, "load_clip", lambda cfg: load_tiny_clip(clip_path))
+    root = tmp_path / "synth"
+    make_dataset(root, num_videos=2, num_frames=5, height=40, width=48, num_objects=2, seed=1)
+    common = ["--backbone", "tiny", "--dino-weights", str(weights), "--resolution", "32", "--device", "cpu",
+              "--no-progress", "--no-overlay", "--score-threshold", "0"]
+    return root, common
+
+
+def test_segment_model_none_end_to_end(setup, tmp_path):
+    root, common = setup
+    out = tmp_path / "out"
+    assert main(["segment", str(root), "--model", "none", "--out", str(out), *common]) == 0
+    gt = load_dataset(root / "annotations.json")
+    preds = load_results(out / "results.json", gt)  # category ids are the dataset's
+    assert preds and {p.video_id for p in preds} <= {1, 2}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["vocabulary"] == [c.name for c in gt.categories]
+    assert len(list((out / "masks" / "synth_0000").glob("*.png"))) == 5
+
+
+def test_open_vocabulary_classes(setup, tmp_path):
+    root, common = setup
+    out = tmp_path / "out"
+    assert main(["segment", str(root), "--model", "none", "--out", str(out), "--classes", "dog,skateboard",
+                 "--no-png", *common]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["vocabulary"] == ["dog", "skateboard"] and set(summary["classes"]) <= {"dog", "skateboard"}
+    results = json.loads((out / "results.json").read_text())
+    assert {r["category_id"] for r in results} <= {1, 2}
+
+
+def test_frame_folder_without_classes_is_a_user_error(setup, tmp_path, capsys):
+    root, common = setup
+    folder = root / "JPEGImages" / "synth_0000"
+    assert main(["segment", str(folder), "--model", "none", "--out", str(tmp_path / "o"), *common]) == 2
+    assert "needs a vocabulary" in capsys.readouterr().err
+
+
+def test_predict_interface(setup, tmp_path):
+    from uvis.pseudo.vocabulary import Vocabulary
+    from uvis.track.stage1_predictor import Stage1Config, Stage1FramePredictor
+
+    root, _ = setup
+    weights = tmp_path / "tiny.pth"
+    cfg = Stage1Config(backbone="tiny", dino_weights=weights,
+                       maskcut=stage1_predictor.MaskCutConfig(resolution=32, num_masks=2))
+    pred = Stage1FramePredictor.create(Vocabulary.from_names(["a", "b", "c"]), cfg, device="cpu")
+    frames = np.random.default_rng(0).integers(0, 255, size=(3, 40, 48, 3), dtype=np.uint8)
+    dets = pred.predict(frames)
+    assert len(dets) == 3
+    for d in dets:
+        assert 1 <= len(d) <= 2 and d.masks.shape[1:] == (40, 48) and d.masks.dtype == torch.bool
+        assert torch.allclose(d.class_probs.sum(1), torch.ones(len(d)), atol=1e-5)
+        assert torch.allclose(d.embeddings.norm(dim=1), torch.ones(len(d)), atol=1e-4)
+    pred.set_vocabulary(["x", "y"])
+    assert pred.vocabulary == [(1, "x"), (2, "y")] and pred.predict(frames[:1])[0].class_probs.shape[1] == 2
+
+
+def test_real_frames_smoke(setup, tmp_path):
+    """Real JPEG frames (480x360) through `uvis segment --model none` with the tiny random models:
+    frame-size masks, id PNGs and an overlay video come out for every frame."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from uvis.data.video import open_video
+
+    clip_dir = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-frames" / "eea827bdda"
+    if not clip_dir.is_dir():
+        pytest.skip(f"real frames not present at {clip_dir}")
+    _, common = setup
+    common = [c for c in common if c != "--no-overlay"]
+    out = tmp_path / "out"
+    assert main(["segment", str(clip_dir), "--model", "none", "--out", str(out), "--classes", "person,dog",
+                 *common]) == 0
+    n = len(list(clip_dir.glob("*.jpg")))
+    pngs = sorted((out / "masks" / clip_dir.name).glob("*.png"))
+    assert len(pngs) == n and np.asarray(Image.open(pngs[0])).shape == (360, 480)
+    overlay = open_video(out / "overlays" / f"{clip_dir.name}.mp4")
+    assert overlay.num_frames == n and (overlay.width, overlay.height) == (480, 360)
+    results = json.loads((out / "results.json").read_text())
+    assert results and all(len(r["segmentations"]) == n for r in results)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from uvis.data import masks as mask_utils
+from uvis.track.tracker import FrameTracks
+from uvis.track.types import FrameDetections
+from uvis.track.video_tracks import VideoTrackAccumulator
+
+VOCAB = [(1, "dog"), (2, "cat"), (5, "skateboard")]
+
+
+def dets(masks, probs, scores):
+    n = len(scores)
+    return FrameDetections(torch.zeros(n, 4), torch.tensor(probs, dtype=torch.float32),
+                           torch.tensor(scores, dtype=torch.float32), torch.tensor(np.array(masks)))
+
+
+def tracked(indices, ids):
+    return FrameTracks(np.array(indices, np.int64), np.array(ids, np.int64))
+
+
+def box(y, x, h=8, w=12):
+    m = np.zeros((16, 24), bool)
+    m[y:y + 4, x:x + 4] = True
+    return m
+
+
+def test_accumulates_masks_class_and_score():
+    acc = VideoTrackAccumulator(VOCAB)
+    # frame 0: track 7 (dog-ish) and an untracked detection; frame 1: nothing; frame 2: track 7 (cat-ish) + track 9
+    acc.add(dets([box(0, 0), box(8, 8)], [[0.7, 0.2, 0.1], [0, 0, 1]], [0.8, 0.2]), tracked([0], [7]))
+    acc.add(dets(np.zeros((0, 16, 24), bool), np.zeros((0, 3)), []), tracked([], []))
+    acc.add(dets([box(8, 20), box(2, 2)], [[0, 0.1, 0.9], [0.5, 0.4, 0.1]], [0.9, 0.6]), tracked([1, 0], [7, 9]))
+    out = acc.finish(top_k=None)
+    assert acc.num_frames == 3
+    by_id = {t.track_id: t for t in out}
+    t7 = by_id[7]
+    # mean probs of track 7: frames 0 and 2 -> [(0.7+0.5)/2, (0.2+0.4)/2, (0.1+0.1)/2] = [0.6, 0.3, 0.1]
+    assert t7.class_name == "dog" and t7.category_id == 1
+    assert t7.score == pytest.approx(0.6 * (0.8 + 0.6) / 2)
+    assert t7.segmentations[1] is None and t7.num_frames_seen == 2
+    assert np.array_equal(mask_utils.decode(t7.segmentations[0]), box(0, 0))
+    assert np.array_equal(mask_utils.decode(t7.segmentations[2]), box(2, 2))
+    t9 = by_id[9]
+    assert t9.category_id == 5 and t9.score == pytest.approx(0.9 * 0.9)
+    assert t9.segmentations[:2] == [None, None]
+    assert [t.track_id for t in out] == [9, 7]  # ranked by score
+    assert [t.track_id for t in acc.finish(top_k=1)] == [9]
+    ytvis_track = t9.to_ytvis(video_id=4)
+    assert ytvis_track.video_id == 4 and ytvis_track.category_id == 5 and len(ytvis_track.segmentations) == 3
+
+
+def test_vocabulary_size_must_match():
+    acc = VideoTrackAccumulator(VOCAB)
+    with pytest.raises(ValueError):
+        acc.add(dets([box(0, 0)], [[0.5, 0.5]], [0.9]), tracked([0], [1]))
