@@ -30,10 +30,10 @@ def missing_weights() -> list[str]:
     from uvis.pseudo.clip_model import weights_spec
 
     missing = []
-    for spec in (VITS[DEMO_BACKBONE].spec, weights_spec("ViT-B-32", "openai")):
+    for spec, flag in ((VITS[DEMO_BACKBONE].spec, "--weights"), (weights_spec("ViT-B-32", "openai"), "--clip-weights")):
         assert spec is not None
         try:
-            resolve(spec)
+            resolve(spec, flag=flag)
         except WeightsNotFoundError as e:
             missing.append(str(e))
     return missing

@@ -15,12 +15,14 @@ from uvis import __version__
 from uvis.errors import UserError
 
 COMMANDS: list[str] = [
-    "uvis.cli.import_davis",
+    "uvis.cli.run",
+    "uvis.cli.demo",
     "uvis.cli.pseudo_label",
     "uvis.cli.name",
     "uvis.cli.train",
-    "uvis.cli.eval",
     "uvis.cli.segment",
+    "uvis.cli.eval",
+    "uvis.cli.import_davis",
 ]
 
 

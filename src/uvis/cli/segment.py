@@ -19,19 +19,16 @@ predictor's ``class_head`` hook can take it); no such head is trained yet.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from uvis.data import atomic
-from uvis.data.sources import Collection, VideoItem, discover, parse_shard
+from uvis.data.sources import Collection, discover, parse_shard
 from uvis.errors import UserError
-from uvis.track.segmenter import FramePredictor, Segmenter, VideoResult
+from uvis.track.collection import segment_collection
+from uvis.track.segmenter import FramePredictor, Segmenter
 from uvis.track.tracker import TrackerConfig
-from uvis.track.video_tracks import VideoTrack
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -137,133 +134,6 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
     if args.no_memory:
         return TrackerConfig.minvis_baseline(**overrides)
     return TrackerConfig(memory=args.memory, **overrides)
-
-
-def safe_name(name: str) -> str:
-    """A video name usable as one file name."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    return cleaned or "video"
-
-
-def _record_path(out: Path, item: VideoItem) -> Path:
-    return out / "videos" / f"{safe_name(item.name)}.json"
-
-
-def _load_record(path: Path, item: VideoItem) -> dict[str, Any] | None:
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if record.get("video_id") != item.video_id or record.get("name") != item.name:
-        return None
-    return record
-
-
-def segment_collection(
-    collection: Collection,
-    items: list[VideoItem],
-    segmenter: Segmenter,
-    out: Path,
-    *,
-    batch_size: int = 8,
-    write_png: bool = True,
-    write_overlay: bool = True,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Segment ``items``, skipping finished ones; then write results.json and summary.json."""
-    from tqdm import tqdm
-
-    out.mkdir(parents=True, exist_ok=True)
-    records: list[dict[str, Any]] = []
-    done = skipped = 0
-    names = [safe_name(i.name) for i in items]
-    if len(set(names)) != len(names):
-        raise UserError("two videos map to the same output name", path=collection.root,
-                        fix="give the videos distinct names")
-    for item in tqdm(items, desc="videos", unit="video", disable=not progress):
-        record_path = _record_path(out, item)
-        record = _load_record(record_path, item) if record_path.exists() else None
-        if record is not None:
-            # finished earlier; outputs asked for now but not written then are made from the record
-            _complete_outputs(item, record, segmenter, out, write_png=write_png, write_overlay=write_overlay)
-            records.append(record)
-            skipped += 1
-            continue
-        result = segmenter.segment(item.open(), batch_size=batch_size, progress=progress)
-        name = safe_name(item.name)
-        if write_png:
-            result.save_pngs(out / "masks" / name)
-        if write_overlay:
-            result.save_overlay(out / "overlays" / f"{name}.mp4")
-        record = {
-            "video_id": item.video_id,
-            "name": item.name,
-            "summary": result.summary(),
-            "tracks": [{"track_id": t.track_id, "class": t.class_name, "category_id": t.category_id,
-                        "score": t.score, "frames_seen": t.num_frames_seen} for t in result.tracks],
-            "results": [t.to_result_json() for t in result.to_ytvis(item.video_id)],
-        }
-        atomic.write_json(record_path, record)
-        records.append(record)
-        done += 1
-    # Every finished video of the collection (also those of other shards / earlier runs).
-    wanted = {i.video_id for i in items}
-    for item in collection.items:
-        if item.video_id in wanted:
-            continue
-        path = _record_path(out, item)
-        rec = _load_record(path, item) if path.exists() else None
-        if rec is not None:
-            records.append(rec)
-    records.sort(key=lambda r: r["video_id"])
-    atomic.write_json(out / "results.json", [r for rec in records for r in rec["results"]])
-    summary = _summarise(records, segmenter, done=done, skipped=skipped)
-    atomic.write_json(out / "summary.json", summary, indent=2)
-    return summary
-
-
-def _complete_outputs(item: VideoItem, record: dict[str, Any], segmenter: Segmenter, out: Path, *,
-                      write_png: bool, write_overlay: bool) -> None:
-    name = safe_name(item.name)
-    frames = int(record["summary"]["frames"])
-    png_dir = out / "masks" / name
-    need_png = write_png and (not png_dir.is_dir() or len(list(png_dir.glob("*.png"))) < frames)
-    overlay = out / "overlays" / f"{name}.mp4"
-    need_overlay = write_overlay and not overlay.exists()
-    if not (need_png or need_overlay):
-        return
-    tracks = [
-        VideoTrack(track_id=int(t["track_id"]), category_id=int(t["category_id"]), class_name=str(t["class"]),
-                   score=float(t["score"]), segmentations=r["segmentations"], num_frames_seen=int(t["frames_seen"]))
-        for t, r in zip(record["tracks"], record["results"], strict=True)
-    ]
-    result = VideoResult(video=item.open(), tracks=tracks, vocabulary=segmenter.vocabulary)
-    if need_png:
-        result.save_pngs(png_dir)
-    if need_overlay:
-        result.save_overlay(overlay)
-
-
-def _summarise(records: list[dict[str, Any]], segmenter: Segmenter, *, done: int, skipped: int) -> dict[str, Any]:
-    classes: dict[str, int] = {}
-    for rec in records:
-        for t in rec["tracks"]:
-            classes[t["class"]] = classes.get(t["class"], 0) + 1
-    frames = sum(r["summary"]["frames"] for r in records)
-    seconds = sum(r["summary"]["seconds"] for r in records)
-    return {
-        "videos": len(records),
-        "segmented_now": done,
-        "skipped_finished": skipped,
-        "frames": frames,
-        "tracks": sum(len(r["tracks"]) for r in records),
-        "classes": dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "seconds": round(seconds, 3),
-        "fps": round(frames / seconds, 2) if seconds > 0 else None,
-        "tracker": asdict(segmenter.tracker_config),
-        "vocabulary": [name for _, name in segmenter.vocabulary],
-        "per_video": [r["summary"] for r in records],
-    }
 
 
 def run(args: argparse.Namespace) -> int:

@@ -61,10 +61,13 @@ def _check_sha(path: Path, spec: WeightsSpec) -> None:
         )
 
 
-def resolve(spec: WeightsSpec, path: str | Path | None = None, *, download: bool = True) -> Path:
-    """Return a local file holding ``spec``'s weights, downloading it if needed and allowed."""
+def resolve(spec: WeightsSpec, path: str | Path | None = None, *, download: bool = True, flag: str = "--weights") -> Path:
+    """Return a local file holding ``spec``'s weights, downloading it if needed and allowed.
+
+    ``flag`` is the command-line option that passes a path for these weights (named in the error).
+    """
     if path is not None and not Path(path).exists():
-        raise WeightsNotFoundError("weights file not found", path=path, fix=f"pass the path of {spec.filename}")
+        raise WeightsNotFoundError("weights file not found", path=path, fix=f"pass the path of {spec.filename} with {flag}")
     for candidate in candidate_paths(spec, path):
         if candidate.is_file():
             return candidate
@@ -80,15 +83,15 @@ def resolve(spec: WeightsSpec, path: str | Path | None = None, *, download: bool
         except Exception:  # no network, HTTP error, disk full: all end in the same advice
             if target.exists():
                 target.unlink()
-    raise missing_weights_error(spec)
+    raise missing_weights_error(spec, flag)
 
 
-def missing_weights_error(spec: WeightsSpec) -> WeightsNotFoundError:
+def missing_weights_error(spec: WeightsSpec, flag: str = "--weights") -> WeightsNotFoundError:
     env = os.environ.get(WEIGHTS_DIR_ENV)
     places = [f"${WEIGHTS_DIR_ENV}/{spec.filename}" + (f" (= {env}/{spec.filename})" if env else ""),
               str(hub_cache_dir() / spec.filename)]
     return WeightsNotFoundError(
         f"pretrained weights {spec.filename} not found and could not be downloaded from {spec.url}",
         fix=f"download that file on a machine with internet access and put it at {' or '.join(places)}, "
-        "or pass its path with --weights",
+        f"or pass its path with {flag}",
     )

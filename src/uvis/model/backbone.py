@@ -20,34 +20,15 @@ from timm.models.resnet import BasicBlock, ResNet
 from torch import nn
 
 from uvis.errors import UserError
+from uvis.features import dino
 from uvis.features import weights as weights_lookup
 
-
-def _dino_spec(folder: str) -> weights_lookup.WeightsSpec:
-    return weights_lookup.WeightsSpec(filename=f"{folder}.pth", url=f"https://dl.fbaipublicfiles.com/dino/{folder}/{folder}.pth")
-
-
-DINO_RESNET50 = _dino_spec("dino_resnet50_pretrain")
-# name: (patch size, width, depth, heads, published DINO weights)
+# name: (patch size, width, depth, heads, published DINO weights), from the one table of DINO checkpoints
 VITS: dict[str, tuple[int, int, int, int, weights_lookup.WeightsSpec | None]] = {
-    "dino_vits16": (16, 384, 12, 6, _dino_spec("dino_deitsmall16_pretrain")),
-    "dino_vits8": (8, 384, 12, 6, _dino_spec("dino_deitsmall8_pretrain")),
-    "dino_vitb16": (16, 768, 12, 12, _dino_spec("dino_vitbase16_pretrain")),
-    "dino_vitb8": (8, 768, 12, 12, _dino_spec("dino_vitbase8_pretrain")),
-    "tiny_vit": (16, 64, 2, 4, None),
+    name: (a.patch_size, a.embed_dim, a.depth, a.num_heads, a.spec) for name, a in dino.VITS.items() if name != "tiny"
 }
-
-
-def _read_state(file: Path, spec_url: str) -> dict[str, torch.Tensor]:
-    """A DINO checkpoint as a plain state dict (training checkpoints' teacher/module./backbone. unwrapped)."""
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"cannot read checkpoint ({type(e).__name__})", path=file, fix=f"download {spec_url} again") from None
-    for key in ("teacher", "state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    return {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
+VITS["tiny_vit"] = (16, 64, 2, 4, None)
+DINO_RESNET50 = dino.RESNET50_SPEC
 
 
 def _load_into(net: nn.Module, state: dict[str, torch.Tensor], file: Path, skip: tuple[str, ...]) -> None:
@@ -89,7 +70,7 @@ class ResNetBackbone(nn.Module):
     def load_dino(self, path: str | Path | None = None, *, download: bool = True) -> Path:
         """Load the DINO ResNet-50 weights (found via ``uvis.features.weights``); returns the file used."""
         file = weights_lookup.resolve(DINO_RESNET50, path, download=download)
-        _load_into(self.net, _read_state(file, DINO_RESNET50.url), file, skip=("fc.", "head."))
+        _load_into(self.net, dino.read_state_dict(file, f"download {DINO_RESNET50.url} again"), file, skip=("fc.", "head."))
         return file
 
 
@@ -131,7 +112,7 @@ class ViTBackbone(nn.Module):
         if self.spec is None:
             raise UserError("this test backbone has no DINO checkpoint", fix="use --init random")
         file = weights_lookup.resolve(self.spec, path, download=download)
-        state = _read_state(file, self.spec.url)
+        state = dino.read_state_dict(file, f"download {self.spec.url} again")
         if "pos_embed" in state and state["pos_embed"].shape != self.net.pos_embed.shape:
             raise UserError(f"pos_embed {tuple(state['pos_embed'].shape)} does not fit", path=file,
                             fix=f"pass {self.spec.filename}")

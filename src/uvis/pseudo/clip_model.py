@@ -128,7 +128,7 @@ def find_weights(cfg: ClipConfig) -> Path:
     spec = weights_spec(cfg.model_name, cfg.pretrained_tag) if cfg.model_cfg is None else None
     if spec is not None:
         try:
-            return resolve(spec, cfg.weights, download=cfg.download)
+            return resolve(spec, cfg.weights, download=cfg.download, flag="--clip-weights")
         except WeightsNotFoundError as e:
             if e.path is not None:  # the user's --clip-weights path does not exist
                 raise WeightsNotFoundError("CLIP weights file not found", path=e.path,

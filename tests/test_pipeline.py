@@ -1,0 +1,128 @@
+"""``uvis run``: every step wired together, skipped when complete, resumed after an interruption.
+
+Stage 1 runs with a tiny random DINO and a tiny random CLIP (no real weights exist offline), so the
+masks and names are meaningless; what is tested is the plumbing between the steps and the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tiny_clip import TINY_CFG, save_tiny_clip
+from uvis.cli.main import main
+from uvis.data.synthetic import SYNTHETIC_CLASSES, make_dataset
+from uvis.errors import UserError
+from uvis.features import dino
+from uvis.pipeline import RunConfig, run_pipeline, step_settings
+from uvis.pseudo import clip_model
+
+
+@pytest.fixture()
+def sample(tmp_path):
+    root = tmp_path / "synth"
+    make_dataset(root, num_videos=2, num_frames=4, height=40, width=48, num_objects=2, seed=3)
+    return root
+
+
+@pytest.fixture()
+def tiny_weights(tmp_path, monkeypatch):
+    dino_path = tmp_path / "tiny_dino.pth"
+    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), dino_path)
+    clip_path = save_tiny_clip(tmp_path)
+    load = clip_model.ClipModel.load
+    monkeypatch.setattr(clip_model.ClipModel, "load", staticmethod(
+        lambda cfg: load(clip_model.ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=clip_path, device="cpu"))))
+    return dino_path
+
+
+def _config(sample, out, **kw) -> RunConfig:
+    base = dict(data=str(sample), out=str(out), device="cpu", progress=False, train_preset="tiny", train_steps=6,
+                segment_batch_size=2)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_full_pipeline_with_stage1_writes_every_step(sample, tmp_path, tiny_weights):
+    out = tmp_path / "run"
+    config = _config(sample, out, backbone="tiny", dino_weights=str(tiny_weights), resolution=32,
+                     classes=list(SYNTHETIC_CLASSES), ablations=["no-prototypes", "no-track-memory"])
+    run_pipeline(config, log=lambda s: None)
+    for step in ("1-pseudo-labels", "2-named", "3-model", "4-segment"):
+        marker = json.loads((out / step / "step.json").read_text())
+        assert marker["settings"]["backbone"] == "tiny"
+    named = json.loads((out / "2-named" / "pseudo_labels.json").read_text())
+    assert [c["name"] for c in named["categories"]] == list(SYNTHETIC_CLASSES)
+    assert json.loads((out / "3-model" / "vocabulary.json").read_text())[0]["name"] == "disc"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"uvis", "baseline: stage-1 masks + IoU linking", "no-prototypes", "no-track-memory"}
+    assert set(metrics["uvis"]) == {"class-agnostic", "class-aware"}
+    assert len(metrics["uvis"]["class-agnostic"]["stats"]) == 12
+    # no-track-memory shares stages 1-2 with the main run; no-prototypes re-names and retrains
+    assert not (out / "ablations" / "no-track-memory" / "3-model").exists()
+    assert (out / "ablations" / "no-track-memory" / "4-segment" / "results.json").is_file()
+    assert (out / "ablations" / "no-prototypes" / "3-model" / "model_final.pt").is_file()
+    assert not (out / "ablations" / "no-prototypes" / "1-pseudo-labels").exists()
+    report = (out / "report.md").read_text()
+    assert "baseline: stage-1 masks + IoU linking (class-agnostic)" in report and "contact_sheet.png" in report
+
+
+def test_rerun_skips_complete_steps_and_changed_settings_are_refused(sample, tmp_path):
+    out = tmp_path / "run"
+    config = _config(sample, out, pseudo_from_ground_truth=True)
+    run_pipeline(config, log=lambda s: None)
+    first = (out / "4-segment" / "results.json").read_text()
+    logs: list[str] = []
+    run_pipeline(config, log=logs.append)
+    assert sum("skipped" in line for line in logs) == 4
+    assert (out / "4-segment" / "results.json").read_text() == first
+    with pytest.raises(UserError, match="other settings.*top_k"):
+        run_pipeline(_config(sample, out, pseudo_from_ground_truth=True, top_k=3), log=lambda s: None)
+
+
+def test_interrupted_run_resumes_to_the_same_result(sample, tmp_path, monkeypatch):
+    whole = tmp_path / "whole"
+    run_pipeline(_config(sample, whole, pseudo_from_ground_truth=True), "segment", log=lambda s: None)
+
+    from uvis.track import segmenter as segmenter_module
+
+    original = segmenter_module.Segmenter.segment
+    calls = {"n": 0}
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # Ctrl-C while the second video is being segmented
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(segmenter_module.Segmenter, "segment", interrupted)
+    resumed = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(_config(sample, resumed, pseudo_from_ground_truth=True), "segment", log=lambda s: None)
+    assert not (resumed / "4-segment" / "step.json").exists()
+    assert not (resumed / "4-segment" / "results.json").exists()
+    monkeypatch.setattr(segmenter_module.Segmenter, "segment", original)
+    run_pipeline(_config(sample, resumed, pseudo_from_ground_truth=True), "segment", log=lambda s: None)
+    assert (resumed / "4-segment" / "results.json").read_text() == (whole / "4-segment" / "results.json").read_text()
+
+
+def test_step_settings_are_cumulative():
+    config = RunConfig(data="d", out="o")
+    assert "num_masks" in step_settings(config, "train") and "track_memory" not in step_settings(config, "train")
+    assert "track_memory" in step_settings(config, "segment")
+
+
+def test_cli_run_with_config_file_and_bad_ablation(sample, tmp_path, capsys):
+    config_file = tmp_path / "vocab.toml"
+    config_file.write_text('name = "x"\n[vocabulary]\nnames = ["disc", "square"]\n')
+    code = main(["run", str(sample), "--out", str(tmp_path / "r"), "--config", str(config_file),
+                 "--ablate", "no-such-thing", "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown ablation 'no-such-thing'" in err[0]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[vocabulary]\nnames = [1, 2]\n")
+    assert main(["run", str(sample), "--out", str(tmp_path / "r2"), "--config", str(bad)]) == 2
+    assert "names must be a list of non-empty strings" in capsys.readouterr().err
