@@ -16,6 +16,7 @@ from uvis.errors import UserError
 
 COMMANDS: list[str] = [
     "uvis.cli.import_davis",
+    "uvis.cli.eval",
 ]
 
 

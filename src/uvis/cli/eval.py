@@ -1,0 +1,82 @@
+"""``uvis eval``: score a YouTube-VIS results file against ground truth (official AP/AR rules)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from uvis.errors import UserError
+
+_ROWS = [  # key, IoU, area, maxDets
+    ("AP", "0.50:0.95", "all", 100),
+    ("AP50", "0.50", "all", 100),
+    ("AP75", "0.75", "all", 100),
+    ("APs", "0.50:0.95", "small", 100),
+    ("APm", "0.50:0.95", "medium", 100),
+    ("APl", "0.50:0.95", "large", 100),
+    ("AR1", "0.50:0.95", "all", 1),
+    ("AR10", "0.50:0.95", "all", 10),
+    ("AR100", "0.50:0.95", "all", 100),
+    ("ARs", "0.50:0.95", "small", 100),
+    ("ARm", "0.50:0.95", "medium", 100),
+    ("ARl", "0.50:0.95", "large", 100),
+]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="YouTube-VIS AP/AR of a results file",
+        description="Compute the 12 YouTube-VIS metrics (AP, AP50, ..., ARl) exactly as the official "
+        "youtubevos/cocoapi does. Areas: small < 128^2, medium 128^2..256^2, large > 256^2 pixels "
+        "(mean over the frames where the object is visible). -1 means undefined (no ground truth).",
+    )
+    p.add_argument("gt", metavar="GT_JSON", help="YouTube-VIS ground-truth annotation file")
+    p.add_argument("pred", metavar="PRED_JSON", help="results: [{video_id, category_id, score, segmentations}]")
+    p.add_argument("--class-agnostic", action="store_true",
+                   help="ignore categories (every track is one class; prediction category ids may be anything)")
+    p.add_argument("--json", action="store_true", help="print the 12 numbers as one JSON object on the last line")
+    p.add_argument("--per-class", action="store_true", help="also print AP per category")
+    p.set_defaults(func=run)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4f}" if x >= 0 else "   n/a"
+
+
+def _guarded(load, what: str, path: str):
+    """Run a loader; wrong types deep inside a JSON file become a UserError instead of a traceback."""
+    try:
+        return load()
+    except UserError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+        raise UserError(f"not a valid YouTube-VIS {what} file ({type(e).__name__}: {e})", path=path,
+                        fix="write the file in the YouTube-VIS format") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from uvis.data.ytvis import load_dataset, load_results
+    from uvis.evaluation import evaluate
+
+    gt = _guarded(lambda: load_dataset(args.gt), "ground-truth", args.gt)
+    # class-agnostic scoring accepts any category ids (e.g. unnamed clusters of an unsupervised model)
+    preds = _guarded(lambda: load_results(args.pred, gt, check_categories=not args.class_agnostic), "results", args.pred)
+    result = evaluate(gt, preds, class_agnostic=args.class_agnostic)
+    mode = "class-agnostic" if args.class_agnostic else "class-aware"
+    print(f"YouTube-VIS evaluation ({mode}): {len(gt.videos)} videos, {len(gt.tracks)} GT tracks, "
+          f"{len(preds)} predictions")
+    print(f"{'metric':<7} {'IoU':<10} {'area':<7} {'maxDets':>7}  {'value':>6}")
+    for key, iou, area, md in _ROWS:
+        print(f"{key:<7} {iou:<10} {area:<7} {md:>7}  {_fmt(result.stats[key])}")
+    if args.per_class:
+        if result.per_class:
+            width = max(len("category"), *(len(n) for n in result.per_class))
+            print(f"\n{'category':<{width}}  {'AP':>6}")
+            for name, ap in result.per_class.items():
+                print(f"{name:<{width}}  {_fmt(ap)}")
+        else:
+            print("\n(no per-class AP in class-agnostic mode)")
+    if args.json:
+        print(json.dumps(result.stats))
+    return 0
