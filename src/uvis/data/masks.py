@@ -74,11 +74,77 @@ def from_polygons(polygons: Sequence[Sequence[float]], height: int, width: int) 
     return {"size": [height, width], "counts": merged["counts"].decode("ascii")}
 
 
+def run_lengths(counts: str | bytes) -> np.ndarray:
+    """The run lengths that a compressed COCO counts string stands for (vectorised LEB128-like decode).
+
+    Mirrors pycocotools' ``rleFrString``: 6-bit characters from '0', 5 data bits each, bit 0x20 marks
+    "more characters follow", bit 0x10 of the last character is the sign, and from the fourth run on
+    a run is stored as the difference to the run two places before it.
+    """
+    raw = np.frombuffer(counts.encode("ascii") if isinstance(counts, str) else bytes(counts), dtype=np.uint8)
+    if raw.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    c = raw.astype(np.int64) - 48
+    if c.min() < 0 or c.max() > 63:
+        raise ValueError("RLE counts string holds characters outside '0'..'o'")
+    ends = c < 0x20
+    endpos = np.flatnonzero(ends)
+    if not ends[-1]:
+        raise ValueError("RLE counts string ends in the middle of a number")
+    starts = np.empty_like(endpos)
+    starts[0] = 0
+    starts[1:] = endpos[:-1] + 1
+    nchars = endpos - starts + 1
+    if nchars.max() > 12:
+        raise ValueError("RLE counts string holds a number too large for a mask")
+    start_marks = np.zeros(len(c), dtype=np.int64)
+    start_marks[starts] = starts
+    k = np.arange(len(c)) - np.maximum.accumulate(start_marks)  # position of each character in its number
+    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    negative = (c[endpos] & 0x10) != 0
+    if negative.any():
+        x[negative] -= np.int64(1) << (5 * nchars[negative])
+    x[1::2] = np.cumsum(x[1::2])
+    x[2::2] = np.cumsum(x[2::2])
+    return x
+
+
+def check(rle: RLE) -> None:
+    """Raise ValueError unless the runs of ``rle`` are non-negative and cover exactly its h*w pixels.
+
+    pycocotools does not check this: too few runs decode to uninitialised memory, too many are
+    rejected only by some versions.
+    """
+    size = rle["size"]
+    h, w = int(size[0]), int(size[1])
+    if h < 0 or w < 0 or len(size) != 2:
+        raise ValueError(f"RLE size {list(size)} is not [height, width]")
+    counts = rle["counts"]
+    runs = np.asarray(counts, dtype=np.int64) if isinstance(counts, list) else run_lengths(counts)
+    if runs.size and runs.min() < 0:
+        raise ValueError("RLE has a negative run length")
+    if int(runs.sum()) != h * w:
+        raise ValueError(f"RLE runs cover {int(runs.sum())} pixels but the mask is {h}x{w}={h * w}")
+
+
 def normalize(segmentation: Any, height: int, width: int) -> RLE | None:
-    """Turn any YouTube-VIS per-frame segmentation (RLE, polygons or null) into compressed RLE."""
+    """Turn any YouTube-VIS per-frame segmentation (RLE, polygons or null) into checked compressed RLE."""
     if segmentation is None:
         return None
     if isinstance(segmentation, list):
         return from_polygons(segmentation, height, width)
+    if not isinstance(segmentation, dict):
+        raise ValueError(f"a segmentation is RLE, polygons or null, not {type(segmentation).__name__}")
+    size = segmentation.get("size")
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in size
+    ):
+        raise ValueError(f"RLE 'size' is {size!r}, not [height, width]")
+    counts = segmentation.get("counts")
+    if isinstance(counts, list) and not all(isinstance(v, int) and not isinstance(v, bool) for v in counts):
+        raise ValueError("uncompressed RLE 'counts' must be a list of integers")
+    if not isinstance(counts, (str, bytes, list)):
+        raise ValueError(f"RLE 'counts' is {type(counts).__name__}, not a string or a list")
+    check(segmentation)
     coco = _to_coco(segmentation)
     return {"size": [int(coco["size"][0]), int(coco["size"][1])], "counts": coco["counts"].decode("ascii")}

@@ -10,6 +10,7 @@ Loading validates everything a later stage relies on and turns mistakes into one
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,15 +159,62 @@ def _require(obj: Any, key: str, what: str, path: Path) -> Any:
 
 
 def _number(obj: Any, key: str, what: str, path: Path, kind: type = int) -> Any:
-    """A required numeric field, with a one-line error instead of a traceback when it is not a number."""
+    """A required numeric field, with a one-line error instead of a traceback when it is not a number.
+
+    JSON numbers only: a string such as "6" is a mistake in the file, not something to guess about.
+    Integer fields accept integral floats (6.0, as some writers emit); floats must be finite.
+    """
     value = _require(obj, key, what, path)
-    try:
-        if isinstance(value, bool) or value is None:
-            raise TypeError
-        return kind(value)
-    except (TypeError, ValueError, OverflowError):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and kind is int and isinstance(value, float) and not value.is_integer():
+        raise UserError(f"{what}: '{key}' is {value!r}, not a whole number", path=path,
+                        fix="write the file in the YouTube-VIS format")
+    if not ok:
         raise UserError(f"{what}: '{key}' is {value!r}, not a number", path=path,
-                        fix="write the file in the YouTube-VIS format") from None
+                        fix="write the file in the YouTube-VIS format")
+    return kind(value)
+
+
+def _text(obj: Any, key: str, what: str, path: Path, *, required: bool = True) -> str:
+    """A string field (optional ones may be missing or null and read as "")."""
+    value = _require(obj, key, what, path) if required else obj.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise UserError(f"{what}: '{key}' is {value!r}, not a string", path=path,
+                        fix="write the file in the YouTube-VIS format")
+    return value
+
+
+def _object(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """An optional JSON object such as ``info`` (missing or null reads as {})."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"'{key}' is {type(value).__name__}, not an object", path=path,
+                        fix="write the file in the YouTube-VIS format")
+    return dict(value)
+
+
+def _video(v: Any, what: str, path: Path) -> Video:
+    """One validated ``videos`` entry."""
+    names = _list(v, "file_names", what, path)
+    for j, n in enumerate(names):
+        if not isinstance(n, str):
+            raise UserError(f"{what}: file_names[{j}] is {n!r}, not a string", path=path,
+                            fix="list each frame's path relative to the frame root")
+    width, height = _number(v, "width", what, path), _number(v, "height", what, path)
+    if width <= 0 or height <= 0:
+        raise UserError(f"{what}: size {width}x{height} is not positive", path=path,
+                        fix="write the frames' width and height in pixels")
+    return Video(
+        id=_number(v, "id", what, path),
+        width=width,
+        height=height,
+        file_names=list(names),
+        name=_text(v, "name", what, path, required=False) or (str(Path(names[0]).parent) if names else ""),
+    )
 
 
 def _list(obj: Any, key: str, what: str, path: Path) -> list[Any]:
@@ -220,24 +268,12 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
     data = _read_json(path)
     if not isinstance(data, dict):
         raise UserError("top level is not an object", path=path, fix="write the file in the YouTube-VIS format")
-    videos: list[Video] = []
-    for i, v in enumerate(_list(data, "videos", "the file", path)):
-        what = f"videos[{i}]"
-        names = _list(v, "file_names", what, path)
-        videos.append(
-            Video(
-                id=_number(v, "id", what, path),
-                width=_number(v, "width", what, path),
-                height=_number(v, "height", what, path),
-                file_names=[str(n) for n in names],
-                name=str(v.get("name", "") or (str(Path(names[0]).parent) if names else "")),
-            )
-        )
+    videos = [_video(v, f"videos[{i}]", path) for i, v in enumerate(_list(data, "videos", "the file", path))]
     categories = [
         Category(
             id=_number(c, "id", f"categories[{i}]", path),
-            name=str(_require(c, "name", f"categories[{i}]", path)),
-            supercategory=str(c.get("supercategory", "") or ""),
+            name=_text(c, "name", f"categories[{i}]", path),
+            supercategory=_text(c, "supercategory", f"categories[{i}]", path, required=False),
         )
         for i, c in enumerate(_list(data, "categories", "the file", path))
     ]
@@ -277,7 +313,7 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
         videos=videos,
         tracks=tracks,
         categories=categories,
-        info=dict(data.get("info", {}) or {}),
+        info=_object(data, "info", path),
         frame_root=Path(frame_root) if frame_root is not None else None,
     )
 
