@@ -163,6 +163,12 @@ def test_non_utf8_video_file_name(tmp_path):
     _one_line_naming(err.value, broken)
 
 
+def test_sub_folder_named_like_an_image_is_not_a_frame(tmp_path):
+    (tmp_path / "sub.jpg").mkdir()
+    Image.fromarray(_frames(1)[0]).save(tmp_path / "0.png")
+    assert open_video(tmp_path).frame_names == ["0.png"]
+
+
 def test_broken_image_is_one_line(tmp_path):
     bad = tmp_path / "0.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
