@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pycocotools
 
-from uvis.data.masks import encode_many
+from uvis.data.masks import decode, encode_many, from_polygons
 from uvis.data.ytvis import load_dataset, load_results
 from uvis.evaluation import STAT_KEYS, evaluate
 
@@ -99,10 +99,30 @@ def _rles(masks):
     return out
 
 
+def _uncompressed(mask: np.ndarray) -> dict:
+    """COCO uncompressed RLE (counts as a list, column-major, starting with a run of zeros)."""
+    flat = mask.flatten(order="F").astype(np.int8)
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0] == 1:
+        counts = [0, *counts]
+    return {"size": list(mask.shape), "counts": [int(c) for c in counts]}
+
+
+def _rect_polygon(rng, h: int, w: int) -> list[list[float]]:
+    y0, x0 = float(rng.integers(0, h - 2)), float(rng.integers(0, w - 2))
+    y1, x1 = float(rng.integers(y0 + 2, h + 1)), float(rng.integers(x0 + 2, w + 1))
+    return [[x0, y0, x1, y0, x1, y1, x0, y1]]
+
+
 def make_case(seed: int, n_videos: int, n_frames: int, n_cats: int, gt_per_video: int, dt_per_video: int,
               size: tuple[int, int], p_crowd: float = 0.1, p_absent: float = 0.15, odd_areas: bool = False,
-              exact_counts: bool = False):
-    """Random ground truth and results JSON objects (scores with ties, wrong categories, crowd, gaps)."""
+              exact_counts: bool = False, formats: bool = False, p_empty: float = 0.0):
+    """Random ground truth and results JSON objects (scores with ties, wrong categories, crowd, gaps).
+
+    ``formats``: ground-truth frames also as uncompressed RLE and polygons; ``p_empty``: share of
+    present masks that are empty (all zero), in ground truth and predictions."""
     rng = np.random.default_rng(seed)
     videos, anns, results = [], [], []
     cats = [{"id": int(c), "name": f"cat{c}", "supercategory": ""} for c in rng.permutation(np.arange(1, n_cats + 1))]
@@ -116,9 +136,22 @@ def make_case(seed: int, n_videos: int, n_frames: int, n_cats: int, gt_per_video
         gts = []
         for _ in range(gt_per_video if exact_counts else int(rng.integers(0, gt_per_video + 1))):
             masks = _track_masks(rng, h, w, n_frames, p_absent)
+            masks = [m if m is None or rng.random() >= p_empty else np.zeros_like(m) for m in masks]
+            polys = [None] * n_frames
+            if formats:
+                for t in range(n_frames):
+                    if masks[t] is not None and rng.random() < 0.15:
+                        polys[t] = _rect_polygon(rng, h, w)
+                        masks[t] = decode(from_polygons(polys[t], h, w))
             cat = int(rng.integers(1, n_cats + 1))
             gts.append((masks, cat))
             segs = _rles(masks)
+            if formats:
+                for t in range(n_frames):
+                    if polys[t] is not None:
+                        segs[t] = polys[t]
+                    elif masks[t] is not None and rng.random() < 0.2:
+                        segs[t] = _uncompressed(masks[t])
             areas = [None if m is None else int(m.sum()) for m in masks]
             if odd_areas:  # areas stored in the file need not match the masks; the file wins
                 areas = [None if a is None else a * int(rng.integers(1, 40)) for a in areas]
@@ -133,9 +166,12 @@ def make_case(seed: int, n_videos: int, n_frames: int, n_cats: int, gt_per_video
             else:
                 base, cat = None, int(rng.integers(1, n_cats + 1))
             masks = _track_masks(rng, h, w, n_frames, p_absent, base)
+            masks = [m if m is None or rng.random() >= p_empty else np.zeros_like(m) for m in masks]
             score = float(np.round(rng.random(), 1))  # coarse scores: many ties test the sort order
             results.append({"video_id": vid, "category_id": cat, "score": score, "segmentations": _rles(masks)})
-    rng.shuffle(videos)
+    rng.shuffle(videos)  # file order of videos, annotations and results must not matter beyond tie-breaking
+    rng.shuffle(anns)
+    rng.shuffle(results)
     gt = {"info": {}, "videos": videos, "categories": cats, "annotations": anns}
     return gt, results
 
@@ -143,24 +179,27 @@ def make_case(seed: int, n_videos: int, n_frames: int, n_cats: int, gt_per_video
 # ---------------------------------------------------------------- runs
 
 
-def run_official(YTVOS, YTVOSeval, gt_path: Path, res_path: Path, class_agnostic: bool) -> np.ndarray:
+def run_official(YTVOS, YTVOSeval, gt_path: Path, res_path: Path, class_agnostic: bool) -> tuple[np.ndarray, float]:
+    """The 12 stats, and the seconds spent after loading (evaluate + accumulate + summarize)."""
     with contextlib.redirect_stdout(io.StringIO()):
         gt = YTVOS(str(gt_path))
         dt = gt.loadRes(str(res_path))
+        t0 = time.perf_counter()
         ev = YTVOSeval(gt, dt, "segm")
         if class_agnostic:
             ev.params.useCats = 0
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return np.asarray(ev.stats, dtype=np.float64)
+    return np.asarray(ev.stats, dtype=np.float64), time.perf_counter() - t0
 
 
-def run_ours(gt_path: Path, res_path: Path, class_agnostic: bool) -> np.ndarray:
+def run_ours(gt_path: Path, res_path: Path, class_agnostic: bool) -> tuple[np.ndarray, float]:
     gt = load_dataset(gt_path)
     preds = load_results(res_path, gt)
+    t0 = time.perf_counter()
     stats = evaluate(gt, preds, class_agnostic=class_agnostic).stats
-    return np.array([stats[k] for k in STAT_KEYS], dtype=np.float64)
+    return np.array([stats[k] for k in STAT_KEYS], dtype=np.float64), time.perf_counter() - t0
 
 
 CASES = [  # (seeds, n_videos, n_frames, n_cats, gt/video, dt/video, (h, w), extra)
@@ -168,7 +207,8 @@ CASES = [  # (seeds, n_videos, n_frames, n_cats, gt/video, dt/video, (h, w), ext
     (range(12, 22), 8, 5, 5, 4, 8, (200, 300), {}),
     (range(22, 28), 6, 4, 3, 3, 6, (360, 480), {"p_crowd": 0.3, "p_absent": 0.4}),
     (range(28, 32), 10, 6, 20, 5, 12, (300, 400), {"odd_areas": True}),
-    (range(32, 34), 5, 3, 2, 3, 130, (60, 80), {}),  # > 100 predictions per video
+    (range(32, 36), 5, 3, 1, 3, 140, (60, 80), {}),  # > 100 predictions per video and category
+    (range(36, 44), 6, 4, 3, 4, 8, (120, 160), {"formats": True, "p_empty": 0.2, "p_crowd": 0.3}),
 ]
 
 
@@ -193,8 +233,8 @@ def main() -> int:
                 gp.write_text(json.dumps(gt))
                 rp.write_text(json.dumps(res))
                 for agn in (False, True):
-                    a = run_official(YTVOS, YTVOSeval, gp, rp, agn)
-                    b = run_ours(gp, rp, agn)
+                    a, _ = run_official(YTVOS, YTVOSeval, gp, rp, agn)
+                    b, _ = run_ours(gp, rp, agn)
                     diff = float(np.max(np.abs(a - b)))
                     worst = max(worst, diff)
                     n_checked += 1
@@ -212,18 +252,22 @@ def main() -> int:
         print(f"timing: {args.bench_videos} videos x {args.bench_frames} frames (360x640 max), "
               f"{n_tracks} GT tracks, {len(res)} predictions, 40 categories; median of {args.repeats}")
         for agn in (False, True):
-            t_off, t_ours = [], []
+            t_off, t_ours, e_off, e_ours = [], [], [], []
             for _ in range(args.repeats):
                 t0 = time.perf_counter()
-                a = run_official(YTVOS, YTVOSeval, gp, rp, agn)
+                a, e = run_official(YTVOS, YTVOSeval, gp, rp, agn)
                 t_off.append(time.perf_counter() - t0)
+                e_off.append(e)
                 t0 = time.perf_counter()
-                b = run_ours(gp, rp, agn)
+                b, e = run_ours(gp, rp, agn)
                 t_ours.append(time.perf_counter() - t0)
+                e_ours.append(e)
             diff = float(np.max(np.abs(a - b)))
             mo, mu = statistics.median(t_off), statistics.median(t_ours)
-            print(f"  class_agnostic={agn}: official {mo:.2f} s, uvis {mu:.2f} s (load + evaluate), "
-                  f"speed-up x{mo / mu:.1f}, max |diff| = {diff:.3g}, AP={b[0]:.4f}")
+            eo, eu = statistics.median(e_off), statistics.median(e_ours)
+            print(f"  class_agnostic={agn}: load+evaluate official {mo:.2f} s, uvis {mu:.2f} s (x{mo / mu:.1f}); "
+                  f"evaluate only official {eo:.2f} s, uvis {eu:.2f} s (x{eo / eu:.1f}); "
+                  f"max |diff| = {diff:.3g}, AP={b[0]:.4f}")
             if diff > 1e-9:
                 return 1
     return 0

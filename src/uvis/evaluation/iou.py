@@ -68,34 +68,47 @@ def _per_frame(tracks: Sequence[Segs], num_frames: int) -> tuple[list[list[int]]
     return idx, rles, areas
 
 
-def overlaps(dts: Sequence[Segs], gts: Sequence[Segs], num_frames: int, needed: np.ndarray | None = None) -> Overlaps:
+def overlaps(
+    dts: Sequence[Segs], gts: Sequence[Segs], num_frames: int,
+    d_groups: Sequence[int] | None = None, g_groups: Sequence[int] | None = None,
+) -> Overlaps:
     """Per-frame areas and summed intersections of the (prediction, ground truth) pairs of a video.
 
-    ``needed`` ([D, G] bool, default all) limits the mask work to pairs that will be compared
-    (e.g. same category); intersections of other pairs are left at 0.
+    With group labels (e.g. categories), only pairs within a group are guaranteed to be computed; a
+    mask with no same-group partner in its frame is skipped, so other pairs may be left at 0.
     """
     d_idx, d_rles, area_d = _per_frame(dts, num_frames)
     g_idx, g_rles, area_g = _per_frame(gts, num_frames)
-    inter = np.zeros((len(dts), len(gts)), dtype=np.int64)
+    n_g = len(gts)
+    ratios: list[np.ndarray] = []
+    pairs: list[int] = []
+    weights: list[int] = []
     for t in range(num_frames):
-        di, gi = d_idx[t], g_idx[t]
+        di, gi, dr, gr = d_idx[t], g_idx[t], d_rles[t], g_rles[t]
         if not di or not gi:
             continue
-        if needed is not None:
-            sub = needed[np.ix_(di, gi)]
-            keep_d, keep_g = sub.any(axis=1), sub.any(axis=0)
-            if not keep_d.all() or not keep_g.all():
-                d_rles[t] = [r for r, k in zip(d_rles[t], keep_d, strict=True) if k]
-                g_rles[t] = [r for r, k in zip(g_rles[t], keep_g, strict=True) if k]
-                di = [i for i, k in zip(di, keep_d, strict=True) if k]
-                gi = [j for j, k in zip(gi, keep_g, strict=True) if k]
-                if not di:
-                    continue
-        # With the crowd flag, pycocotools returns |d ∩ g| / |d|: multiply back for the exact integer.
-        ratio = np.asarray(coco_mask.iou(d_rles[t], g_rles[t], [1] * len(gi)), dtype=np.float64)
-        ratio = np.where(np.isfinite(ratio) & (ratio > 0), ratio.reshape(len(di), len(gi)), 0.0)  # empty masks: NaN
-        inter[np.ix_(di, gi)] += np.rint(ratio * area_d[di, t][:, None]).astype(np.int64)
-    return Overlaps(inter=inter, area_d=area_d, area_g=area_g)
+        if d_groups is not None and g_groups is not None:
+            in_d, in_g = {d_groups[i] for i in di}, {g_groups[j] for j in gi}
+            kd = [n for n, i in enumerate(di) if d_groups[i] in in_g]
+            kg = [n for n, j in enumerate(gi) if g_groups[j] in in_d]
+            if not kd:
+                continue
+            if len(kd) < len(di):
+                di, dr = [di[n] for n in kd], [dr[n] for n in kd]
+            if len(kg) < len(gi):
+                gi, gr = [gi[n] for n in kg], [gr[n] for n in kg]
+        # With the crowd flag, pycocotools returns |d ∩ g| / |d| (row-major [d, g]): multiply back by |d|.
+        ratios.append(np.asarray(coco_mask.iou(dr, gr, [1] * len(gi)), dtype=np.float64).ravel())
+        pairs.extend(i * n_g + j for i in di for j in gi)
+        weights.extend(int(area_d[i, t]) for i in di for _ in gi)
+    inter = np.zeros(len(dts) * n_g, dtype=np.int64)
+    if pairs:
+        ratio = np.concatenate(ratios)
+        ratio = np.where(np.isfinite(ratio) & (ratio > 0), ratio, 0.0)  # empty masks give NaN
+        per_frame = np.rint(ratio * np.asarray(weights, dtype=np.float64))
+        # sums of exact integers below 2**53 are exact in float64
+        inter = np.bincount(np.asarray(pairs), weights=per_frame, minlength=len(dts) * n_g).astype(np.int64)
+    return Overlaps(inter=inter.reshape(len(dts), n_g), area_d=area_d, area_g=area_g)
 
 
 def track_ious(dts: Sequence[Segs], gts: Sequence[Segs], num_frames: int) -> np.ndarray:

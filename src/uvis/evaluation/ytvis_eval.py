@@ -112,12 +112,19 @@ def _validate(gt: Dataset, preds: list[Track]) -> None:
     for i, p in enumerate(preds):
         if not gt.has_video(p.video_id):
             raise UserError(f"prediction {i}: unknown video_id {p.video_id}", fix="predict only ground-truth videos")
-        n = gt.video(p.video_id).length
-        if len(p.segmentations) != n:
+        v = gt.video(p.video_id)
+        if len(p.segmentations) != v.length:
             raise UserError(
-                f"prediction {i}: {len(p.segmentations)} segmentations but video {p.video_id} has {n} frames",
+                f"prediction {i}: {len(p.segmentations)} segmentations but video {p.video_id} has {v.length} frames",
                 fix="give one segmentation (or None) per frame",
             )
+        for t, seg in enumerate(p.segmentations):
+            if seg and (int(seg["size"][0]), int(seg["size"][1])) != (v.height, v.width):
+                raise UserError(
+                    f"prediction {i}, frame {t}: mask size {tuple(seg['size'])} but video {p.video_id} is "
+                    f"{(v.height, v.width)} (h, w)",
+                    fix="encode masks at the video's resolution",
+                )
 
 
 def _match(groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray], gt_crowd: list[np.ndarray]):
@@ -226,9 +233,10 @@ def evaluate(gt: Dataset, preds: list[Track], *, class_agnostic: bool = False) -
         dts = [i for p in ps for i in groups[p].dts]
         gts = [j for p in ps for j in groups[p].gts]
         n_frames = gt.video(vid_ids[vp]).length
-        gsize, dsize = [len(groups[p].gts) for p in ps], [len(groups[p].dts) for p in ps]
-        needed = np.repeat(np.repeat(np.eye(len(ps), dtype=bool), dsize, axis=0), gsize, axis=1)
-        ov = overlaps([preds[i].segmentations for i in dts], [gt.tracks[j].segmentations for j in gts], n_frames, needed)
+        d_groups = [p for p in ps for _ in groups[p].dts]
+        g_groups = [p for p in ps for _ in groups[p].gts]
+        ov = overlaps([preds[i].segmentations for i in dts], [gt.tracks[j].segmentations for j in gts], n_frames,
+                      d_groups, g_groups)
         dt_avg[dts] = _mean_positive(ov.area_d)
         gt_avg[gts] = _mean_positive(ov.area_g)
         for j in gts:
