@@ -469,3 +469,15 @@ def test_eval_cli_bad_files_exit_2_one_line(tmp_path, capsys, which):
                    else json.dumps([{"video_id": 1, "category_id": 1, "score": "x", "segmentations": [None, None]}]))
     code, _, err = _cli(["eval", str(gt_path), str(pred_path)], capsys)
     assert code == 2 and err.count("\n") == 1 and str(bad) in err and err.startswith("uvis eval: error: ")
+
+
+def test_eval_cli_short_rle_in_predictions_is_an_error_not_a_hang(tmp_path, capsys):
+    """pycocotools' IoU loops forever on an RLE whose runs stop short of h*w pixels: it must be refused."""
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps(_gt()))
+    short = {"size": [H, W], "counts": [2, 5]}  # 7 of 24 pixels, overlapping the object's box
+    pred_path = tmp_path / "pred.json"
+    pred_path.write_text(json.dumps([{"video_id": 1, "category_id": 1, "score": 0.9, "segmentations": [short, None]}]))
+    code, _, err = _cli(["eval", str(gt_path), str(pred_path)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "result [0], frame 0: unreadable mask" in err
+    assert "cover 7 pixels" in err

@@ -69,6 +69,72 @@ def test_rle_round_trip_area_bbox(mask):
     assert mask_utils.run_lengths(rle["counts"]).tolist() == _runs(mask)
 
 
+def _to_string(runs: list[int]) -> str:
+    """COCO's compressed counts for any run list (also invalid ones), written independently of pycocotools."""
+    out = []
+    for i, value in enumerate(runs):
+        x = value - runs[i - 2] if i > 2 else value
+        while True:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            out.append(chr(48 + (c | 0x20 if more else c)))
+            if not more:
+                break
+    return "".join(out)
+
+
+@st.composite
+def rle_batches(draw):
+    """Lists of RLEs, some with corrupted runs (a run changed, dropped, added or made negative)."""
+    out, valid = [], []
+    for _ in range(draw(st.integers(1, 8))):
+        mask = draw(bool_masks(max_side=12))
+        runs = _runs(mask)
+        fault = draw(st.sampled_from(["none", "none", "none", "grow", "shrink", "drop", "extra", "negative"]))
+        if fault == "grow":
+            runs[draw(st.integers(0, len(runs) - 1))] += draw(st.integers(1, 50))
+        elif fault == "shrink" and max(runs) > 0:
+            i = next(i for i, r in enumerate(runs) if r > 0)
+            runs[i] -= 1
+        elif fault == "drop" and len(runs) > 1:
+            runs = runs[:-1]
+        elif fault == "extra":
+            runs = [*runs, draw(st.integers(1, 40))]
+        elif fault == "negative":  # same total, but one run below zero
+            runs = [*runs, -3, 3]
+        ok = sum(runs) == mask.size and min(runs) >= 0
+        out.append({"size": list(mask.shape), "counts": _to_string(runs)})
+        valid.append(ok)
+    return out, valid
+
+
+@FAST
+@given(bool_masks())
+def test_independent_string_encoder_matches_pycocotools(mask):
+    assert _to_string(_runs(mask)) == mask_utils.encode(mask)["counts"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(rle_batches())
+def test_check_many_finds_the_first_bad_rle(batch):
+    rles, valid = batch
+    expected = next((i for i, ok in enumerate(valid) if not ok), None)
+    assert mask_utils.check_many(rles) == expected
+    chunk = mask_utils._CHUNK_CHARS
+    try:  # many small vectorised passes give the same answer
+        mask_utils._CHUNK_CHARS = 7
+        assert mask_utils.check_many(rles) == expected
+    finally:
+        mask_utils._CHUNK_CHARS = chunk
+    for rle, ok in zip(rles, valid, strict=True):
+        if ok:
+            mask_utils.check(rle)
+        else:
+            with pytest.raises(ValueError):
+                mask_utils.check(rle)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 37), (41, 1), (2, 3)])
 @pytest.mark.parametrize("fill", [False, True])
 def test_rle_round_trip_empty_full_thin(shape, fill):

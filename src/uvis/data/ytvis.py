@@ -235,8 +235,10 @@ def _areas(areas: Any, length: int) -> list[float | None] | None:
 
 
 def _check_segmentations(
-    segs: Any, video: Video, what: str, path: Path
+    segs: Any, video: Video, what: str, path: Path, pending: list[tuple[RLE, str]] | None = None
 ) -> list[RLE | None]:
+    """Per-frame masks as compressed RLE; run lengths are checked now, or later in one batch when the
+    caller passes ``pending`` (see ``_check_pending``)."""
     if not isinstance(segs, list):
         raise UserError(f"{what}: 'segmentations' is not a list", path=path, fix="one entry per frame")
     if len(segs) != video.length:
@@ -248,7 +250,7 @@ def _check_segmentations(
     out: list[RLE | None] = []
     for t, seg in enumerate(segs):
         try:
-            rle = mask_utils.normalize(seg, video.height, video.width)
+            rle = mask_utils.normalize(seg, video.height, video.width, check_runs=pending is None)
         except Exception as e:  # pycocotools raises bare Exceptions on malformed input
             raise UserError(f"{what}, frame {t}: unreadable mask ({e})", path=path, fix="use COCO RLE or polygons") from None
         if rle is not None and tuple(rle["size"]) != (video.height, video.width):
@@ -258,8 +260,24 @@ def _check_segmentations(
                 path=path,
                 fix="encode masks at the video's resolution",
             )
+        if rle is not None and pending is not None:
+            pending.append((rle, f"{what}, frame {t}"))
         out.append(rle)
     return out
+
+
+def _check_pending(pending: list[tuple[RLE, str]], path: Path) -> None:
+    """Check the run lengths of all masks of a file at once (vectorised; see ``masks.check_many``)."""
+    bad = mask_utils.check_many([rle for rle, _ in pending])
+    if bad is None:
+        return
+    rle, where = pending[bad]
+    try:
+        mask_utils.check(rle)
+        reason = "malformed RLE"
+    except Exception as e:
+        reason = str(e)
+    raise UserError(f"{where}: unreadable mask ({reason})", path=path, fix="use COCO RLE or polygons")
 
 
 def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) -> Dataset:
@@ -286,6 +304,7 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
     by_id = {v.id: v for v in videos}
     cat_ids = {c.id for c in categories}
     tracks: list[Track] = []
+    pending: list[tuple[RLE, str]] = []
     annotations = data.get("annotations", []) or []
     if not isinstance(annotations, list):
         raise UserError("'annotations' is not a list", path=path, fix="write the file in the YouTube-VIS format")
@@ -297,7 +316,7 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
         cid = _number(a, "category_id", what, path)
         if cid not in cat_ids:
             raise UserError(f"{what}: unknown category_id {cid}", path=path, fix="list the category in 'categories'")
-        segs = _check_segmentations(_require(a, "segmentations", what, path), by_id[vid], what, path)
+        segs = _check_segmentations(_require(a, "segmentations", what, path), by_id[vid], what, path, pending)
         areas = a.get("areas")
         tracks.append(
             Track(
@@ -309,6 +328,7 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
                 areas=_areas(areas, len(segs)),
             )
         )
+    _check_pending(pending, path)
     return Dataset(
         videos=videos,
         tracks=tracks,
@@ -328,6 +348,7 @@ def load_results(json_path: str | Path, dataset: Dataset, *, check_categories: b
         raise UserError("results must be a JSON list", path=path, fix="write [{video_id, category_id, score, segmentations}, ...]")
     cat_ids = {c.id for c in dataset.categories}
     out: list[Track] = []
+    pending: list[tuple[RLE, str]] = []
     for i, r in enumerate(data):
         what = f"result [{i}]"
         vid = _number(r, "video_id", what, path)
@@ -337,8 +358,9 @@ def load_results(json_path: str | Path, dataset: Dataset, *, check_categories: b
         if check_categories and cid not in cat_ids:
             raise UserError(f"{what}: unknown category_id {cid}", path=path, fix="use the ground truth's category ids")
         score = _number(r, "score", what, path, float)
-        segs = _check_segmentations(_require(r, "segmentations", what, path), dataset.video(vid), what, path)
+        segs = _check_segmentations(_require(r, "segmentations", what, path), dataset.video(vid), what, path, pending)
         out.append(Track(video_id=vid, category_id=cid, segmentations=segs, score=score, id=i + 1))
+    _check_pending(pending, path)
     return out
 
 
