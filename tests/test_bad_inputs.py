@@ -434,6 +434,8 @@ PSEUDO_CASES = {
                                         "not a compressed RLE"),
     "mask of another size": (lambda p: p["annotations"][0].update(segmentation=mask_utils.encode(np.zeros((5, 6), bool))),
                              "mask size"),
+    "RLE runs stop short": (lambda p: p["annotations"][0].update(segmentation={"size": [H, W], "counts": "0"}),
+                            "annotations[0]: unreadable mask (RLE runs cover 0 pixels"),
     "category_id is a word": (lambda p: p["annotations"][0].update(category_id="x"), "'category_id' is 'x'"),
     "categories is a dict": (lambda p: p.update(categories={"x": 1}), "'categories' is not a list"),
     "category without name": (lambda p: p.update(categories=[{"id": 1}]), "categories[0] has no 'name'"),

@@ -65,7 +65,7 @@ class FrameInstance:
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
             or not isinstance(seg.get("counts"), str)
         ):
-            # Shape only: the run lengths are not decoded here (files hold millions of masks).
+            # Shape here; the run lengths of all masks are checked at once by load_pseudo_labels.
             raise UserError(f"{what}: 'segmentation' is not a compressed RLE {{size: [h, w], counts: str}}",
                             path=path, fix="regenerate the pseudo-labels")
         optional = {k: None if a.get(k) is None else _number(a, k, what, path, kind)
@@ -148,6 +148,14 @@ def load_pseudo_labels(path: str | Path) -> PseudoLabels:
                 fix="encode masks at the video's resolution",
             )
         instances.append(inst)
+    bad = mask_utils.check_many([inst.segmentation for inst in instances])
+    if bad is not None:  # pycocotools would read such a mask out of bounds or loop forever on it
+        try:
+            mask_utils.check(instances[bad].segmentation)
+            reason = "malformed RLE"
+        except Exception as e:
+            reason = str(e)
+        raise UserError(f"annotations[{bad}]: unreadable mask ({reason})", path=path, fix="regenerate the pseudo-labels")
     return PseudoLabels(
         videos=videos,
         instances=instances,
