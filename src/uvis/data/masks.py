@@ -112,8 +112,8 @@ def run_lengths(counts: str | bytes) -> np.ndarray:
 def check(rle: RLE) -> None:
     """Raise ValueError unless the runs of ``rle`` are non-negative and cover exactly its h*w pixels.
 
-    pycocotools does not check this: too few runs decode to uninitialised memory, too many are
-    rejected only by some versions.
+    pycocotools does not check this: with too few runs ``decode`` returns uninitialised memory and
+    ``iou``/``merge`` loop forever; too many are rejected by ``decode`` only.
     """
     size = rle["size"]
     h, w = int(size[0]), int(size[1])
@@ -133,8 +133,8 @@ _CHUNK_CHARS = 1 << 21  # characters per vectorised pass of check_many: bounds i
 def check_many(rles: Sequence[RLE]) -> int | None:
     """Index of the first RLE that ``check`` would reject, or None: the same test, vectorised over many masks.
 
-    Loading a results file checks every mask; one numpy pass per ~2M characters instead of a dozen
-    numpy calls per mask keeps that close to the cost of parsing the JSON.
+    Loading a file checks every mask, so this works on ~2M characters per numpy pass instead of a dozen
+    numpy calls per mask: about 20 us per smooth 720p mask (benchmarks/bench_rle_check.py).
     """
     start = 0
     while start < len(rles):
