@@ -173,6 +173,15 @@ def test_equal_scores_keep_input_order():
     assert evaluate(gt, [pred([a], 0.5), pred([fp], 0.5)]).stats["AP"] == approx(1.0)
 
 
+def test_track_ids_do_not_matter_and_agnostic_mode_accepts_any_category():
+    a, b = rect(10, 10, 0, 3, 0, 3), rect(10, 10, 6, 9, 6, 9)
+    gt = dataset([video(1, 1)], [gt_track(0, [a]), gt_track(0, [b])])  # duplicate (default) ids
+    assert evaluate(gt, [pred([a], 0.9), pred([b], 0.8)]).stats["AR100"] == approx(1.0)
+    preds = [pred([a], 0.9, cat=99), pred([b], 0.8, cat=99)]  # e.g. unnamed clusters
+    assert evaluate(gt, preds, class_agnostic=True).stats["AP"] == approx(1.0)
+    assert evaluate(gt, preds).stats["AP"] == 0.0
+
+
 def test_evaluate_rejects_predictions_that_do_not_fit_the_video():
     gt = dataset([video(1, 2)], [gt_track(1, [SQ, SQ])])
     with pytest.raises(UserError, match="2 frames"):

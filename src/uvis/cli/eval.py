@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval",
         help="YouTube-VIS AP/AR of a results file",
         description="Compute the 12 YouTube-VIS metrics (AP, AP50, ..., ARl) exactly as the official "
-        "youtubevos/cocoapi does. Areas: small < 128^2, medium 128^2..256^2, large > 256^2 pixels "
-        "(mean over the frames where the object is visible). -1 means undefined (no ground truth).",
+        "youtubevos/cocoapi does. Areas (bounds inclusive): small <= 128^2, medium 128^2..256^2, large >= 256^2 "
+        "pixels (mean over the frames where the object is visible). -1 (n/a) means undefined: no ground truth there.",
     )
     p.add_argument("gt", metavar="GT_JSON", help="YouTube-VIS ground-truth annotation file")
     p.add_argument("pred", metavar="PRED_JSON", help="results: [{video_id, category_id, score, segmentations}]")

@@ -20,10 +20,10 @@ Segs = Sequence[RLE | None]
 
 
 def _coco(rle: RLE) -> RLE:
-    counts = rle["counts"]
-    if isinstance(counts, list):
+    """An RLE pycocotools accepts: compressed counts as str or bytes pass through unchanged."""
+    if isinstance(rle["counts"], list):
         return coco_mask.frPyObjects(rle, int(rle["size"][0]), int(rle["size"][1]))
-    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return rle
 
 
 def _areas(rles: list[RLE]) -> np.ndarray:

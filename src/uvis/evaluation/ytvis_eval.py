@@ -14,10 +14,11 @@ implementation. In short:
   equal IoUs, the later ground-truth track;
 * 101-point interpolated precision; -1 where a setting has no non-ignored ground truth.
 
-Deviations only where the official code is ill-defined: ground-truth ids are used only as
-identities (duplicate or zero ids are renumbered instead of colliding), a ground truth without
-``areas`` gets them from its masks, and in class-agnostic mode predictions with a category absent
-from the ground truth still count (the official code silently drops them).
+Deviations only where the official code is ill-defined or fails: ground-truth ``id`` values are not
+used (the official code mis-scores duplicate or zero ids), a ground truth without ``areas`` gets them
+from its masks, an empty prediction list scores 0 (the official ``loadRes`` crashes), and in
+class-agnostic mode predictions with a category absent from the ground truth still count (the
+official code silently drops them).
 """
 
 from __future__ import annotations
@@ -78,14 +79,14 @@ def _groups(
     kpos = {c: i for i, c in enumerate(cat_ids)}
     cells: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
 
-    def key(t: Track) -> tuple[int, int] | None:
+    def key(t: Track, is_gt: bool) -> tuple[int, int] | None:
         if t.video_id not in vpos:
             return None
-        if class_agnostic:
+        if class_agnostic and not is_gt:  # any predicted category counts
             return (vpos[t.video_id], 0)
-        if t.category_id not in kpos:
+        if t.category_id not in kpos:  # ground truth of unlisted categories never counts (as official)
             return None
-        return (vpos[t.video_id], kpos[t.category_id])
+        return (vpos[t.video_id], 0 if class_agnostic else kpos[t.category_id])
 
     # Class-agnostic cells list tracks category by category (ascending id), then in file order.
     def order(tracks: list[Track]) -> list[int]:
@@ -93,11 +94,11 @@ def _groups(
         return sorted(idx, key=lambda i: tracks[i].category_id) if class_agnostic else idx
 
     for j in order(gt.tracks):
-        kk = key(gt.tracks[j])
+        kk = key(gt.tracks[j], True)
         if kk is not None:
             cells.setdefault(kk, ([], []))[0].append(j)
     for i in order(preds):
-        kk = key(preds[i])
+        kk = key(preds[i], False)
         if kk is not None:
             cells.setdefault(kk, ([], []))[1].append(i)
     out = []
@@ -127,12 +128,32 @@ def _validate(gt: Dataset, preds: list[Track]) -> None:
                 )
 
 
-def _match(groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray], gt_crowd: list[np.ndarray]):
-    """Greedy matching of every group, area range and IoU threshold at once.
+Matches = list[tuple[np.ndarray, np.ndarray]]
 
-    Returns per group (dt_matched [A,T,D] bool, dt_ignored [A,T,D] bool). Groups are processed
-    together, one prediction rank at a time, over padded [P,A,T,G] arrays.
+
+def _match(groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray], gt_crowd: list[np.ndarray]) -> Matches:
+    """Greedy matching of every group, area range and IoU threshold.
+
+    Returns per group (dt_matched [A,T,D] bool, dt_ignored [A,T,D] bool). Groups with similar
+    ground-truth counts are matched together (so padding stays small), see ``_match_batch``.
     """
+    out: Matches = [(np.zeros(0), np.zeros(0))] * len(groups)
+    buckets: dict[int, list[int]] = {}
+    for p, g in enumerate(groups):
+        buckets.setdefault(len(g.gts).bit_length(), []).append(p)
+    for ps in buckets.values():
+        for p, res in zip(ps, _match_batch([groups[p] for p in ps], [ious[p] for p in ps], [gt_ig[p] for p in ps],
+                                           [gt_crowd[p] for p in ps]), strict=True):
+            out[p] = res
+    return out
+
+
+def _match_batch(
+    groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray], gt_crowd: list[np.ndarray]
+) -> Matches:
+    """All given groups, area ranges and thresholds at once, one prediction rank at a time, over padded
+    [P,A,T,G] arrays. Per prediction: the best available non-ignored ground truth with IoU >= threshold
+    (ties: the later one); only if there is none, the best ignored one (crowd stays available)."""
     A, T = len(AREA_RNG), len(IOU_THRS)
     order = sorted(range(len(groups)), key=lambda p: -len(groups[p].dts))
     P = len(groups)
@@ -174,7 +195,7 @@ def _match(groups: list[_Group], ious: list[np.ndarray], gt_ig: list[np.ndarray]
         matched[pp, aa, tt, mm] = True
         dtm[pp, aa, tt, d] = True
         dtig[pp, aa, tt, d] = ig[pp, aa, mm]
-    out: list[tuple[np.ndarray, np.ndarray]] = [None] * P  # type: ignore[list-item]
+    out: Matches = [(np.zeros(0), np.zeros(0))] * P
     for r, p in enumerate(order):
         nd = len(groups[p].dts)
         out[p] = (dtm[r, :, :, :nd], dtig[r, :, :, :nd])
@@ -216,9 +237,6 @@ def evaluate(gt: Dataset, preds: list[Track], *, class_agnostic: bool = False) -
     _validate(gt, preds)
     vid_ids = sorted({v.id for v in gt.videos})
     cat_ids = sorted({c.id for c in gt.categories})
-    gt_ids = [t.id for t in gt.tracks]
-    if 0 in gt_ids or len(set(gt_ids)) != len(gt_ids):
-        gt_ids = list(range(1, len(gt.tracks) + 1))  # only identity matters; see module docstring
     groups = _groups(gt, preds, vid_ids, cat_ids, class_agnostic)
 
     # IoU per group, computed once per video over all of that video's tracks, with the per-frame areas
