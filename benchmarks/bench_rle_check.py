@@ -7,10 +7,11 @@ that batched check against the same load with it turned off.
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_rle_check.py [--videos 30 --tracks 30 --frames 30] [--ragged 0]
 
 Measured on the shared 2-core CPU VM (noisy), best of 3:
-- smooth ellipses (--ragged 0), 27000 masks of 720x1280, ~560 characters each: 0.13 s -> 0.73 s (+22 us/mask);
-  36000 masks of 360x640 (~330 characters): 0.26 s -> 0.84 s (+16 us/mask);
-- ragged borders (--ragged 0.2), 27000 masks of 720x1280, ~5000 characters: 0.66 s -> 7.4 s (+250 us/mask).
-The cost is about 50 ns per RLE character.
+- smooth ellipses (--ragged 0), 27000 masks of 720x1280, ~560 characters each: 0.08 s -> 0.50 s (+16 us/mask);
+  36000 masks of 360x640 (~330 characters): 0.10 s -> 0.46 s (+10 us/mask);
+- ragged borders (--ragged 0.2), 27000 masks of 720x1280, ~5000 characters: 0.36 s -> 3.5 s (+115 us/mask).
+That is roughly 20-30 ns per RLE character. In benchmarks/eval_vs_official.py's timing set (54000 masks) it
+adds about 0.3 s to loading (uvis load+evaluate 0.5 s -> 0.8-1.0 s; official API 0.8 s).
 """
 
 from __future__ import annotations

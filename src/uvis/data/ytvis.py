@@ -235,10 +235,10 @@ def _areas(areas: Any, length: int) -> list[float | None] | None:
 
 
 def _check_segmentations(
-    segs: Any, video: Video, what: str, path: Path, pending: list[tuple[RLE, str]] | None = None
+    segs: Any, video: Video, what: str, path: Path, pending: _Pending | None = None
 ) -> list[RLE | None]:
     """Per-frame masks as compressed RLE; run lengths are checked now, or later in one batch when the
-    caller passes ``pending`` (see ``_check_pending``)."""
+    caller passes ``pending``."""
     if not isinstance(segs, list):
         raise UserError(f"{what}: 'segmentations' is not a list", path=path, fix="one entry per frame")
     if len(segs) != video.length:
@@ -261,23 +261,39 @@ def _check_segmentations(
                 fix="encode masks at the video's resolution",
             )
         if rle is not None and pending is not None:
-            pending.append((rle, f"{what}, frame {t}"))
+            pending.add(rle, what, t)
         out.append(rle)
     return out
 
 
-def _check_pending(pending: list[tuple[RLE, str]], path: Path) -> None:
-    """Check the run lengths of all masks of a file at once (vectorised; see ``masks.check_many``)."""
-    bad = mask_utils.check_many([rle for rle, _ in pending])
-    if bad is None:
-        return
-    rle, where = pending[bad]
-    try:
-        mask_utils.check(rle)
-        reason = "malformed RLE"
-    except Exception as e:
-        reason = str(e)
-    raise UserError(f"{where}: unreadable mask ({reason})", path=path, fix="use COCO RLE or polygons")
+class _Pending:
+    """Masks whose run lengths are still to be checked, in one batch (see ``masks.check_many``).
+
+    Plain parallel lists, not a tuple per mask: loading holds millions of objects, and every extra
+    container object would make the garbage collector walk them all more often.
+    """
+
+    def __init__(self) -> None:
+        self.rles: list[RLE] = []
+        self.whats: list[str] = []
+        self.frames: list[int] = []
+
+    def add(self, rle: RLE, what: str, t: int) -> None:
+        self.rles.append(rle)
+        self.whats.append(what)
+        self.frames.append(t)
+
+    def check(self, path: Path) -> None:
+        bad = mask_utils.check_many(self.rles)
+        if bad is None:
+            return
+        try:
+            mask_utils.check(self.rles[bad])
+            reason = "malformed RLE"
+        except Exception as e:
+            reason = str(e)
+        raise UserError(f"{self.whats[bad]}, frame {self.frames[bad]}: unreadable mask ({reason})", path=path,
+                        fix="use COCO RLE or polygons")
 
 
 def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) -> Dataset:
@@ -304,7 +320,7 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
     by_id = {v.id: v for v in videos}
     cat_ids = {c.id for c in categories}
     tracks: list[Track] = []
-    pending: list[tuple[RLE, str]] = []
+    pending = _Pending()
     annotations = data.get("annotations", []) or []
     if not isinstance(annotations, list):
         raise UserError("'annotations' is not a list", path=path, fix="write the file in the YouTube-VIS format")
@@ -328,7 +344,7 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
                 areas=_areas(areas, len(segs)),
             )
         )
-    _check_pending(pending, path)
+    pending.check(path)
     return Dataset(
         videos=videos,
         tracks=tracks,
@@ -348,7 +364,7 @@ def load_results(json_path: str | Path, dataset: Dataset, *, check_categories: b
         raise UserError("results must be a JSON list", path=path, fix="write [{video_id, category_id, score, segmentations}, ...]")
     cat_ids = {c.id for c in dataset.categories}
     out: list[Track] = []
-    pending: list[tuple[RLE, str]] = []
+    pending = _Pending()
     for i, r in enumerate(data):
         what = f"result [{i}]"
         vid = _number(r, "video_id", what, path)
@@ -360,7 +376,7 @@ def load_results(json_path: str | Path, dataset: Dataset, *, check_categories: b
         score = _number(r, "score", what, path, float)
         segs = _check_segmentations(_require(r, "segmentations", what, path), dataset.video(vid), what, path, pending)
         out.append(Track(video_id=vid, category_id=cid, segmentations=segs, score=score, id=i + 1))
-    _check_pending(pending, path)
+    pending.check(path)
     return out
 
 
