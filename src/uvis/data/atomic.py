@@ -10,13 +10,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from uvis.errors import UserError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise UserError("output path is a folder", path=path, fix="name an output file, e.g. out.json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError("cannot create the output: a parent of it is a file", path=path,
+                        fix="choose an output path inside a folder") from None
+    except OSError as e:
+        raise UserError(f"cannot write the output ({e.strerror or e})", path=path,
+                        fix="choose a writable output folder") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -171,7 +171,9 @@ def _probe_file(path: Path) -> Video:
 
 
 def list_frames(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    """Image files of a folder, sorted by name (hidden files and sub-folders named like images skipped)."""
+    return sorted(p.name for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
 
 
 def open_video(

@@ -10,6 +10,7 @@ Loading validates everything a later stage relies on and turns mistakes into one
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,15 +159,62 @@ def _require(obj: Any, key: str, what: str, path: Path) -> Any:
 
 
 def _number(obj: Any, key: str, what: str, path: Path, kind: type = int) -> Any:
-    """A required numeric field, with a one-line error instead of a traceback when it is not a number."""
+    """A required numeric field, with a one-line error instead of a traceback when it is not a number.
+
+    JSON numbers only: a string such as "6" is a mistake in the file, not something to guess about.
+    Integer fields accept integral floats (6.0, as some writers emit); floats must be finite.
+    """
     value = _require(obj, key, what, path)
-    try:
-        if isinstance(value, bool) or value is None:
-            raise TypeError
-        return kind(value)
-    except (TypeError, ValueError, OverflowError):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and kind is int and isinstance(value, float) and not value.is_integer():
+        raise UserError(f"{what}: '{key}' is {value!r}, not a whole number", path=path,
+                        fix="write the file in the YouTube-VIS format")
+    if not ok:
         raise UserError(f"{what}: '{key}' is {value!r}, not a number", path=path,
-                        fix="write the file in the YouTube-VIS format") from None
+                        fix="write the file in the YouTube-VIS format")
+    return kind(value)
+
+
+def _text(obj: Any, key: str, what: str, path: Path, *, required: bool = True) -> str:
+    """A string field (optional ones may be missing or null and read as "")."""
+    value = _require(obj, key, what, path) if required else obj.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise UserError(f"{what}: '{key}' is {value!r}, not a string", path=path,
+                        fix="write the file in the YouTube-VIS format")
+    return value
+
+
+def _object(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """An optional JSON object such as ``info`` (missing or null reads as {})."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"'{key}' is {type(value).__name__}, not an object", path=path,
+                        fix="write the file in the YouTube-VIS format")
+    return dict(value)
+
+
+def _video(v: Any, what: str, path: Path) -> Video:
+    """One validated ``videos`` entry."""
+    names = _list(v, "file_names", what, path)
+    for j, n in enumerate(names):
+        if not isinstance(n, str):
+            raise UserError(f"{what}: file_names[{j}] is {n!r}, not a string", path=path,
+                            fix="list each frame's path relative to the frame root")
+    width, height = _number(v, "width", what, path), _number(v, "height", what, path)
+    if width <= 0 or height <= 0:
+        raise UserError(f"{what}: size {width}x{height} is not positive", path=path,
+                        fix="write the frames' width and height in pixels")
+    return Video(
+        id=_number(v, "id", what, path),
+        width=width,
+        height=height,
+        file_names=list(names),
+        name=_text(v, "name", what, path, required=False) or (str(Path(names[0]).parent) if names else ""),
+    )
 
 
 def _list(obj: Any, key: str, what: str, path: Path) -> list[Any]:
@@ -187,8 +235,10 @@ def _areas(areas: Any, length: int) -> list[float | None] | None:
 
 
 def _check_segmentations(
-    segs: Any, video: Video, what: str, path: Path
+    segs: Any, video: Video, what: str, path: Path, pending: _Pending | None = None
 ) -> list[RLE | None]:
+    """Per-frame masks as compressed RLE; run lengths are checked now, or later in one batch when the
+    caller passes ``pending``."""
     if not isinstance(segs, list):
         raise UserError(f"{what}: 'segmentations' is not a list", path=path, fix="one entry per frame")
     if len(segs) != video.length:
@@ -200,7 +250,7 @@ def _check_segmentations(
     out: list[RLE | None] = []
     for t, seg in enumerate(segs):
         try:
-            rle = mask_utils.normalize(seg, video.height, video.width)
+            rle = mask_utils.normalize(seg, video.height, video.width, check_runs=pending is None)
         except Exception as e:  # pycocotools raises bare Exceptions on malformed input
             raise UserError(f"{what}, frame {t}: unreadable mask ({e})", path=path, fix="use COCO RLE or polygons") from None
         if rle is not None and tuple(rle["size"]) != (video.height, video.width):
@@ -210,8 +260,40 @@ def _check_segmentations(
                 path=path,
                 fix="encode masks at the video's resolution",
             )
+        if rle is not None and pending is not None:
+            pending.add(rle, what, t)
         out.append(rle)
     return out
+
+
+class _Pending:
+    """Masks whose run lengths are still to be checked, in one batch (see ``masks.check_many``).
+
+    Plain parallel lists, not a tuple per mask: loading holds millions of objects, and every extra
+    container object would make the garbage collector walk them all more often.
+    """
+
+    def __init__(self) -> None:
+        self.rles: list[RLE] = []
+        self.whats: list[str] = []
+        self.frames: list[int] = []
+
+    def add(self, rle: RLE, what: str, t: int) -> None:
+        self.rles.append(rle)
+        self.whats.append(what)
+        self.frames.append(t)
+
+    def check(self, path: Path) -> None:
+        bad = mask_utils.check_many(self.rles)
+        if bad is None:
+            return
+        try:
+            mask_utils.check(self.rles[bad])
+            reason = "malformed RLE"
+        except Exception as e:
+            reason = str(e)
+        raise UserError(f"{self.whats[bad]}, frame {self.frames[bad]}: unreadable mask ({reason})", path=path,
+                        fix="use COCO RLE or polygons")
 
 
 def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) -> Dataset:
@@ -220,24 +302,12 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
     data = _read_json(path)
     if not isinstance(data, dict):
         raise UserError("top level is not an object", path=path, fix="write the file in the YouTube-VIS format")
-    videos: list[Video] = []
-    for i, v in enumerate(_list(data, "videos", "the file", path)):
-        what = f"videos[{i}]"
-        names = _list(v, "file_names", what, path)
-        videos.append(
-            Video(
-                id=_number(v, "id", what, path),
-                width=_number(v, "width", what, path),
-                height=_number(v, "height", what, path),
-                file_names=[str(n) for n in names],
-                name=str(v.get("name", "") or (str(Path(names[0]).parent) if names else "")),
-            )
-        )
+    videos = [_video(v, f"videos[{i}]", path) for i, v in enumerate(_list(data, "videos", "the file", path))]
     categories = [
         Category(
             id=_number(c, "id", f"categories[{i}]", path),
-            name=str(_require(c, "name", f"categories[{i}]", path)),
-            supercategory=str(c.get("supercategory", "") or ""),
+            name=_text(c, "name", f"categories[{i}]", path),
+            supercategory=_text(c, "supercategory", f"categories[{i}]", path, required=False),
         )
         for i, c in enumerate(_list(data, "categories", "the file", path))
     ]
@@ -250,6 +320,7 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
     by_id = {v.id: v for v in videos}
     cat_ids = {c.id for c in categories}
     tracks: list[Track] = []
+    pending = _Pending()
     annotations = data.get("annotations", []) or []
     if not isinstance(annotations, list):
         raise UserError("'annotations' is not a list", path=path, fix="write the file in the YouTube-VIS format")
@@ -261,7 +332,7 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
         cid = _number(a, "category_id", what, path)
         if cid not in cat_ids:
             raise UserError(f"{what}: unknown category_id {cid}", path=path, fix="list the category in 'categories'")
-        segs = _check_segmentations(_require(a, "segmentations", what, path), by_id[vid], what, path)
+        segs = _check_segmentations(_require(a, "segmentations", what, path), by_id[vid], what, path, pending)
         areas = a.get("areas")
         tracks.append(
             Track(
@@ -273,11 +344,12 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
                 areas=_areas(areas, len(segs)),
             )
         )
+    pending.check(path)
     return Dataset(
         videos=videos,
         tracks=tracks,
         categories=categories,
-        info=dict(data.get("info", {}) or {}),
+        info=_object(data, "info", path),
         frame_root=Path(frame_root) if frame_root is not None else None,
     )
 
@@ -292,6 +364,7 @@ def load_results(json_path: str | Path, dataset: Dataset, *, check_categories: b
         raise UserError("results must be a JSON list", path=path, fix="write [{video_id, category_id, score, segmentations}, ...]")
     cat_ids = {c.id for c in dataset.categories}
     out: list[Track] = []
+    pending = _Pending()
     for i, r in enumerate(data):
         what = f"result [{i}]"
         vid = _number(r, "video_id", what, path)
@@ -301,8 +374,9 @@ def load_results(json_path: str | Path, dataset: Dataset, *, check_categories: b
         if check_categories and cid not in cat_ids:
             raise UserError(f"{what}: unknown category_id {cid}", path=path, fix="use the ground truth's category ids")
         score = _number(r, "score", what, path, float)
-        segs = _check_segmentations(_require(r, "segmentations", what, path), dataset.video(vid), what, path)
+        segs = _check_segmentations(_require(r, "segmentations", what, path), dataset.video(vid), what, path, pending)
         out.append(Track(video_id=vid, category_id=cid, segmentations=segs, score=score, id=i + 1))
+    pending.check(path)
     return out
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from uvis.data import atomic
 from uvis.data import masks as mask_utils
 from uvis.data.masks import RLE
-from uvis.data.ytvis import Category, Video, _read_json, _require
+from uvis.data.ytvis import Category, Video, _list, _number, _object, _read_json, _require, _text, _video
 from uvis.errors import UserError
 
 
@@ -57,16 +57,27 @@ class FrameInstance:
 
     @staticmethod
     def from_json(a: dict[str, Any], what: str, path: Path) -> FrameInstance:
-        cid = a.get("category_id")
-        prob = a.get("class_prob")
+        """One validated annotation entry; wrong types are one-line ``UserError``s."""
+        seg = _require(a, "segmentation", what, path)
+        size = seg.get("size") if isinstance(seg, dict) else None
+        if (
+            not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+            or not isinstance(seg.get("counts"), str)
+        ):
+            # Shape here; the run lengths of all masks are checked at once by load_pseudo_labels.
+            raise UserError(f"{what}: 'segmentation' is not a compressed RLE {{size: [h, w], counts: str}}",
+                            path=path, fix="regenerate the pseudo-labels")
+        optional = {k: None if a.get(k) is None else _number(a, k, what, path, kind)
+                    for k, kind in (("category_id", int), ("class_prob", float), ("id", int))}
         return FrameInstance(
-            video_id=int(_require(a, "video_id", what, path)),
-            frame_index=int(_require(a, "frame_index", what, path)),
-            segmentation=_require(a, "segmentation", what, path),
-            score=float(_require(a, "score", what, path)),
-            category_id=None if cid is None else int(cid),
-            class_prob=None if prob is None else float(prob),
-            id=int(a.get("id", 0)),
+            video_id=_number(a, "video_id", what, path),
+            frame_index=_number(a, "frame_index", what, path),
+            segmentation=seg,
+            score=_number(a, "score", what, path, float),
+            category_id=optional["category_id"],
+            class_prob=optional["class_prob"],
+            id=optional["id"] or 0,
         )
 
 
@@ -106,23 +117,20 @@ def load_pseudo_labels(path: str | Path) -> PseudoLabels:
     data = _read_json(path)
     if not isinstance(data, dict):
         raise UserError("top level is not an object", path=path, fix="pass a uvis pseudo-label file")
-    videos = [
-        Video(
-            id=int(_require(v, "id", f"videos[{i}]", path)),
-            width=int(_require(v, "width", f"videos[{i}]", path)),
-            height=int(_require(v, "height", f"videos[{i}]", path)),
-            file_names=[str(n) for n in _require(v, "file_names", f"videos[{i}]", path)],
-            name=str(v.get("name", "")),
-        )
-        for i, v in enumerate(_require(data, "videos", "the file", path))
-    ]
+    videos = [_video(v, f"videos[{i}]", path) for i, v in enumerate(_list(data, "videos", "the file", path))]
+    if not isinstance(data.get("categories") or [], list):
+        raise UserError("'categories' is not a list", path=path, fix="pass a uvis pseudo-label file")
     categories = [
-        Category(id=int(c["id"]), name=str(c["name"]), supercategory=str(c.get("supercategory", "")))
-        for c in data.get("categories", []) or []
+        Category(
+            id=_number(c, "id", f"categories[{i}]", path),
+            name=_text(c, "name", f"categories[{i}]", path),
+            supercategory=_text(c, "supercategory", f"categories[{i}]", path, required=False),
+        )
+        for i, c in enumerate(data.get("categories") or [])
     ]
     by_id = {v.id: v for v in videos}
     instances = []
-    for i, a in enumerate(_require(data, "annotations", "the file", path)):
+    for i, a in enumerate(_list(data, "annotations", "the file", path)):
         inst = FrameInstance.from_json(a, f"annotations[{i}]", path)
         video = by_id.get(inst.video_id)
         if video is None:
@@ -140,10 +148,18 @@ def load_pseudo_labels(path: str | Path) -> PseudoLabels:
                 fix="encode masks at the video's resolution",
             )
         instances.append(inst)
+    bad = mask_utils.check_many([inst.segmentation for inst in instances])
+    if bad is not None:  # pycocotools would read such a mask out of bounds or loop forever on it
+        try:
+            mask_utils.check(instances[bad].segmentation)
+            reason = "malformed RLE"
+        except Exception as e:
+            reason = str(e)
+        raise UserError(f"annotations[{bad}]: unreadable mask ({reason})", path=path, fix="regenerate the pseudo-labels")
     return PseudoLabels(
         videos=videos,
         instances=instances,
         categories=categories,
-        info=dict(data.get("info", {}) or {}),
-        stats=dict(data.get("stats", {}) or {}),
+        info=_object(data, "info", path),
+        stats=_object(data, "stats", path),
     )
