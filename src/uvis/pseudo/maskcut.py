@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 import torch
 import torch.nn.functional as F
 
@@ -123,9 +124,17 @@ def second_eigenvector(affinity: torch.Tensor, *, solver: str = "eigh", iters: i
     d_isqrt = d.rsqrt()
     m = d_isqrt[:, :, None] * a * d_isqrt[:, None, :]  # D^-1/2 A D^-1/2, eigenvalues in [-1, 1]
     if solver == "eigh":
-        eye = torch.eye(a.shape[-1], device=a.device, dtype=a.dtype)
-        _, vecs = torch.linalg.eigh(eye - m)  # ascending; index 0 is sqrt(d) (eigenvalue 0)
-        y = vecs[..., 1]
+        lap = torch.eye(a.shape[-1], device=a.device, dtype=a.dtype) - m
+        if lap.device.type == "cpu":
+            # LAPACK's subset driver computes only the eigenvector asked for (as the reference's scipy call
+            # does): ~5x faster on a CPU than the full decomposition, and the same vector.
+            y = torch.stack([
+                torch.from_numpy(scipy.linalg.eigh(x.numpy(), subset_by_index=[1, 1], driver="evx")[1][:, 0])
+                for x in lap
+            ])
+        else:
+            _, vecs = torch.linalg.eigh(lap)  # ascending; index 0 is sqrt(d) (eigenvalue 0)
+            y = vecs[..., 1]
     else:
         y = _subspace_second(m, d.sqrt(), iters)
     return d_isqrt * y
