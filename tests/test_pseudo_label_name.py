@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from tiny_clip import TINY_CFG, save_tiny_clip
+from tiny_clip import patch_clip_load
 from uvis.cli.main import main
-from uvis.data.synthetic import SYNTHETIC_CLASSES, make_dataset, render_video
+from uvis.data.synthetic import SYNTHETIC_CLASSES, make_dataset
 from uvis.features import dino
-from uvis.pseudo import clip_model, name_labels
 from uvis.pseudo import maskcut as mc
+from uvis.pseudo import name_labels
 from uvis.pseudo.format import load_pseudo_labels
 from uvis.pseudo.name_labels import load_embeddings
 
@@ -22,10 +21,7 @@ def tiny_weights(tmp_path, monkeypatch):
     torch.manual_seed(0)
     path = tmp_path / "tiny.pth"
     torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), path)
-    clip_path = save_tiny_clip(tmp_path)
-    load = clip_model.ClipModel.load
-    monkeypatch.setattr(clip_model.ClipModel, "load", staticmethod(
-        lambda cfg: load(clip_model.ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=clip_path, device="cpu"))))
+    patch_clip_load(monkeypatch, tmp_path)
     return path
 
 
@@ -89,10 +85,8 @@ def test_shards_name_only_once_merged(tmp_path, tiny_weights, dataset, capsys):
 
 
 def test_vocabulary_from_classes_or_a_clear_error(tmp_path, tiny_weights, capsys):
-    folder = tmp_path / "clip"
-    folder.mkdir()
-    for t, frame in enumerate(render_video(num_frames=2, height=24, width=32, seed=4).frames):
-        Image.fromarray(frame).save(folder / f"{t:03d}.png")
+    make_dataset(tmp_path / "one", num_videos=1, num_frames=2, height=24, width=32, seed=4)
+    folder = tmp_path / "one" / "JPEGImages" / "synth_0000"  # a plain frame folder: no dataset, no categories
     out = tmp_path / "out"
     assert main(_args(folder, out, tiny_weights)) == 2  # a frame folder has no categories
     err = capsys.readouterr().err
