@@ -11,13 +11,12 @@ import json
 import pytest
 import torch
 
-from tiny_clip import TINY_CFG, save_tiny_clip
+from tiny_clip import patch_clip_load
 from uvis.cli.main import main
 from uvis.data.synthetic import SYNTHETIC_CLASSES, make_dataset
 from uvis.errors import UserError
 from uvis.features import dino
 from uvis.pipeline import RunConfig, run_pipeline, step_settings
-from uvis.pseudo import clip_model
 
 
 @pytest.fixture()
@@ -31,10 +30,7 @@ def sample(tmp_path):
 def tiny_weights(tmp_path, monkeypatch):
     dino_path = tmp_path / "tiny_dino.pth"
     torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), dino_path)
-    clip_path = save_tiny_clip(tmp_path)
-    load = clip_model.ClipModel.load
-    monkeypatch.setattr(clip_model.ClipModel, "load", staticmethod(
-        lambda cfg: load(clip_model.ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=clip_path, device="cpu"))))
+    patch_clip_load(monkeypatch, tmp_path)
     return dino_path
 
 

@@ -26,3 +26,12 @@ def save_tiny_clip(folder: Path, *, seed: int = 0, name: str = "tiny-clip.pt") -
 
 def load_tiny_clip(path: Path) -> ClipModel:
     return ClipModel.load(ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=path, device="cpu"))
+
+
+def patch_clip_load(monkeypatch, folder: Path) -> Path:
+    """Make every ``ClipModel.load`` (whatever model it asks for) load a tiny CLIP saved in ``folder``."""
+    path = save_tiny_clip(folder)
+    load = ClipModel.load
+    monkeypatch.setattr(ClipModel, "load", staticmethod(
+        lambda cfg: load(ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=path, device="cpu"))))
+    return path

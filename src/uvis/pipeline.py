@@ -182,15 +182,11 @@ class Pipeline:
 
     # ----------------------------------------------------------------------------------------- steps
     def vocabulary(self, config: RunConfig):  # noqa: ANN201 (Vocabulary; imported lazily)
-        from uvis.pseudo.vocabulary import Vocabulary
+        from uvis.pseudo.vocabulary import choose_vocabulary
 
-        if config.classes:
-            return Vocabulary.from_names(list(config.classes))
         dataset = self.collection.dataset
-        if dataset is not None and dataset.categories:
-            return Vocabulary.from_categories(dataset.categories)
-        raise UserError("no vocabulary: the input has no categories", path=config.data,
-                        fix="pass --config configs/NAME.toml or --classes \"a,b,c\"")
+        return choose_vocabulary(config.classes, dataset.categories if dataset is not None else [],
+                                 source=config.data, fix="pass --config configs/NAME.toml or --classes \"a,b,c\"")
 
     def pseudo_label(self, config: RunConfig, paths: RunPaths) -> None:
         settings = step_settings(config, "pseudo-label")
@@ -221,25 +217,21 @@ class Pipeline:
         settings = step_settings(config, "name")
         if self._skip("name", paths.named, settings):
             return
-        from uvis.pseudo.format import load_pseudo_labels
-
-        pseudo = load_pseudo_labels(paths.pseudo_file)
         if config.pseudo_from_ground_truth:
-            pseudo.save(paths.named_file)  # ground truth is already named
+            from uvis.pseudo.format import load_pseudo_labels
+
+            load_pseudo_labels(paths.pseudo_file).save(paths.named_file)  # ground truth is already named
         else:
-            from uvis.pseudo.clip_model import ClipConfig, ClipModel
-            from uvis.pseudo.name_labels import embeddings_path, name_and_embed, save_embeddings
+            from uvis.pseudo.clip_model import ClipConfig
+            from uvis.pseudo.name_labels import name_file
             from uvis.pseudo.naming import NamingConfig
             from uvis.pseudo.prototypes import PrototypeConfig
 
-            clip = ClipModel.load(ClipConfig(model_name=config.clip_model, weights=config.clip_weights,
-                                             device=config.device))
-            naming = NamingConfig(templates=config.templates, text_cache_dir=str(self.out / ".cache"))
-            named = name_and_embed(pseudo, self.collection, clip, self.vocabulary(config), naming,
-                                   PrototypeConfig(enabled=config.prototypes), parts_dir=paths.named / "parts",
-                                   progress=config.progress)
-            named.labels.save(paths.named_file)
-            save_embeddings(embeddings_path(paths.named_file), named)
+            name_file(paths.pseudo_file, self.collection, paths.named_file, self.vocabulary(config),
+                      ClipConfig(model_name=config.clip_model, weights=config.clip_weights, device=config.device),
+                      NamingConfig(templates=config.templates, text_cache_dir=str(self.out / ".cache")),
+                      PrototypeConfig(enabled=config.prototypes), parts_dir=paths.named / "parts",
+                      progress=config.progress)
         _mark_complete(paths.named, settings)
 
     def train(self, config: RunConfig, paths: RunPaths) -> None:

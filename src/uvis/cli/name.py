@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from uvis.pseudo.vocabulary import Vocabulary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="the videos the pseudo-labels were made from (same as for pseudo-label)")
     p.add_argument("--frames", default=None, help="frame root for a YouTube-VIS JSON given as --data")
     p.add_argument("--out", required=True, help="output pseudo-label JSON")
+    add_naming_arguments(p, batch_flag="--batch-size",
+                         classes_help="(default: the categories of --data, else those of the pseudo-label file)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-embeddings", action="store_true", help="do not write the .embeddings.npz file")
+    p.set_defaults(func=run)
+
+
+def add_naming_arguments(p: argparse.ArgumentParser, *, batch_flag: str, classes_help: str) -> None:
+    """The stage-1b options, shared by ``uvis name`` and ``uvis pseudo-label --name``."""
     p.add_argument("--classes", default=None,
-                   help="vocabulary: a file with one class per line, or \"a,b,c\" (default: the categories of --data)")
+                   help=f"vocabulary: a file with one class per line, or \"a,b,c\" {classes_help}")
     p.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default: ViT-B-32)")
     p.add_argument("--clip-pretrained", default="openai", help="pretrained tag naming the weights file (default: openai)")
     p.add_argument("--clip-weights", default=None, help="CLIP weights file, or a folder holding it")
@@ -29,57 +42,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--background", default="blur", choices=["blur", "grey", "keep"],
                    help="what to do with pixels outside the mask in each crop (default: blur)")
     p.add_argument("--context", type=float, default=0.1, help="crop margin per side, fraction of the box (default 0.1)")
-    p.add_argument("--batch-size", type=int, default=128, help="crops per CLIP batch (default 128)")
+    p.add_argument(batch_flag, dest="clip_batch_size", type=int, default=128, help="crops per CLIP batch (default 128)")
     p.add_argument("--no-prototypes", action="store_true", help="skip the prototype memory (keep CLIP's labels)")
     p.add_argument("--prototype-mode", default="two-pass", choices=["two-pass", "online"])
     p.add_argument("--min-prob", type=float, default=None, help="confidence to join the memory (default 0.5)")
     p.add_argument("--reject-threshold", type=float, default=None, help="cosine below which a mask is removed (0.5)")
     p.add_argument("--relabel-margin", type=float, default=None, help="margin for relabelling (default 0.05)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--no-embeddings", action="store_true", help="do not write the .embeddings.npz file")
-    p.set_defaults(func=run)
+
+
+def naming_configs(args: argparse.Namespace, cache_dir: Path, device: str | None) -> tuple[Any, Any, Any]:
+    """(ClipConfig, NamingConfig, PrototypeConfig) from the options of ``add_naming_arguments``."""
+    from uvis.pseudo.clip_model import ClipConfig
+    from uvis.pseudo.naming import NamingConfig
+    from uvis.pseudo.prototypes import PrototypeConfig
+
+    clip_cfg = ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained, weights=args.clip_weights,
+                          device=device)
+    naming_cfg = NamingConfig(context=args.context, background=args.background, batch_size=args.clip_batch_size,
+                              templates=args.templates, text_cache_dir=str(cache_dir))
+    proto = {k: v for k, v in (("min_prob", args.min_prob), ("reject_threshold", args.reject_threshold),
+                               ("relabel_margin", args.relabel_margin)) if v is not None}
+    proto_cfg = PrototypeConfig(enabled=not args.no_prototypes, mode=args.prototype_mode, **proto)
+    return clip_cfg, naming_cfg, proto_cfg
+
+
+def note_single_class(command: str, vocabulary: Vocabulary) -> None:
+    if len(vocabulary) == 1:
+        print(f"uvis {command}: note: the vocabulary has one class ('{vocabulary.names[0]}'): every mask gets it; "
+              "pass --classes to name objects", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     from uvis.data.sources import discover
     from uvis.errors import UserError
-    from uvis.pseudo.clip_model import ClipConfig, ClipModel
     from uvis.pseudo.format import load_pseudo_labels
-    from uvis.pseudo.name_labels import embeddings_path, name_and_embed, save_embeddings
-    from uvis.pseudo.naming import NamingConfig
-    from uvis.pseudo.prototypes import PrototypeConfig
-    from uvis.pseudo.vocabulary import Vocabulary, parse_classes
+    from uvis.pseudo.name_labels import name_file, naming_summary
+    from uvis.pseudo.vocabulary import choose_vocabulary
 
     out = Path(args.out)
     if out.suffix.lower() != ".json":
         raise UserError("output must be a .json file", path=out, fix="pass --out NAME.json")
     pseudo = load_pseudo_labels(args.pseudo)
     collection = discover(args.data, frames=args.frames)
-    if args.classes is not None:
-        vocabulary = parse_classes(args.classes)
-    elif collection.dataset is not None and collection.dataset.categories:
-        vocabulary = Vocabulary.from_categories(collection.dataset.categories)
-    elif pseudo.categories:
-        vocabulary = Vocabulary.from_categories(pseudo.categories)
-    else:
-        raise UserError("no vocabulary: the input has no categories", path=args.data,
-                        fix="pass the class names with --classes \"a,b,c\" or --classes FILE")
-    if len(vocabulary) == 1:
-        print(f"uvis name: note: the vocabulary has one class ('{vocabulary.names[0]}'): every mask gets it; "
-              "pass --classes to name objects", file=sys.stderr)
-    naming_cfg = NamingConfig(context=args.context, background=args.background, batch_size=args.batch_size,
-                              templates=args.templates, text_cache_dir=str(out.parent / ".uvis-cache"))
-    proto = {k: v for k, v in (("min_prob", args.min_prob), ("reject_threshold", args.reject_threshold),
-                               ("relabel_margin", args.relabel_margin)) if v is not None}
-    proto_cfg = PrototypeConfig(enabled=not args.no_prototypes, mode=args.prototype_mode, **proto)
-    clip = ClipModel.load(ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
-                                     weights=args.clip_weights, device=args.device))
-    named = name_and_embed(pseudo, collection, clip, vocabulary, naming_cfg, proto_cfg,
-                           parts_dir=out.with_name(out.stem + ".parts"), progress=True)
-    named.labels.save(out)
-    if not args.no_embeddings:
-        save_embeddings(embeddings_path(out), named)
-    s = named.labels.stats["naming"]
-    print(f"wrote {out}: {s['masks_out']} of {s['masks_in']} masks kept ({s['removed']} removed, "
-          f"{s['relabelled']} relabelled) over {len(vocabulary)} classes")
+    dataset_categories = collection.dataset.categories if collection.dataset is not None else []
+    vocabulary = choose_vocabulary(args.classes, dataset_categories, pseudo.categories, source=args.data)
+    note_single_class("name", vocabulary)
+    clip_cfg, naming_cfg, proto_cfg = naming_configs(args, out.parent / ".uvis-cache", args.device)
+    named = name_file(pseudo, collection, out, vocabulary, clip_cfg, naming_cfg, proto_cfg,
+                      embeddings=not args.no_embeddings, progress=True)
+    print(naming_summary(out, named, vocabulary))
     return 0

@@ -1,8 +1,17 @@
-"""``uvis pseudo-label``: MaskCut pseudo-masks for every frame of a collection of videos (stage 1a)."""
+"""``uvis pseudo-label``: pseudo-masks for every frame of a collection of videos (stage 1a, optionally 1b).
+
+MaskCut on DINO features by default; ``--model RUN_DIR`` instead takes a trained model's confident
+predictions (a self-training round); ``--name`` names the merged MaskCut file with CLIP right after.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from uvis.cli.name import add_naming_arguments, naming_configs, note_single_class
+
+NAMED_NAME = "pseudo_labels_named.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pseudo-label",
         help="MaskCut pseudo-masks on DINO features for every frame (resumable, shardable)",
         description="Write DIR/videos/<video_id>.json per video and, once all videos are done, "
-        "DIR/pseudo_labels.json. Rerun the same command to resume after an interruption.",
+        "DIR/pseudo_labels.json (with --name also DIR/pseudo_labels_named.json and its CLIP embeddings). "
+        "Rerun the same command to resume after an interruption.",
     )
     p.add_argument("data", help="videos: a YouTube-VIS JSON, a DAVIS folder, a video file, a frame folder, "
                    "or a folder of those")
@@ -32,27 +42,66 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--crf", action="store_true", help="refine masks with a dense CRF (pip install 'uvis[crf]')")
     p.add_argument("--overwrite", action="store_true", help="discard parts made with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    st = p.add_argument_group("self-training (instead of MaskCut)")
+    st.add_argument("--model", default=None, metavar="RUN_DIR",
+                    help="label frames with the confident predictions of the model trained in RUN_DIR (uvis train)")
+    st.add_argument("--min-score", type=float, default=0.5,
+                    help="with --model: keep predictions with at least this score (default: 0.5)")
+    nm = p.add_argument_group("naming (stage 1b, with --name)")
+    nm.add_argument("--name", action="store_true",
+                    help="name the merged masks with CLIP and the prototype memory into DIR/" + NAMED_NAME)
+    add_naming_arguments(nm, batch_flag="--clip-batch-size", classes_help="(default: the dataset's categories)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from uvis.data.sources import discover, parse_shard
-    from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
-    from uvis.pseudo.maskcut import MaskCutConfig
+    from uvis.errors import UserError
 
     shard = parse_shard(args.shard) if args.shard else None
-    config = PseudoLabelConfig(
-        backbone=args.backbone,
-        amp=not args.fp32,
-        maskcut=MaskCutConfig(resolution=args.resolution, tau=args.tau, num_masks=args.num_masks, crf=args.crf,
-                              solver=args.solver),
-    )
+    device = None if args.device == "auto" else args.device
     collection = discover(args.data, frames=args.frames)
-    out = pseudo_label_collection(collection, args.out, config, weights=args.weights, device=args.device,
-                                  batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,
-                                  progress=not args.no_progress)
-    if out.exists():
-        print(f"wrote {out}")
+    vocabulary = None
+    if args.name:
+        if args.model:
+            raise UserError("--name with --model: the model's pseudo-labels are already named",
+                            fix="drop --name (or run uvis name on the output to re-name them with CLIP)")
+        from uvis.pseudo.vocabulary import choose_vocabulary
+
+        # before the long MaskCut pass, so a missing vocabulary fails at once
+        vocabulary = choose_vocabulary(args.classes, collection.dataset.categories if collection.dataset else [],
+                                       source=args.data)
+        note_single_class("pseudo-label", vocabulary)
+    if args.model:
+        from uvis.pseudo.self_training import SelfTrainingConfig, self_train_collection
+
+        out = self_train_collection(collection, args.out, args.model, SelfTrainingConfig(min_score=args.min_score),
+                                    device=device, batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,
+                                    progress=not args.no_progress)
     else:
-        print(f"shard done; {out} is written once every shard has finished (rerun any shard to merge)")
+        from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
+        from uvis.pseudo.maskcut import MaskCutConfig
+
+        config = PseudoLabelConfig(
+            backbone=args.backbone,
+            amp=not args.fp32,
+            maskcut=MaskCutConfig(resolution=args.resolution, tau=args.tau, num_masks=args.num_masks, crf=args.crf,
+                                  solver=args.solver),
+        )
+        out = pseudo_label_collection(collection, args.out, config, weights=args.weights, device=args.device,
+                                      batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,
+                                      progress=not args.no_progress)
+    if not out.exists():
+        then = " and named" if vocabulary is not None else ""
+        print(f"shard done; {out} is written{then} once every shard has finished (rerun any shard to merge)")
+        return 0
+    print(f"wrote {out}")
+    if vocabulary is not None:
+        from uvis.pseudo.name_labels import name_file, naming_summary
+
+        named_out = Path(args.out) / NAMED_NAME
+        clip_cfg, naming_cfg, proto_cfg = naming_configs(args, Path(args.out) / ".uvis-cache", device)
+        named = name_file(out, collection, named_out, vocabulary, clip_cfg, naming_cfg, proto_cfg,
+                          progress=not args.no_progress)
+        print(naming_summary(named_out, named, vocabulary))
     return 0

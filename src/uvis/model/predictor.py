@@ -44,6 +44,12 @@ class FramePredictor:
         self.image_size = tuple(image_size)
 
     @staticmethod
+    def weights_file(run_dir: str | Path) -> Path | None:
+        """The weights ``from_run`` loads: the final ones, else the last checkpoint; None before training."""
+        run = Path(run_dir)
+        return next((run / n for n in ("model_final.pt", "checkpoint.pt") if (run / n).is_file()), None)
+
+    @staticmethod
     def from_run(run_dir: str | Path, device: torch.device | str | None = None) -> FramePredictor:
         """Load ``config.json``, ``vocabulary.json`` and the final weights (else the last checkpoint)."""
         run = Path(run_dir)
@@ -52,7 +58,7 @@ class FramePredictor:
                 raise UserError(f"not a training run folder (no {name})", path=run, fix="pass the --out of uvis train")
         config = json.loads((run / "config.json").read_text())
         vocab = [(int(c["id"]), str(c["name"])) for c in json.loads((run / "vocabulary.json").read_text())]
-        weights = next((run / n for n in ("model_final.pt", "checkpoint.pt") if (run / n).is_file()), None)
+        weights = FramePredictor.weights_file(run)
         if weights is None:
             raise UserError("the run has no weights yet", path=run, fix="train it (or resume it) to the end")
         mcfg = ModelConfig.from_json(config["model"])

@@ -1,4 +1,7 @@
-"""Stage 1a over a whole collection: MaskCut pseudo-masks for every frame of every video, resumable.
+"""Stage 1a over a whole collection: pseudo-masks for every frame of every video, resumable.
+
+The per-frame labeller is pluggable (``LabellingJob``): MaskCut on DINO features (``pseudo_label_collection``)
+or a trained model's confident predictions (``uvis.pseudo.self_training``) share one loop, layout and resume.
 
 Layout of the output folder::
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +30,11 @@ from uvis import __version__
 from uvis.data import atomic
 from uvis.data.sources import Collection, VideoItem, to_ytvis_video
 from uvis.data.video import Video, list_frames
+from uvis.data.ytvis import Category
 from uvis.data.ytvis import Video as YtvisVideo
 from uvis.errors import UserError
 from uvis.pseudo.format import FrameInstance, PseudoLabels
-from uvis.pseudo.maskcut import MaskCut, MaskCutConfig, require_crf
+from uvis.pseudo.maskcut import FrameMask, MaskCut, MaskCutConfig, require_crf
 
 CONFIG_NAME = "config.json"
 MERGED_NAME = "pseudo_labels.json"
@@ -49,6 +53,21 @@ class PseudoLabelConfig:
         return {"stage": "maskcut", "backbone": self.backbone, "amp": self.amp, "maskcut": self.maskcut.to_json()}
 
 
+# [B, H, W, 3] uint8 RGB frames -> per frame, its masks
+FrameLabeller = Callable[[np.ndarray], list[list[FrameMask]]]
+
+
+@dataclass
+class LabellingJob:
+    """What the collection runner needs to know about one way of pseudo-labelling frames."""
+
+    stage: str  # names the stats entry and the progress bar ("maskcut", "self-training")
+    description: str  # info.description of the merged file
+    settings: dict[str, Any]  # everything that changes the labels; recorded in config.json, checked on resume
+    make_labeller: Callable[[], FrameLabeller]  # called only when some video is left to do (loads the model)
+    categories: list[Category] = field(default_factory=list)  # of the merged file (empty: class-agnostic)
+
+
 def part_path(out_dir: Path, video_id: int) -> Path:
     return out_dir / "videos" / f"{video_id}.json"
 
@@ -64,10 +83,10 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return out
 
 
-def prepare_out_dir(out_dir: Path, config: PseudoLabelConfig, overwrite: bool) -> None:
-    """Record the config, or check it matches the one the folder's parts were made with."""
+def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
+    """Record the settings, or check they match the ones the folder's parts were made with."""
     cfg_path = out_dir / CONFIG_NAME
-    new = config.to_json()
+    new = json.loads(json.dumps(settings))
     if cfg_path.exists():
         try:
             old = json.loads(cfg_path.read_text())
@@ -124,17 +143,18 @@ def _known_length(item: VideoItem) -> int | None:
     return len(list_frames(item.path)) if item.path.is_dir() else None
 
 
-def label_video(item: VideoItem, maskcut: MaskCut, batch_size: int, progress: Any = None) -> dict[str, Any]:
-    """Run MaskCut on every frame of one video; returns its part (YouTube-VIS video entry + annotations)."""
+def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progress: Any = None) -> dict[str, Any]:
+    """Run the labeller on every frame of one video; returns its part (YouTube-VIS video entry + annotations)."""
     video = item.open()
     entry = to_ytvis_video(item, video)
     annotations: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     frame_index = 0
     for batch in _prefetched(_batches(video, batch_size)):
-        for frame_masks in maskcut(batch):
+        for frame_masks in labeller(batch):
             for m in frame_masks:
-                inst = FrameInstance(video_id=item.video_id, frame_index=frame_index, segmentation=m.rle, score=m.score)
+                inst = FrameInstance(video_id=item.video_id, frame_index=frame_index, segmentation=m.rle,
+                                     score=m.score, category_id=m.category_id, class_prob=m.class_prob)
                 annotations.append(inst.to_json())
             frame_index += 1
         if progress is not None:
@@ -149,7 +169,7 @@ def label_video(item: VideoItem, maskcut: MaskCut, batch_size: int, progress: An
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def merge_parts(collection: Collection, out_dir: Path, config: PseudoLabelConfig) -> Path | None:
+def merge_parts(collection: Collection, out_dir: Path, job: LabellingJob) -> Path | None:
     """Write ``pseudo_labels.json`` from the parts, if every video of the collection has one."""
     parts = []
     for item in collection.items:
@@ -167,15 +187,52 @@ def merge_parts(collection: Collection, out_dir: Path, config: PseudoLabelConfig
     labels = PseudoLabels(
         videos=videos,
         instances=instances,
-        info={"description": "uvis pseudo-labels (MaskCut on DINO features)", "uvis_version": __version__,
-              "config": config.to_json(), "source": str(collection.root)},
-        stats={"maskcut": {"videos": len(videos), "frames": frames, "masks": len(instances),
+        categories=list(job.categories),
+        info={"description": job.description, "uvis_version": __version__,
+              "config": job.settings, "source": str(collection.root)},
+        stats={job.stage: {"videos": len(videos), "frames": frames, "masks": len(instances),
                            "masks_per_frame": round(len(instances) / max(frames, 1), 4),
                            "seconds": round(sum(float(p.get("seconds", 0)) for p in parts), 3)}},
     )
     out = out_dir / MERGED_NAME
     labels.save(out)
     return out
+
+
+def label_collection(
+    collection: Collection,
+    out_dir: str | Path,
+    job: LabellingJob,
+    *,
+    batch_size: int = 16,
+    shard: tuple[int, int] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Label every video of ``collection`` (or of one shard) into ``out_dir`` with ``job``'s labeller.
+
+    Returns the path of the merged ``pseudo_labels.json``; it exists only once every video of the collection
+    has its part (other shards may still be running).
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    if batch_size < 1:
+        raise UserError(f"bad batch size {batch_size}", fix="use --batch-size >= 1")
+    prepare_out_dir(out_dir, job.settings, overwrite)
+    items = collection.shard(*shard) if shard is not None else collection.items
+    todo = [item for item in items if not _is_done(out_dir, item)]
+    if todo:
+        labeller = job.make_labeller()
+        known = [_known_length(i) for i in todo]
+        total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
+        with tqdm(total=total, unit="frame", desc=job.stage, disable=not progress, dynamic_ncols=True) as bar:
+            for item in todo:
+                bar.set_postfix_str(item.name[:24])
+                part = label_video(item, labeller, batch_size, bar)
+                atomic.write_json(part_path(out_dir, item.video_id), part)
+    merge_parts(collection, out_dir, job)
+    return out_dir / MERGED_NAME
 
 
 def pseudo_label_collection(
@@ -192,30 +249,18 @@ def pseudo_label_collection(
 ) -> Path:
     """MaskCut pseudo-labels for every video of ``collection`` (or of one shard) into ``out_dir``.
 
-    Returns the path of the merged ``pseudo_labels.json``; it exists only once every video of the collection
-    has its part (other shards may still be running).
+    Returns the path of the merged ``pseudo_labels.json`` (see ``label_collection``).
     """
-    from tqdm import tqdm
-
     config = config or PseudoLabelConfig()
-    out_dir = Path(out_dir)
-    if batch_size < 1:
-        raise UserError(f"bad batch size {batch_size}", fix="use --batch-size >= 1")
     if config.maskcut.crf:
         require_crf()
-    prepare_out_dir(out_dir, config, overwrite)
-    items = collection.shard(*shard) if shard is not None else collection.items
-    todo = [item for item in items if not _is_done(out_dir, item)]
-    if todo:
+
+    def make() -> FrameLabeller:
         from uvis.features.dino import DinoFeatures
 
-        maskcut = MaskCut(DinoFeatures(config.backbone, weights, device, amp=config.amp), config.maskcut)
-        known = [_known_length(i) for i in todo]
-        total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
-        with tqdm(total=total, unit="frame", desc="maskcut", disable=not progress, dynamic_ncols=True) as bar:
-            for item in todo:
-                bar.set_postfix_str(item.name[:24])
-                part = label_video(item, maskcut, batch_size, bar)
-                atomic.write_json(part_path(out_dir, item.video_id), part)
-    merge_parts(collection, out_dir, config)
-    return out_dir / MERGED_NAME
+        return MaskCut(DinoFeatures(config.backbone, weights, device, amp=config.amp), config.maskcut)
+
+    job = LabellingJob(stage="maskcut", description="uvis pseudo-labels (MaskCut on DINO features)",
+                       settings=config.to_json(), make_labeller=make)
+    return label_collection(collection, out_dir, job, batch_size=batch_size, shard=shard, overwrite=overwrite,
+                            progress=progress)

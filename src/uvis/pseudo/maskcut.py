@@ -283,8 +283,12 @@ def upsample_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 @dataclass
 class FrameMask:
+    """One mask of one frame as a frame labeller returns it (MaskCut leaves the class empty)."""
+
     rle: RLE
     score: float
+    category_id: int | None = None
+    class_prob: float | None = None
 
 
 def to_rles(masks: torch.Tensor, scores: torch.Tensor) -> list[list[FrameMask]]:

@@ -33,8 +33,8 @@ from uvis.data import masks as mask_utils
 from uvis.data.sources import Collection
 from uvis.data.video import read_image
 from uvis.errors import UserError
-from uvis.pseudo.clip_model import ClipModel
-from uvis.pseudo.format import FrameInstance, PseudoLabels
+from uvis.pseudo.clip_model import ClipConfig, ClipModel
+from uvis.pseudo.format import FrameInstance, PseudoLabels, load_pseudo_labels
 from uvis.pseudo.naming import NamingConfig, classify, embed_masks
 from uvis.pseudo.prototypes import PrototypeConfig, apply_memory
 from uvis.pseudo.vocabulary import TEMPLATE_SETS, Vocabulary, class_embeddings
@@ -208,6 +208,44 @@ def name_pseudo_labels(
 ) -> PseudoLabels:
     """Named pseudo-labels only (see ``name_and_embed`` for the embeddings too)."""
     return name_and_embed(pseudo, source, clip, vocabulary, naming_cfg, proto_cfg).labels
+
+
+def name_file(
+    pseudo: PseudoLabels | str | Path,
+    source: Collection | FrameReader,
+    out_path: str | Path,
+    vocabulary: Vocabulary,
+    clip_config: ClipConfig,
+    naming_cfg: NamingConfig | None = None,
+    proto_cfg: PrototypeConfig | None = None,
+    *,
+    parts_dir: str | Path | None = None,
+    embeddings: bool = True,
+    progress: bool = False,
+) -> NamedLabels:
+    """Stage 1b from file to file: load CLIP, name ``pseudo`` and write ``out_path`` (+ its embeddings).
+
+    CLIP image embeddings are cached per video in ``parts_dir`` (default: ``OUT.parts`` beside ``out_path``),
+    so rerunning after an interruption, or with other naming or prototype settings, skips the encoding.
+    """
+    out_path = Path(out_path)
+    if not isinstance(pseudo, PseudoLabels):
+        pseudo = load_pseudo_labels(pseudo)
+    parts = Path(parts_dir) if parts_dir is not None else out_path.with_name(out_path.stem + ".parts")
+    clip = ClipModel.load(clip_config)
+    named = name_and_embed(pseudo, source, clip, vocabulary, naming_cfg, proto_cfg, parts_dir=parts,
+                           progress=progress)
+    named.labels.save(out_path)
+    if embeddings:
+        save_embeddings(embeddings_path(out_path), named)
+    return named
+
+
+def naming_summary(out_path: str | Path, named: NamedLabels, vocabulary: Vocabulary) -> str:
+    """One line on what naming kept, for the command line."""
+    s = named.labels.stats["naming"]
+    return (f"wrote {out_path}: {s['masks_out']} of {s['masks_in']} masks kept ({s['removed']} removed, "
+            f"{s['relabelled']} relabelled) over {len(vocabulary)} classes")
 
 
 def embeddings_path(labels_path: str | Path) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +124,24 @@ def parse_classes(spec: str) -> Vocabulary:
         raise UserError("class list file not found", path=path,
                         fix="pass an existing file or a comma-separated list such as \"person,dog,car\"")
     return Vocabulary.from_names(spec.split(","), source="--classes")
+
+
+def choose_vocabulary(
+    classes: str | Sequence[str] | None,
+    *candidates: Sequence[Category],
+    source: str | Path | None = None,
+    fix: str = "pass the class names with --classes \"a,b,c\" or --classes FILE",
+) -> Vocabulary:
+    """The vocabulary to name with: ``classes`` when given (a ``--classes`` spec or a list of names), else the
+    first non-empty of ``candidates`` (e.g. the dataset's categories, then the file's own), else a UserError."""
+    if isinstance(classes, str):
+        return parse_classes(classes)
+    if classes:
+        return Vocabulary.from_names(list(classes))
+    for categories in candidates:
+        if categories:
+            return Vocabulary.from_categories(list(categories))
+    raise UserError("no vocabulary: the input has no categories", path=source, fix=fix)
 
 
 def _cache_key(clip: ClipModel, vocabulary: Vocabulary, templates: tuple[str, ...]) -> str:
