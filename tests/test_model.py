@@ -33,7 +33,8 @@ def test_attention_mask_unmasks_empty_rows():
         dec.mask_embed.layers[-1].weight.zero_()
         dec.mask_embed.layers[-1].bias.fill_(-1.0)  # every mask logit negative: all rows fully masked
         feats[:, 0] = 1.0
-    _, masks, _, attn = dec.predict(q, feats, (2, 2))
+    pred, _, attn = dec.predict(q, feats, (2, 2))
+    masks = pred["pred_masks"]
     assert (masks < 0).all()
     assert attn.shape == (2 * 1, 3, 4)
     assert not attn.any()  # fully masked rows fall back to attending everywhere
@@ -49,7 +50,7 @@ def test_attention_mask_follows_previous_prediction():
             layer.weight.zero_()
             layer.bias.zero_()
         dec.mask_embed.layers[-1].bias[0] = 1.0
-    _, _, _, attn = dec.predict(torch.zeros(1, 1, 4), feats, (4, 4))
+    _, _, attn = dec.predict(torch.zeros(1, 1, 4), feats, (4, 4))
     assert attn.view(4, 4)[:2].logical_not().all() and attn.view(4, 4)[2:].all()
 
 

@@ -35,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="seed of initialisation, data order and augmentation")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-clip", action="store_true",
+                   help="ignore the CLIP embeddings beside the pseudo file (PSEUDO.embeddings.npz): no CLIP head, "
+                        "so `uvis segment --classes` is limited to the trained classes")
+    p.add_argument("--clip-weight", type=float, help="weight of the CLIP distillation loss (default 2.0)")
     p.set_defaults(func=run)
 
 
@@ -62,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.workers, seed=args.seed, checkpoint_every=args.checkpoint_every)
     if args.backbone:
         config.model.backbone = args.backbone
+    config.clip_distill = not args.no_clip
+    if args.clip_weight is not None:
+        config.loss.clip_weight = args.clip_weight
     return _done(train(config, resume=args.resume, progress=not args.no_progress))
 
 

@@ -22,6 +22,10 @@ class ModelConfig:
     num_queries: Q object queries per frame.
     dec_layers: masked-attention decoder layers (cycled round-robin over the 1/32, 1/16, 1/8 features).
     enc_layers: transformer-encoder layers on the 1/32 feature map in the pixel decoder (0 = plain FPN).
+    clip_dim: None (default) = no CLIP head. When set (training sets it from the pseudo-labels' CLIP
+        embeddings), a 2-layer MLP maps every query embedding into CLIP's embedding space (unit vectors of this
+        size) after every decoder layer; it is distilled from the pseudo-masks' CLIP image embeddings and makes
+        the trained model open-vocabulary (class names scored against CLIP text embeddings).
     """
 
     backbone: str = "resnet50"
@@ -35,6 +39,7 @@ class ModelConfig:
     enc_layers: int = 1
     enc_dim_feedforward: int = 1024
     mask_dim: int = 256
+    clip_dim: int | None = None
 
     @staticmethod
     def tiny(num_classes: int = 1) -> ModelConfig:

@@ -107,7 +107,7 @@ class MaskedAttentionDecoder(nn.Module):
     """
 
     def __init__(self, dim: int, num_queries: int, nheads: int, ffn: int, num_layers: int, num_classes: int,
-                 mask_dim: int, num_scales: int = 3):
+                 mask_dim: int, num_scales: int = 3, clip_dim: int | None = None):
         super().__init__()
         self.nheads = nheads
         self.num_scales = num_scales
@@ -118,19 +118,27 @@ class MaskedAttentionDecoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.class_embed = nn.Linear(dim, num_classes + 1)
         self.mask_embed = MLP(dim, dim, mask_dim, 3)
+        # Optional projection into CLIP's joint image-text space (open-vocabulary classification).
+        self.clip_embed = MLP(dim, dim, clip_dim, 2) if clip_dim else None
 
     def predict(self, q: torch.Tensor, mask_features: torch.Tensor, attn_size: tuple[int, int] | None):
-        """Heads on the current queries: (class logits, mask logits, normed queries, attention mask)."""
+        """Heads on the current queries: (prediction dict, normed queries, attention mask).
+
+        The dict has ``pred_logits``, ``pred_masks`` and, with a CLIP head, ``pred_clip`` (unit vectors).
+        """
         emb = self.norm(q)
         logits = self.class_embed(emb)
         masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(emb), mask_features)
+        pred = {"pred_logits": logits, "pred_masks": masks}
+        if self.clip_embed is not None:
+            pred["pred_clip"] = F.normalize(self.clip_embed(emb).float(), dim=-1)
         attn = None
         if attn_size is not None:
             small = F.interpolate(masks.detach().float(), size=attn_size, mode="bilinear", align_corners=False)
             attn = small.sigmoid().flatten(2) < 0.5  # True = may not attend
             attn = attn[:, None].expand(-1, self.nheads, -1, -1).flatten(0, 1)
             attn = attn & ~attn.all(dim=-1, keepdim=True)  # fully masked rows attend everywhere
-        return logits, masks, emb, attn
+        return pred, emb, attn
 
     def forward(self, memory: list[torch.Tensor], mask_features: torch.Tensor) -> dict:
         b = mask_features.shape[0]
@@ -142,14 +150,14 @@ class MaskedAttentionDecoder(nn.Module):
         q = self.query_feat.weight[None].expand(b, -1, -1)
         qpos = self.query_pos.weight[None].expand(b, -1, -1)
         preds = []
-        logits, masks, emb, attn = self.predict(q, mask_features, sizes[0])
-        preds.append({"pred_logits": logits, "pred_masks": masks})
+        pred, emb, attn = self.predict(q, mask_features, sizes[0])
+        preds.append(pred)
         for i, layer in enumerate(self.layers):
             lvl = i % self.num_scales
             q = layer(q, qpos, mems[lvl], poss[lvl], attn)
             nxt = sizes[(i + 1) % self.num_scales]
-            logits, masks, emb, attn = self.predict(q, mask_features, nxt)
-            preds.append({"pred_logits": logits, "pred_masks": masks})
+            pred, emb, attn = self.predict(q, mask_features, nxt)
+            preds.append(pred)
         out = dict(preds[-1])
         out["embeddings"] = emb
         out["aux_outputs"] = preds[:-1]

@@ -5,6 +5,11 @@ the loss samples points per matched mask by importance (``oversample_ratio`` × 
 ``importance_sample_ratio`` share picked where the prediction is most uncertain, |logit| smallest, the rest
 uniform). The class loss down-weights the no-object class by ``no_object_weight``. Every decoder layer's
 prediction is supervised with its own matching (deep supervision).
+
+CLIP distillation (when the model has a CLIP head and the targets carry ``clip`` embeddings): each matched
+query's projection is pulled towards its pseudo-instance's CLIP image embedding, ``1 - cosine`` summed over
+matched pairs and normalised like the mask losses. Targets whose embedding row is all zero (no embedding)
+are left out. Matching itself ignores it (the pseudo-masks, not CLIP, define which query is which object).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class LossConfig:
     oversample_ratio: float = 3.0
     importance_sample_ratio: float = 0.75
     deep_supervision: bool = True
+    clip_weight: float = 2.0  # CLIP distillation (only with a CLIP head and embeddings in the targets)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -95,7 +101,8 @@ class SetCriterion(torch.nn.Module):
     """Computes the weighted Mask2Former loss for a model output and a batch of per-frame targets.
 
     targets: one dict per image with ``labels`` [N] (long, in [0, K)) and ``masks`` [N, H, W] (bool/float,
-    any resolution: points are sampled in normalised coordinates).
+    any resolution: points are sampled in normalised coordinates), optionally ``clip`` [N, C] (unit CLIP
+    image embeddings; zero rows = none) for the distillation loss ``loss_clip``.
     """
 
     def __init__(self, num_classes: int, cfg: LossConfig | None = None):
@@ -124,9 +131,13 @@ class SetCriterion(torch.nn.Module):
             matched_labels = torch.cat([t["labels"][tgt.to(t["labels"].device)] for t, (_, tgt) in zip(targets, match, strict=True)])
             target_classes[b_idx, q_idx] = matched_labels.to(logits.device)
         loss_ce = F.cross_entropy(logits.transpose(1, 2), target_classes, self.class_weight.to(logits.device))
+        distill = "pred_clip" in out and all("clip" in t for t in targets)
         if len(q_idx) == 0:
             zero = masks.sum() * 0.0
-            return {"loss_ce": loss_ce, "loss_mask": zero, "loss_dice": zero}
+            parts = {"loss_ce": loss_ce, "loss_mask": zero, "loss_dice": zero}
+            if distill:
+                parts["loss_clip"] = out["pred_clip"].sum() * 0.0
+            return parts
         src = masks[b_idx, q_idx]
         tgt = torch.cat([t["masks"][j.to(t["masks"].device)].float() for t, (_, j) in zip(targets, match, strict=True)])
         coords = uncertain_points(src, self.cfg)
@@ -136,7 +147,19 @@ class SetCriterion(torch.nn.Module):
         loss_mask = F.binary_cross_entropy_with_logits(point_logits, labels, reduction="none").mean(1).sum() / num_masks
         p = point_logits.sigmoid()
         dice = 1 - (2 * (p * labels).sum(-1) + 1) / (p.sum(-1) + labels.sum(-1) + 1)
-        return {"loss_ce": loss_ce, "loss_mask": loss_mask, "loss_dice": dice.sum() / num_masks}
+        parts = {"loss_ce": loss_ce, "loss_mask": loss_mask, "loss_dice": dice.sum() / num_masks}
+        if distill:
+            parts["loss_clip"] = self.clip_loss(out["pred_clip"][b_idx, q_idx], targets, match, num_masks)
+        return parts
+
+    @staticmethod
+    def clip_loss(pred: torch.Tensor, targets: list[dict], match: list, num_masks: float) -> torch.Tensor:
+        """Sum over matched pairs with an embedding of ``1 - cos(pred, target)``, / ``num_masks``."""
+        tgt = torch.cat([t["clip"][j.to(t["clip"].device)].float() for t, (_, j) in zip(targets, match, strict=True)])
+        tgt = tgt.to(pred.device)
+        valid = tgt.norm(dim=-1) > 0
+        cos = (pred.float() * F.normalize(tgt, dim=-1)).sum(-1)
+        return ((1 - cos) * valid).sum() / num_masks
 
     def forward(self, outputs: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
         """Returns ``loss`` (weighted total over all supervised layers) and the final layer's parts."""
@@ -146,5 +169,6 @@ class SetCriterion(torch.nn.Module):
         if self.cfg.deep_supervision:
             layers += [self.single(aux, targets, num_masks) for aux in outputs.get("aux_outputs", [])]
         total = sum(self.cfg.class_weight * p["loss_ce"] + self.cfg.mask_weight * p["loss_mask"]
-                    + self.cfg.dice_weight * p["loss_dice"] for p in layers)
+                    + self.cfg.dice_weight * p["loss_dice"] + self.cfg.clip_weight * p.get("loss_clip", 0.0)
+                    for p in layers)
         return {"loss": total, **parts}

@@ -23,7 +23,8 @@ class VISModel(nn.Module):
     exactly aligned) and returns ``pred_logits`` [B, Q, K+1], ``pred_masks`` [B, Q, ceil(H/4), ceil(W/4)],
     ``embeddings`` [B, Q, D] (final decoder
     output after its LayerNorm) and ``aux_outputs`` (the same two predictions from the initial queries and
-    every decoder layer but the last, for deep supervision).
+    every decoder layer but the last, for deep supervision). With ``config.clip_dim`` every prediction also
+    has ``pred_clip`` [B, Q, clip_dim]: unit query embeddings in CLIP's space (open vocabulary).
     """
 
     def __init__(self, config: ModelConfig):
@@ -34,7 +35,7 @@ class VISModel(nn.Module):
                                           config.enc_layers, config.enc_dim_feedforward)
         self.decoder = MaskedAttentionDecoder(config.hidden_dim, config.num_queries, config.nheads,
                                               config.dim_feedforward, config.dec_layers, config.num_classes,
-                                              config.mask_dim)
+                                              config.mask_dim, clip_dim=config.clip_dim)
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -157,10 +157,11 @@ class ClipModel:
     """A CLIP in eval mode with its tokenizer and image normalisation."""
 
     def __init__(self, model: torch.nn.Module, *, name: str, weights_path: Path | None,
-                 device: torch.device | str | None = None, tokenizer: Any = None):
+                 device: torch.device | str | None = None, tokenizer: Any = None, pretrained_tag: str | None = None):
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.eval().to(self.device)
         self.name = name
+        self.pretrained_tag = pretrained_tag  # recorded with embeddings so a trained model can reload this CLIP
         self.weights_path = weights_path
         ctx = int(getattr(model, "context_length", 77))
         # open_clip's BPE tokenizer ships with the package (no network); named architectures get theirs by name.
@@ -180,7 +181,8 @@ class ClipModel:
         path = find_weights(cfg)
         model = _build(cfg)
         _load_weights(model, path)
-        return cls(model, name=cfg.model_name, weights_path=path, device=cfg.device, tokenizer=_tokenizer(cfg))
+        return cls(model, name=cfg.model_name, weights_path=path, device=cfg.device, tokenizer=_tokenizer(cfg),
+                   pretrained_tag=cfg.pretrained_tag)
 
     @property
     def logit_scale(self) -> float:

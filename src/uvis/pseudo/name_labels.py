@@ -183,7 +183,8 @@ def name_and_embed(
 
     per_class = {vocabulary.names[c]: counts for c, counts in result.counts.items()}
     totals = {k: sum(c[k] for c in result.counts.values()) for k in ("named", "kept", "removed", "relabelled")}
-    settings = {"clip_model": clip.name, "clip_weights": str(clip.weights_path) if clip.weights_path else None,
+    settings = {"clip_model": clip.name, "clip_pretrained": clip.pretrained_tag, "logit_scale": clip.logit_scale,
+                "clip_weights": str(clip.weights_path) if clip.weights_path else None,
                 "naming": asdict(naming_cfg), "prototypes": asdict(proto_cfg),
                 "score": "mask score x class_prob x clip(cosine to class prototype, 0, 1) (1 without prototype)"}
     stats = dict(pseudo.stats)

@@ -24,6 +24,10 @@ class TrainConfig:
         pasted on top (CutLER-style copy-paste; it adds objects in new contexts and occlusions).
     warmup_steps / poly_power: linear warm-up from 1% of the lr, then polynomial decay to 0.
     amp: "auto" (bf16 autocast on CUDA, off on CPU), "bf16", "fp16" (with a gradient scaler) or "off".
+    clip_distill: when the pseudo file has CLIP embeddings beside it (``NAME.embeddings.npz``, written by
+        ``uvis name``), give the model a CLIP head (``model.clip_dim`` from the file) and distil the embeddings
+        into it (``loss.clip_weight``); the trained model is then open-vocabulary. On by default: the head is
+        a small MLP and the loss costs little; without the file nothing changes.
     """
 
     data: str = ""
@@ -55,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 20
+    clip_distill: bool = True
 
     @staticmethod
     def preset_config(name: str, num_classes: int = 1, **overrides: Any) -> TrainConfig:

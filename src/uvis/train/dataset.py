@@ -88,6 +88,7 @@ class FrameSample:
     path: Path
     segmentations: list[RLE]
     labels: list[int]
+    clip: np.ndarray | None = None  # [N, C] CLIP image embeddings of the instances (zero row = none)
 
 
 class FrameDataset(torch.utils.data.Dataset):
@@ -104,17 +105,26 @@ class FrameDataset(torch.utils.data.Dataset):
         self.copy_paste_prob = copy_paste_prob
         self.seed = seed
         self.dropped = 0  # instances left out (class-aware file, no category)
+        # width of the per-instance CLIP embeddings carried as ``clip`` targets (0 = none)
+        self.clip_dim = next((s.clip.shape[1] for s in samples if s.clip is not None), 0)
 
     @staticmethod
     def from_pseudo(pseudo: PseudoLabels, frame_paths: dict[int, list[Path]], *, min_score: float = 0.0,
-                    skip_empty_frames: bool = True, **kw) -> FrameDataset:
-        """One sample per frame. Class-aware files drop instances without a category (counted in ``dropped``)."""
+                    skip_empty_frames: bool = True, embeddings: dict[int, np.ndarray] | None = None,
+                    **kw) -> FrameDataset:
+        """One sample per frame. Class-aware files drop instances without a category (counted in ``dropped``).
+
+        ``embeddings`` (instance id -> CLIP embedding, see ``uvis.pseudo.name_labels.load_embeddings``) makes
+        every sample carry a ``clip`` target row per instance; instances without one get a zero row (ignored
+        by the distillation loss).
+        """
+        dim = len(next(iter(embeddings.values()))) if embeddings else 0
         index = {c.id: i for i, c in enumerate(pseudo.categories)}
         by_frame = pseudo.by_frame()
         samples, dropped = [], 0
         for v in pseudo.videos:
             for t, path in enumerate(frame_paths[v.id]):
-                segs, labels = [], []
+                segs, labels, clip = [], [], []
                 for inst in by_frame.get((v.id, t), []):
                     if inst.score < min_score:
                         continue
@@ -126,8 +136,11 @@ class FrameDataset(torch.utils.data.Dataset):
                     else:
                         labels.append(0)
                     segs.append(inst.segmentation)
+                    if dim:
+                        clip.append(embeddings.get(inst.id, np.zeros(dim, np.float32)))
                 if segs or not skip_empty_frames:
-                    samples.append(FrameSample(path, segs, labels))
+                    rows = (np.stack(clip) if clip else np.zeros((0, dim), np.float32)) if dim else None
+                    samples.append(FrameSample(path, segs, labels, rows))
         if not samples:
             raise UserError("no frame has a pseudo-label to train on", fix="check the pseudo-label file and --min-score")
         ds = FrameDataset(samples, **kw)
@@ -140,16 +153,24 @@ class FrameDataset(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict:
         index, epoch = key
         rng = np.random.default_rng([self.seed, epoch, index])
-        image, masks, labels = self._augmented(index, rng)
+        image, masks, labels, clip = self._augmented(index, rng)
         if self.copy_paste_prob > 0 and len(self) > 1 and rng.random() < self.copy_paste_prob:
             other = int(rng.integers(0, len(self) - 1))
             other += other >= index  # another frame
-            image, masks, labels = self._paste(image, masks, labels, *self._augmented(other, rng), rng)
+            image, masks, labels, clip = self._paste(image, masks, labels, clip, *self._augmented(other, rng), rng)
         keep = masks.flatten(1).sum(1) >= self.min_area
-        return {"image": image.contiguous(), "masks": masks[keep].contiguous(), "labels": labels[keep]}
+        out = {"image": image.contiguous(), "masks": masks[keep].contiguous(), "labels": labels[keep]}
+        if self.clip_dim:
+            out["clip"] = clip[keep].contiguous()
+        return out
 
-    def _augmented(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Load a frame and its masks; random scale, crop (or pad) to ``image_size``, horizontal flip."""
+    def _augmented(self, index: int, rng: np.random.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Load a frame and its masks; random scale, crop (or pad) to ``image_size``, horizontal flip.
+
+        Returns (image, masks, labels, CLIP rows [N, clip_dim]); geometry never changes what an instance is,
+        so labels and CLIP rows follow their masks unchanged.
+        """
         s = self.samples[index]
         image = torch.from_numpy(np.array(read_image(s.path))).permute(2, 0, 1).float().div(255.0)
         h, w = image.shape[-2:]
@@ -172,17 +193,18 @@ class FrameDataset(torch.utils.data.Dataset):
         image, masks = F.pad(image, pad), F.pad(masks, pad)
         if self.hflip and rng.random() < 0.5:
             image, masks = image.flip(-1), masks.flip(-1)
-        return image, masks, torch.tensor(s.labels, dtype=torch.long)
+        clip = torch.from_numpy(s.clip).float() if s.clip is not None else torch.zeros(len(s.labels), self.clip_dim)
+        return image, masks, torch.tensor(s.labels, dtype=torch.long), clip
 
     @staticmethod
-    def _paste(image, masks, labels, src_image, src_masks, src_labels, rng: np.random.Generator):
+    def _paste(image, masks, labels, clip, src_image, src_masks, src_labels, src_clip, rng: np.random.Generator):
         """Copy-paste: a random non-empty subset of another frame's instances is pasted on top of this frame.
 
         Pasted pixels are removed from the masks they cover, so the targets stay a valid (non-overlapping
         where the source was) instance layout; wholly covered instances are dropped by the ``min_area`` filter.
         """
         if len(src_masks) == 0:
-            return image, masks, labels
+            return image, masks, labels, clip
         chosen = rng.random(len(src_masks)) < 0.5
         if not chosen.any():
             chosen[int(rng.integers(0, len(src_masks)))] = True
@@ -191,11 +213,11 @@ class FrameDataset(torch.utils.data.Dataset):
         union = pasted.any(0)
         image = torch.where(union[None], src_image, image)
         masks = masks & ~union[None]
-        return image, torch.cat([masks, pasted]), torch.cat([labels, src_labels[pick]])
+        return image, torch.cat([masks, pasted]), torch.cat([labels, src_labels[pick]]), torch.cat([clip, src_clip[pick]])
 
 
 def collate(batch: list[dict]) -> tuple[torch.Tensor, list[dict]]:
-    return torch.stack([b["image"] for b in batch]), [{"labels": b["labels"], "masks": b["masks"]} for b in batch]
+    return torch.stack([b["image"] for b in batch]), [{k: v for k, v in b.items() if k != "image"} for b in batch]
 
 
 class StepBatchSampler:

@@ -25,13 +25,16 @@ from uvis.data import atomic
 from uvis.errors import UserError
 from uvis.model.loss import SetCriterion
 from uvis.model.model import build_model
-from uvis.pseudo.format import load_pseudo_labels
+from uvis.pseudo.format import PseudoLabels, load_pseudo_labels
+from uvis.pseudo.name_labels import embeddings_path, load_embeddings
 from uvis.train import distributed
 from uvis.train.config import TrainConfig
 from uvis.train.dataset import FrameDataset, StepBatchSampler, collate, resolve_frame_paths, vocabulary_of
 
 CHECKPOINT = "checkpoint.pt"
 FINAL_WEIGHTS = "model_final.pt"
+CLIP_INFO = "clip.json"  # which CLIP the head was distilled from (inference embeds class names with it)
+LOSS_KEYS = ("loss", "loss_ce", "loss_mask", "loss_dice")
 # Fields a resumed run may take from the caller instead of the run's stored config.
 RESUME_OVERRIDES = ("steps", "device", "num_workers", "checkpoint_every", "log_every", "data", "pseudo")
 
@@ -103,6 +106,21 @@ def optimization_step(model: torch.nn.Module, criterion: SetCriterion, optimizer
     return {k: v.detach() for k, v in losses.items()}
 
 
+def clip_info(pseudo: PseudoLabels, embeddings_file: Path, dim: int) -> dict[str, Any]:
+    """What inference needs to embed class names with the CLIP that made the training embeddings.
+
+    Taken from the naming settings of the pseudo file (``info["naming"]``); files named before those
+    settings recorded the pretrained tag or logit scale get the ``uvis name`` defaults (openai; CLIP's 100).
+    """
+    naming = pseudo.info.get("naming") or {}
+    return {"model_name": naming.get("clip_model") or "ViT-B-32",
+            "pretrained_tag": naming.get("clip_pretrained") or "openai",
+            "weights": naming.get("clip_weights"),
+            "templates": (naming.get("naming") or {}).get("templates", "imagenet80"),
+            "logit_scale": float(naming.get("logit_scale") or 100.0),
+            "dim": dim, "embeddings": str(embeddings_file)}
+
+
 class Trainer:
     """One process's share of a training run (``run()`` drives it; ``train_step`` is one optimisation step)."""
 
@@ -119,6 +137,8 @@ class Trainer:
         elif (out / CHECKPOINT).exists():
             raise UserError("the run folder already holds a checkpoint", path=out,
                             fix="pass --resume to continue it, or a new --out")
+        else:
+            config.model.clip_dim = None  # a new run takes it from the embeddings file, if any
         if config.amp not in ("auto", "bf16", "fp16", "off"):
             raise UserError(f"unknown amp mode '{config.amp}'", fix="use auto, bf16, fp16 or off")
         self.config, self.out, self.progress = config, out, progress
@@ -130,8 +150,9 @@ class Trainer:
         pseudo = load_pseudo_labels(config.pseudo)
         self.vocabulary = vocabulary_of(pseudo)
         config.model.num_classes = len(self.vocabulary)
+        embeddings, self.clip_info = self._clip_embeddings(config, pseudo)
         self.dataset = FrameDataset.from_pseudo(
-            pseudo, resolve_frame_paths(config.data, pseudo), min_score=config.min_score,
+            pseudo, resolve_frame_paths(config.data, pseudo), min_score=config.min_score, embeddings=embeddings,
             skip_empty_frames=config.skip_empty_frames, image_size=tuple(config.image_size),
             scale_range=tuple(config.scale_range), hflip=config.hflip, min_area=config.min_area,
             copy_paste_prob=config.copy_paste_prob, seed=config.seed)
@@ -158,8 +179,32 @@ class Trainer:
             out.mkdir(parents=True, exist_ok=True)
             atomic.write_json(out / "config.json", config.to_json(), indent=2)
             atomic.write_json(out / "vocabulary.json", [{"id": i, "name": n} for i, n in self.vocabulary], indent=2)
+            if self.clip_info is not None:
+                atomic.write_json(out / CLIP_INFO, self.clip_info, indent=2)
         self.sampler = StepBatchSampler(len(self.dataset), config.batch_size, seed=config.seed, rank=self.dist.rank,
                                         world_size=self.dist.world_size, start_step=self.step)
+
+    @staticmethod
+    def _clip_embeddings(config: TrainConfig, pseudo: PseudoLabels
+                         ) -> tuple[dict[int, np.ndarray] | None, dict[str, Any] | None]:
+        """The CLIP embeddings to distil (and sets ``config.model.clip_dim``), or (None, None)."""
+        path = embeddings_path(config.pseudo)
+        had_head = config.model.clip_dim is not None  # a resumed run's stored config
+        if not (config.clip_distill and path.is_file()):
+            if had_head:
+                raise UserError("this run was trained with CLIP embeddings, but they are gone", path=path,
+                                fix="put the embeddings file back beside the pseudo-label file, or start a new run")
+            return None, None
+        embeddings = load_embeddings(path)
+        if not embeddings:
+            raise UserError("the CLIP embeddings file is empty", path=path,
+                            fix="rerun `uvis name`, or train without it (delete it or set clip_distill off)")
+        dim = len(next(iter(embeddings.values())))
+        if had_head and config.model.clip_dim != dim:
+            raise UserError(f"CLIP embeddings are {dim}-d but the run's head is {config.model.clip_dim}-d", path=path,
+                            fix="resume with the embeddings it was started with, or start a new run")
+        config.model.clip_dim = dim
+        return embeddings, clip_info(pseudo, path, dim)
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint_state(self) -> dict[str, Any] | None:
@@ -240,15 +285,15 @@ class Trainer:
                 losses = self.train_step(images, targets)
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == end:
-                    vals = torch.stack([losses[k] for k in ("loss", "loss_ce", "loss_mask", "loss_dice")])
+                    keys = LOSS_KEYS + (("loss_clip",) if "loss_clip" in losses else ())
+                    vals = torch.stack([losses[k] for k in keys])
                     if self.dist.enabled:
                         dist.all_reduce(vals)
                         vals /= self.dist.world_size
                     if self.device.type == "cuda":
                         torch.cuda.synchronize(self.device)
                     rate = (self.step - n0) / max(1e-9, time.perf_counter() - t0)
-                    rec = {"step": self.step, **dict(zip(("loss", "loss_ce", "loss_mask", "loss_dice"),
-                                                         vals.tolist(), strict=True)),
+                    rec = {"step": self.step, **dict(zip(keys, vals.tolist(), strict=True)),
                            "lr": max(g["lr"] for g in self.optimizer.param_groups), "it_s": rate}
                     if log is not None:
                         log.write(json.dumps(rec) + "\n")
