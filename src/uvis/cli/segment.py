@@ -10,10 +10,11 @@ Writes, under ``--out``:
 - ``summary.json``: tracks, classes and speed, also printed.
 
 ``--classes``: with ``--model none`` any names (CLIP text embeddings; open vocabulary). With a trained
-model the names must be classes it was trained on: its probabilities are restricted to them (not
-renormalised). Free-form names for a trained model would need a class head scoring the query
-embeddings against CLIP text embeddings (a projection of the queries into CLIP space, trained; the
-predictor's ``class_head`` hook can take it); no such head is trained yet.
+model that has a CLIP head (trained on pseudo-labels with CLIP embeddings beside them, the default after
+``uvis name``) also any names, no retraining: each query's CLIP projection is scored against the CLIP text
+embeddings of the names (the CLIP recorded in the run's ``clip.json``; ``--clip-weights`` if its weights
+file moved), times the model's objectness. A trained model without the head accepts only the classes it
+was trained on (probabilities restricted to them, not renormalised); other names exit with an error.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(MaskCut masks + CLIP embeddings)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--frames", help="frame root of a YouTube-VIS JSON input (default: JPEGImages beside it)")
-    p.add_argument("--classes", help="comma-separated class names to report, e.g. 'dog,skateboard'")
+    p.add_argument("--classes", help="comma-separated class names to report, e.g. 'dog,skateboard' (any names with "
+                                     "--model none or a model trained with CLIP embeddings)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--top-k", type=int, default=10, help="tracks kept per video (default 10)")
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
@@ -67,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--resolution", type=int, default=480, help="MaskCut input size (default 480)")
     g.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
     g.add_argument("--clip-pretrained", default="openai", help="pretrained tag naming the weights file")
-    g.add_argument("--clip-weights", help="CLIP weights file, or a folder holding it")
+    g.add_argument("--clip-weights", help="CLIP weights file, or a folder holding it (also used for a trained "
+                                          "model's --classes, when its recorded CLIP weights moved)")
     p.set_defaults(func=run)
 
 
@@ -92,7 +95,7 @@ def load_predictor(args: argparse.Namespace, device: str, collection: Collection
     except ImportError:
         raise UserError("this uvis version has no trained-model predictor", path=run_dir,
                         fix="use --model none for the training-free path") from None
-    return ModelPredictor.from_run(run_dir, device)
+    return ModelPredictor.from_run(run_dir, device, clip_weights=args.clip_weights)
 
 
 def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:

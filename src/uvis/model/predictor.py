@@ -1,10 +1,17 @@
-"""Per-frame inference with a trained run: frames in, ``FrameDetections`` (what the tracker consumes) out."""
+"""Per-frame inference with a trained run: frames in, ``FrameDetections`` (what the tracker consumes) out.
+
+Open vocabulary: a run trained with CLIP embeddings (``clip.json`` in the run folder, ``model.clip_dim``
+set) has a head mapping each query into CLIP's space. ``set_vocabulary(names)`` embeds the names with the
+same CLIP (prompt ensemble, the templates naming used) and classifies queries against them, so any names
+work without retraining. A run without the head can only be restricted to the classes it was trained on.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,19 +36,89 @@ class FramePredictor:
       (low both when the query sees nothing and when it hesitates between classes);
     - ``masks`` [Q, H, W] bool: sigmoid(mask logits) upsampled to the frame size, > 0.5.
 
-    Open-vocabulary hook: ``predict(..., class_head=f)`` replaces the trained classifier by any
-    ``f(embeddings [B, Q, D]) -> logits [B, Q, K' + 1]`` (last column = no object). An open-vocabulary head
-    would be a linear projection of the query embeddings into CLIP's text space, dotted with the class-name
-    text embeddings (plus a no-object logit); training that projection is future work.
+    Vocabulary: ``set_vocabulary(names)`` (what ``uvis segment --classes`` calls). With a CLIP head
+    (``open_vocabulary``) any names: ``class_probs`` = (1 - p(no object)) x softmax(logit_scale x cos(CLIP
+    projection of the query, text embedding of each name)), so, as with the trained classifier, a row sums to
+    the objectness and ``scores`` is its largest entry; the trained no-object logit keeps deciding *whether*
+    a query is an object, CLIP only *which* one. ``set_text_embeddings`` takes text embeddings directly.
+    Without the head, names must be trained classes (columns kept, not renormalised; scores unchanged).
+
+    Hook: ``predict(..., class_head=f)`` replaces the classifier by any ``f(embeddings [B, Q, D]) -> logits
+    [B, Q, K' + 1]`` (last column = no object) for that call.
     """
 
     def __init__(self, model: VISModel, vocabulary: list[tuple[int, str]], image_size: tuple[int, int],
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, *, clip_info: dict[str, Any] | None = None,
+                 clip_weights: str | Path | None = None):
         self.device = torch.device(device) if device is not None else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device).eval()
         self.vocabulary = vocabulary
+        self.trained_vocabulary = list(vocabulary)
         self.image_size = tuple(image_size)
+        self.clip_info = clip_info or {}  # the run's clip.json: which CLIP made the distilled embeddings
+        self.clip_weights = clip_weights  # overrides the weights path recorded in clip.json
+        self._columns: list[int] | None = None  # restriction to trained classes
+        self._text: torch.Tensor | None = None  # [N, C] unit text embeddings of an open vocabulary
+        self._logit_scale = 100.0
+
+    @property
+    def open_vocabulary(self) -> bool:
+        """True when the model has a CLIP head (trained with CLIP embeddings)."""
+        return self.model.config.clip_dim is not None
+
+    def set_vocabulary(self, names: Sequence[str]) -> None:
+        """Report these classes (ids 1..N in order with a CLIP head, else the trained ids of known names)."""
+        names = [str(n).strip() for n in names if str(n).strip()]
+        if not names:
+            raise UserError("empty class list", fix="pass class names, e.g. --classes 'dog,skateboard'")
+        if not self.open_vocabulary:
+            from uvis.track.segmenter import restrict_vocabulary
+
+            self.vocabulary, self._columns = restrict_vocabulary(
+                self.trained_vocabulary, names,
+                fix="pick classes the model knows, or retrain it with CLIP embeddings (uvis name writes "
+                    "NAME.embeddings.npz beside the pseudo-labels; uvis train then adds a CLIP head) for any names")
+            self._text = None
+            return
+        from uvis.pseudo.clip_model import ClipModel
+        from uvis.pseudo.vocabulary import TEMPLATE_SETS, Vocabulary, class_embeddings
+
+        vocab = Vocabulary.from_names(names)
+        clip = ClipModel.load(self.clip_config())
+        if clip.embed_dim != self.model.config.clip_dim:
+            raise UserError(f"CLIP {clip.name} embeds in {clip.embed_dim}-d, the model's CLIP head in "
+                            f"{self.model.config.clip_dim}-d", path=clip.weights_path,
+                            fix="pass the weights of the CLIP the training embeddings were made with (--clip-weights)")
+        templates = TEMPLATE_SETS.get(self.clip_info.get("templates", "imagenet80"), TEMPLATE_SETS["imagenet80"])
+        text = class_embeddings(clip, vocab, templates)
+        self.set_text_embeddings(vocab.names, text, self.clip_info.get("logit_scale", clip.logit_scale))
+
+    def clip_config(self):
+        """The ``ClipConfig`` of the CLIP the run's embeddings came from (weights: ``clip_weights`` if given)."""
+        from uvis.pseudo.clip_model import ClipConfig
+
+        weights = self.clip_weights
+        recorded = self.clip_info.get("weights")
+        if weights is None and recorded and Path(recorded).exists():
+            weights = recorded
+        return ClipConfig(model_name=self.clip_info.get("model_name", "ViT-B-32"),
+                          pretrained_tag=self.clip_info.get("pretrained_tag", "openai"), weights=weights,
+                          device=str(self.device))
+
+    def set_text_embeddings(self, names: Sequence[str], text: torch.Tensor, logit_scale: float = 100.0) -> None:
+        """Classify queries against these [N, clip_dim] text embeddings (one per name; normalised here)."""
+        if not self.open_vocabulary:
+            raise UserError("this model has no CLIP head, so it cannot score text embeddings",
+                            fix="retrain it with CLIP embeddings beside the pseudo-labels (uvis name writes them)")
+        text = torch.as_tensor(text, dtype=torch.float32)
+        if text.ndim != 2 or text.shape != (len(names), self.model.config.clip_dim):
+            raise ValueError(f"text embeddings {tuple(text.shape)} for {len(names)} names and a "
+                             f"{self.model.config.clip_dim}-d CLIP head")
+        self._text = F.normalize(text, dim=-1).to(self.device)
+        self._logit_scale = float(logit_scale)
+        self._columns = None
+        self.vocabulary = [(i + 1, str(n)) for i, n in enumerate(names)]
 
     @staticmethod
     def weights_file(run_dir: str | Path) -> Path | None:
@@ -50,8 +127,10 @@ class FramePredictor:
         return next((run / n for n in ("model_final.pt", "checkpoint.pt") if (run / n).is_file()), None)
 
     @staticmethod
-    def from_run(run_dir: str | Path, device: torch.device | str | None = None) -> FramePredictor:
-        """Load ``config.json``, ``vocabulary.json`` and the final weights (else the last checkpoint)."""
+    def from_run(run_dir: str | Path, device: torch.device | str | None = None, *,
+                 clip_weights: str | Path | None = None) -> FramePredictor:
+        """Load ``config.json``, ``vocabulary.json``, ``clip.json`` (if any) and the final weights (else the last
+        checkpoint). ``clip_weights``: where the CLIP for ``set_vocabulary`` is, if not where training found it."""
         run = Path(run_dir)
         for name in ("config.json", "vocabulary.json"):
             if not (run / name).is_file():
@@ -66,7 +145,9 @@ class FramePredictor:
         model = VISModel(mcfg)
         state = torch.load(weights, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
-        return FramePredictor(model, vocab, tuple(config["image_size"]), device)
+        clip_info = json.loads((run / "clip.json").read_text()) if (run / "clip.json").is_file() else None
+        return FramePredictor(model, vocab, tuple(config["image_size"]), device, clip_info=clip_info,
+                              clip_weights=clip_weights)
 
     def _prepare(self, frames: np.ndarray) -> torch.Tensor:
         """Frames scaled (keeping aspect) to fit ``image_size``, as the training crops were."""
@@ -93,6 +174,13 @@ class FramePredictor:
             out = self.model(x)
             logits = out["pred_logits"] if class_head is None else class_head(out["embeddings"])
         probs = logits.float().softmax(-1)[..., :-1]
+        scores = probs.max(-1).values
+        if class_head is None and self._text is not None:
+            sims = out["pred_clip"].float() @ self._text.T
+            probs = probs.sum(-1, keepdim=True) * (self._logit_scale * sims).softmax(-1)
+            scores = probs.max(-1).values
+        elif class_head is None and self._columns is not None:
+            probs = probs[..., self._columns]  # scores stay those of the full vocabulary
         # mask logits cover ceil(nh/4) x ceil(nw/4) cells of 4x4 input pixels: upsample x4, crop, resize
         mh, mw = out["pred_masks"].shape[-2:]
         masks = F.interpolate(out["pred_masks"].float(), size=(4 * mh, 4 * mw), mode="bilinear", align_corners=False)
@@ -100,5 +188,5 @@ class FramePredictor:
         for b in range(len(frames)):
             m = F.interpolate(masks[b : b + 1, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0]
             dets.append(FrameDetections(embeddings=out["embeddings"][b].float().cpu(), class_probs=probs[b].cpu(),
-                                        scores=probs[b].max(-1).values.cpu(), masks=(m.sigmoid() > 0.5).cpu()))
+                                        scores=scores[b].cpu(), masks=(m.sigmoid() > 0.5).cpu()))
         return dets

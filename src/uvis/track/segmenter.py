@@ -130,18 +130,21 @@ def _batches(video: Video, batch_size: int) -> Iterator[np.ndarray]:
         yield np.stack(batch)
 
 
+OPEN_VOCABULARY_FIX = ("pick classes the model knows; free-form class names need an open-vocabulary predictor "
+                       "(CLIP embeddings, as in --model none)")
+
+
 def restrict_vocabulary(
-    vocabulary: Sequence[tuple[int, str]], names: Sequence[str]
+    vocabulary: Sequence[tuple[int, str]], names: Sequence[str], *, fix: str = OPEN_VOCABULARY_FIX
 ) -> tuple[list[tuple[int, str]], list[int]]:
-    """The sub-vocabulary for ``names`` and the columns of the full one it keeps."""
+    """The sub-vocabulary for ``names`` and the columns of the full one it keeps (``fix``: for unknown names)."""
     by_name = {n.lower(): i for i, (_, n) in enumerate(vocabulary)}
     missing = [n for n in names if n.lower() not in by_name]
     if missing:
         known = ", ".join(n for _, n in list(vocabulary)[:20])
         raise UserError(
             f"class name(s) {', '.join(missing)} not in the model's vocabulary ({known}{', ...' if len(vocabulary) > 20 else ''})",
-            fix="pick classes the model knows; free-form class names need an open-vocabulary predictor "
-                "(CLIP embeddings, as in --model none)",
+            fix=fix,
         )
     cols = [by_name[n.lower()] for n in names]
     return [vocabulary[c] for c in cols], cols
@@ -150,11 +153,12 @@ def restrict_vocabulary(
 class Segmenter:
     """Per-frame predictor + online tracker + video-level accumulation.
 
-    ``vocabulary``: optional class names to report. If the predictor is open-vocabulary (it has
-    ``set_vocabulary(names)``, e.g. the CLIP-based stage-1 predictor), the names replace its
-    vocabulary: class probabilities become a softmax over the CLIP text embeddings of the names.
-    Otherwise the names must be classes the predictor knows; its probabilities are restricted to
-    them (not renormalised, so an object of another class keeps a low probability).
+    ``vocabulary``: optional class names to report. If the predictor has ``set_vocabulary(names)``
+    (the CLIP-based stage-1 predictor; a trained model's predictor), it takes the names itself: an
+    open-vocabulary predictor scores any names against CLIP text embeddings, a trained model without a
+    CLIP head restricts itself to known names. Otherwise the names must be classes the predictor knows;
+    its probabilities are restricted to them (not renormalised, so an object of another class keeps a
+    low probability).
     """
 
     def __init__(
