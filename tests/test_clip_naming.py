@@ -132,6 +132,9 @@ def test_end_to_end_naming_without_memory_is_plain_clip(tmp_path):
     assert [c.name for c in loaded.categories] == ["red thing", "green thing", "car"]
     assert loaded.stats["maskcut"] == {"n": 12} and loaded.stats["naming"]["masks_out"] == 12
     assert loaded.info["stage"] == "1a" and loaded.info["naming"]["naming"]["background"] == "grey"
+    # what a trained model's CLIP head needs to reload this CLIP (see uvis.train.trainer.clip_info)
+    assert loaded.info["naming"]["clip_pretrained"] == "openai"
+    assert loaded.info["naming"]["logit_scale"] == pytest.approx(clip.logit_scale)
     save_embeddings(embeddings_path(out), named)
     by_id = load_embeddings(tmp_path / "named.embeddings.npz")
     assert sorted(by_id) == [i.id for i in loaded.instances] == list(range(1, 13))

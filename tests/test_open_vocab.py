@@ -150,3 +150,24 @@ def test_embeddings_file_used_by_default_and_resume_needs_it(tmp_path):
     cfg = tiny_config(tmp_path, pseudo, "r", steps=3)
     with pytest.raises(UserError, match="trained with CLIP embeddings"):
         train(cfg, resume=True, progress=False)
+
+
+def test_clip_info_comes_from_the_naming_settings(tmp_path):
+    from uvis.pseudo.format import PseudoLabels
+    from uvis.train.trainer import clip_info
+
+    named = PseudoLabels(videos=[], instances=[], info={"naming": {
+        "clip_model": "ViT-B-16", "clip_pretrained": "laion2b_s34b_b88k", "clip_weights": "/w/x.bin",
+        "logit_scale": 50.0, "naming": {"templates": "short7"}}})
+    info = clip_info(named, tmp_path / "e.npz", 512)
+    assert (info["model_name"], info["pretrained_tag"], info["weights"], info["templates"], info["logit_scale"],
+            info["dim"]) == ("ViT-B-16", "laion2b_s34b_b88k", "/w/x.bin", "short7", 50.0, 512)
+    old = clip_info(PseudoLabels(videos=[], instances=[]), tmp_path / "e.npz", 512)  # files from before
+    assert (old["model_name"], old["pretrained_tag"], old["logit_scale"]) == ("ViT-B-32", "openai", 100.0)
+    from uvis.model import ModelConfig, VISModel
+
+    predictor = FramePredictor(VISModel(ModelConfig.tiny()), [(1, "object")], (64, 96), "cpu", clip_info=info)
+    cfg = predictor.clip_config()
+    assert (cfg.model_name, cfg.pretrained_tag, cfg.weights) == ("ViT-B-16", "laion2b_s34b_b88k", None)  # moved
+    predictor.clip_weights = tmp_path
+    assert predictor.clip_config().weights == tmp_path
