@@ -140,7 +140,7 @@ def test_without_the_head_unknown_names_are_a_user_error(tmp_path, capsys):
 
 
 def test_embeddings_file_used_by_default_and_resume_needs_it(tmp_path):
-    """``uvis train`` picks the file up by default; a resumed head-run whose file is gone is a UserError."""
+    """``uvis train`` picks the file up by default; a resumed run keeps the head (or no head) it started with."""
     _, pseudo = synthetic_pseudo(tmp_path, keep_categories=True, num_videos=1, num_frames=2)
     np.savez(embeddings_path(pseudo), ids=np.array([1, 2]), embeddings=np.eye(2, DIM, dtype=np.float16))
     assert main(["train", "--data", str(tmp_path / "data"), "--pseudo", str(pseudo), "--out", str(tmp_path / "r"),
@@ -150,6 +150,13 @@ def test_embeddings_file_used_by_default_and_resume_needs_it(tmp_path):
     cfg = tiny_config(tmp_path, pseudo, "r", steps=3)
     with pytest.raises(UserError, match="trained with CLIP embeddings"):
         train(cfg, resume=True, progress=False)
+    # a run started without the file keeps no head when resumed after the file appeared (its checkpoint fits)
+    plain = tiny_config(tmp_path, pseudo, "plain", steps=2, checkpoint_every=1)
+    train(plain, progress=False, stop_after=1)
+    np.savez(embeddings_path(pseudo), ids=np.array([1, 2]), embeddings=np.eye(2, DIM, dtype=np.float16))
+    train(plain, resume=True, progress=False)
+    assert not (tmp_path / "plain" / "clip.json").exists()
+    assert FramePredictor.from_run(tmp_path / "plain", device="cpu").open_vocabulary is False
 
 
 def test_clip_info_comes_from_the_naming_settings(tmp_path):

@@ -129,7 +129,8 @@ class Trainer:
         out = Path(config.out)
         if not config.out:
             raise UserError("no output folder", fix="pass --out RUN_DIR")
-        if resume and (out / "config.json").is_file():
+        resumed = resume and (out / "config.json").is_file()
+        if resumed:
             stored = TrainConfig.from_json(json.loads((out / "config.json").read_text()))
             for k in RESUME_OVERRIDES:
                 setattr(stored, k, getattr(config, k))
@@ -150,7 +151,7 @@ class Trainer:
         pseudo = load_pseudo_labels(config.pseudo)
         self.vocabulary = vocabulary_of(pseudo)
         config.model.num_classes = len(self.vocabulary)
-        embeddings, self.clip_info = self._clip_embeddings(config, pseudo)
+        embeddings, self.clip_info = self._clip_embeddings(config, pseudo, resumed=resumed)
         self.dataset = FrameDataset.from_pseudo(
             pseudo, resolve_frame_paths(config.data, pseudo), min_score=config.min_score, embeddings=embeddings,
             skip_empty_frames=config.skip_empty_frames, image_size=tuple(config.image_size),
@@ -185,11 +186,17 @@ class Trainer:
                                         world_size=self.dist.world_size, start_step=self.step)
 
     @staticmethod
-    def _clip_embeddings(config: TrainConfig, pseudo: PseudoLabels
+    def _clip_embeddings(config: TrainConfig, pseudo: PseudoLabels, *, resumed: bool
                          ) -> tuple[dict[int, np.ndarray] | None, dict[str, Any] | None]:
-        """The CLIP embeddings to distil (and sets ``config.model.clip_dim``), or (None, None)."""
+        """The CLIP embeddings to distil (and sets ``config.model.clip_dim``), or (None, None).
+
+        A new run uses the file beside the pseudo-labels when there is one (and ``clip_distill``); a resumed
+        run keeps the head it was started with (none when its stored config has no ``clip_dim``).
+        """
         path = embeddings_path(config.pseudo)
         had_head = config.model.clip_dim is not None  # a resumed run's stored config
+        if resumed and not had_head:
+            return None, None
         if not (config.clip_distill and path.is_file()):
             if had_head:
                 raise UserError("this run was trained with CLIP embeddings, but they are gone", path=path,
