@@ -12,7 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train the VIS model on pseudo-labels",
         description="Train a Mask2Former-style per-frame VIS model on frame-level pseudo-labels. Class-aware when "
-        "the pseudo-label file has categories, class-agnostic otherwise. Multi-GPU: "
+        "the pseudo-label file has categories, class-agnostic otherwise. With CLIP embeddings beside the pseudo file "
+        "(PSEUDO.embeddings.npz, from uvis name) the model also learns a CLIP head, which makes `uvis segment "
+        "--classes` accept any names. Multi-GPU: "
         "torchrun --nproc-per-node 8 -m uvis train ... (the batch size is per process).",
     )
     p.add_argument("--data", required=True, help="the frames: a dataset folder/JSON, a folder of frame folders, "

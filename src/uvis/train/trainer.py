@@ -328,7 +328,8 @@ class Trainer:
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
-    """Train a VIS model on pseudo-labels; returns the run folder (config.json, vocabulary.json, checkpoints).
+    """Train a VIS model on pseudo-labels; returns the run folder (config.json, vocabulary.json, checkpoints,
+    and clip.json when CLIP embeddings beside the pseudo file gave the model a CLIP head).
 
     With ``resume``, an existing ``RUN_DIR/checkpoint.pt`` is continued under the run's stored config (only
     the fields in ``RESUME_OVERRIDES`` come from ``config``). Under torchrun each process calls this.
