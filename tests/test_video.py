@@ -160,3 +160,11 @@ def test_empty_folder_missing_path_and_broken_frame(tmp_path):
     (tmp_path / "broken" / "0.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     with pytest.raises(UserError, match="cannot"):
         open_video(tmp_path / "broken")
+
+
+def test_batches_stack_frames_and_keep_the_short_tail(tmp_path):
+    for i in range(5):
+        Image.fromarray(np.full((4, 6, 3), i * 10, np.uint8)).save(tmp_path / f"{i:05d}.png")
+    shapes = [b.shape for b in open_video(tmp_path).batches(2)]
+    assert shapes == [(2, 4, 6, 3), (2, 4, 6, 3), (1, 4, 6, 3)]
+    assert [int(b[0, 0, 0, 0]) for b in open_video(tmp_path).batches(2)] == [0, 20, 40]

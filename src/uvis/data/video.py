@@ -132,6 +132,17 @@ class Video:
         else:
             yield from _decode_file(self.path)
 
+    def batches(self, size: int) -> Iterator[np.ndarray]:
+        """Frames in [B, H, W, 3] stacks of ``size`` (the last may be shorter), decoded as they are needed."""
+        batch: list[np.ndarray] = []
+        for frame in self:
+            batch.append(frame)
+            if len(batch) == size:
+                yield np.stack(batch)
+                batch = []
+        if batch:
+            yield np.stack(batch)
+
     def read_all(self) -> np.ndarray:
         """All frames as a TxHxWx3 array (only for short videos)."""
         return np.stack(list(self))

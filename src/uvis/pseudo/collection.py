@@ -29,7 +29,7 @@ import numpy as np
 from uvis import __version__
 from uvis.data import atomic
 from uvis.data.sources import Collection, VideoItem, to_ytvis_video
-from uvis.data.video import Video, list_frames
+from uvis.data.video import list_frames
 from uvis.data.ytvis import Category
 from uvis.data.ytvis import Video as YtvisVideo
 from uvis.errors import UserError
@@ -116,17 +116,6 @@ def _is_done(out_dir: Path, item: VideoItem) -> bool:
     return part is not None and part["video"].get("name") == item.name
 
 
-def _batches(video: Video, size: int) -> Iterator[np.ndarray]:
-    buf: list[np.ndarray] = []
-    for frame in video:
-        buf.append(frame)
-        if len(buf) == size:
-            yield np.stack(buf)
-            buf = []
-    if buf:
-        yield np.stack(buf)
-
-
 def _prefetched(it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     """Decode the next batch on a thread while the current one is on the device."""
     with ThreadPoolExecutor(1) as pool:
@@ -150,7 +139,7 @@ def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progr
     annotations: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     frame_index = 0
-    for batch in _prefetched(_batches(video, batch_size)):
+    for batch in _prefetched(video.batches(batch_size)):
         for frame_masks in labeller(batch):
             for m in frame_masks:
                 inst = FrameInstance(video_id=item.video_id, frame_index=frame_index, segmentation=m.rle,

@@ -119,15 +119,6 @@ class VideoResult:
         return write_video(path, self.overlay_frames(), fps=self.video.fps)
 
 
-def _batches(video: Video, batch_size: int) -> Iterator[np.ndarray]:
-    batch: list[np.ndarray] = []
-    for frame in video:
-        batch.append(frame)
-        if len(batch) == batch_size:
-            yield np.stack(batch)
-            batch = []
-    if batch:
-        yield np.stack(batch)
 
 
 OPEN_VOCABULARY_FIX = ("pick classes the model knows; free-form class names need an open-vocabulary predictor "
@@ -229,7 +220,7 @@ class Segmenter:
             bar = tqdm(total=video.num_frames, desc=video.name, unit="frame", leave=False)
         try:
             with torch.inference_mode():
-                for batch in _batches(video, batch_size):
+                for batch in video.batches(batch_size):
                     dets = self.predictor.predict(batch)
                     if len(dets) != len(batch):
                         raise RuntimeError(f"predictor returned {len(dets)} results for {len(batch)} frames")
