@@ -130,11 +130,10 @@ def write_run_report(pipeline, paths, results: dict[str, dict[str, dict]]) -> Pa
     """The report of a ``uvis run``: metrics of the run, its baseline and ablations, pseudo-label statistics."""
     import json
 
+    from uvis.pipeline import command_line
+
     config = pipeline.config
-    command = f"uvis run {config.data} --out {config.out}"
-    if config.ablations:
-        command += f" --ablate {','.join(config.ablations)}"
-    inputs = ReportInputs(title=f"uvis run: {Path(config.data).name}", commands=[command])
+    inputs = ReportInputs(title=f"uvis run: {Path(config.data).name}", commands=[command_line(config)])
     inputs.evaluations = _flatten_evaluations(results)
     inputs.per_class_ap = results.get("uvis", {}).get("class-aware", {}).get("per_class", {})
     if paths.named_file.is_file():
