@@ -365,6 +365,12 @@ def write_markdown(docs: Path, args: argparse.Namespace, config: RunConfig, gt: 
         f"| IoU >= 0.01 | {pct(a_low.ap)} | {pct(a_low.ap50)} | {pct(a_low.j)} | "
         f"{'all 1' if set(a_low.per_video_tracks.values()) == {1} else a_low.per_video_tracks} |",
         "",
+        f"Every re-linked track scores 1, so the {sum(a.per_video_tracks.values()) - len(a.per_video_tracks)} "
+        "extra fragments tie with the whole tracks in the ranking of the whole set (class-agnostic AP pools all "
+        "videos) and lower the precision at every recall level, and an object split into fragments that each "
+        "cover less than half of its video has no true positive at all; this is why AP falls much further than "
+        "J (J only looks at each video's best track).",
+        "",
         "## (b) Stages 2-3 on real DAVIS-2016 video, ground truth as pseudo-labels",
         "",
         f"Model: the `tiny` preset (a 4-stage ResNet of width 16-128, 64-d pixel decoder and queries, 10 queries, "
@@ -379,7 +385,9 @@ def write_markdown(docs: Path, args: argparse.Namespace, config: RunConfig, gt: 
         f"\"score 0.1\" re-segment with a low threshold (>= 0.1 starts, >= 0.02 continues a track), which AP "
         f"prefers. Scores: "
         f"class-agnostic YouTube-VIS AP (the foreground of each video is one instance, as VideoCutLER scores "
-        f"DAVIS) and DAVIS J (mean per-frame IoU of the best track).",
+        f"DAVIS) and DAVIS J (mean per-frame IoU of the best track). AP averages IoU thresholds 0.5 to 0.95: "
+        f"masks predicted at {args.image_size} and up-sampled to 854x480 are coarse, so AP50 (the object found "
+        f"and followed) and AP (also outlined precisely) tell different things.",
         "",
         "| videos | tracker | AP | AP50 | J |",
         "|---|---|---|---|---|",
@@ -445,6 +453,9 @@ def write_markdown(docs: Path, args: argparse.Namespace, config: RunConfig, gt: 
           for p in real["per_video"]],
         "",
         "![real-frames overlays](real_frames.png)",
+        "",
+        "What the pictures of the run with this script's default settings show, written after looking at them: "
+        "`benchmarks/RESULTS.md`, section \"Real data (DAVIS-2016, real-frames)\".",
         "",
         "## What could not be run here, and how to run it",
         "",
