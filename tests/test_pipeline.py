@@ -132,13 +132,14 @@ def test_train_on_some_videos_at_a_chosen_size_then_segment_all(sample, tmp_path
     out = tmp_path / "run"
     names = [v["name"] for v in json.loads((sample / "annotations.json").read_text())["videos"]]
     config = _config(sample, out, pseudo_from_ground_truth=True, image_size=(32, 40), train_videos=names[:1])
-    run_pipeline(config, "segment", log=lambda s: None)
+    run_pipeline(config, log=lambda s: None)
     trained = json.loads((out / "3-model" / "train_pseudo_labels.json").read_text())
     assert [v["name"] for v in trained["videos"]] == names[:1]
     assert {a["video_id"] for a in trained["annotations"]} == {trained["videos"][0]["id"]}
     assert json.loads((out / "3-model" / "config.json").read_text())["image_size"] == [32, 40]
     segmented = json.loads((out / "4-segment" / "summary.json").read_text())
     assert segmented["videos"] == len(names) == 2  # the held-out video is segmented too
+    assert f"trained on 1 of 2 videos; held out: {names[1]}" in (out / "report.md").read_text()
     with pytest.raises(UserError, match="training video.*nope"):
         run_pipeline(_config(sample, tmp_path / "bad", pseudo_from_ground_truth=True, train_videos=["nope"]),
                      "train", log=lambda s: None)

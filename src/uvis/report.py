@@ -150,6 +150,10 @@ def write_run_report(pipeline, paths, results: dict[str, dict[str, dict]]) -> Pa
     if config.pseudo_from_ground_truth:
         inputs.notes.append("Stage 1 was replaced by the ground truth (pseudo_from_ground_truth): these numbers "
                             "measure stages 2-3 only, not the unsupervised pipeline.")
+    if config.train_videos is not None:
+        held_out = [i.name for i in pipeline.collection.items if i.name not in set(config.train_videos)]
+        inputs.notes.append(f"The model was trained on {len(config.train_videos)} of {len(pipeline.collection.items)} "
+                            f"videos; held out: {', '.join(held_out) or 'none'}. The metrics above pool both kinds.")
     if not inputs.evaluations:
         inputs.notes.append("The input has no annotations, so no metrics; see the overlays.")
     return write_report(Path(config.out), inputs)
