@@ -122,3 +122,37 @@ def test_cli_run_with_config_file_and_bad_ablation(sample, tmp_path, capsys):
     bad.write_text("[vocabulary]\nnames = [1, 2]\n")
     assert main(["run", str(sample), "--out", str(tmp_path / "r2"), "--config", str(bad)]) == 2
     assert "names must be a list of non-empty strings" in capsys.readouterr().err
+
+
+def test_train_on_some_videos_at_a_chosen_size_then_segment_all(sample, tmp_path):
+    out = tmp_path / "run"
+    names = [v["name"] for v in json.loads((sample / "annotations.json").read_text())["videos"]]
+    config = _config(sample, out, pseudo_from_ground_truth=True, image_size=(32, 40), train_videos=names[:1])
+    run_pipeline(config, log=lambda s: None)
+    trained = json.loads((out / "3-model" / "train_pseudo_labels.json").read_text())
+    assert [v["name"] for v in trained["videos"]] == names[:1]
+    assert {a["video_id"] for a in trained["annotations"]} == {trained["videos"][0]["id"]}
+    assert json.loads((out / "3-model" / "config.json").read_text())["image_size"] == [32, 40]
+    segmented = json.loads((out / "4-segment" / "summary.json").read_text())
+    assert segmented["videos"] == len(names) == 2  # the held-out video is segmented too
+    assert f"trained on 1 of 2 videos; held out: {names[1]}" in (out / "report.md").read_text()
+    with pytest.raises(UserError, match="training video.*nope"):
+        run_pipeline(_config(sample, tmp_path / "bad", pseudo_from_ground_truth=True, train_videos=["nope"]),
+                     "train", log=lambda s: None)
+
+
+def test_report_command_reproduces_the_config(sample, tmp_path, monkeypatch):
+    import shlex
+
+    import uvis.pipeline
+
+    config = _config(sample, tmp_path / "r", pseudo_from_ground_truth=True, image_size=(32, 40),
+                     train_videos=["a", "b"], ablations=["no-track-memory"], track_memory=False, num_masks=2,
+                     segment_batch_size=8)  # the one setting here with no flag, at its default
+    seen: list[RunConfig] = []
+    monkeypatch.setattr(uvis.pipeline, "run_pipeline", lambda c, stop_after: seen.append(c) or tmp_path)
+    command = uvis.pipeline.command_line(config)
+    assert command.startswith("uvis run ") and "--image-size 32x40" in command
+    assert main(shlex.split(command)[1:]) == 0
+    assert seen == [config]
+    assert main(["run", str(sample), "--out", "x", "--image-size", "12"]) == 2

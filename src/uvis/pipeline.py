@@ -56,6 +56,9 @@ class RunConfig:
     train_steps: int | None = None
     train_batch_size: int | None = None
     backbone_weights: str | None = None
+    image_size: tuple[int, int] | None = None  # (height, width) of training crops and inference; None: the preset's
+    # train on the pseudo-labels of these videos only (by name), e.g. to score held-out videos; None: all videos
+    train_videos: list[str] | None = None
     # stage 3: tracking
     track_memory: bool = True
     top_k: int = 10
@@ -69,7 +72,7 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "pseudo-label": ("data", "frames", "backbone", "dino_weights", "num_masks", "resolution", "solver",
                      "pseudo_from_ground_truth"),
     "name": ("classes", "clip_model", "clip_weights", "templates", "prototypes"),
-    "train": ("train_preset", "train_steps", "train_batch_size", "backbone_weights"),
+    "train": ("train_preset", "train_steps", "train_batch_size", "backbone_weights", "image_size", "train_videos"),
     "segment": ("track_memory", "top_k"),
 }
 
@@ -96,6 +99,43 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) and n for n in names)):
         raise UserError("[vocabulary] names must be a list of non-empty strings", path=path, fix="fix the list")
     return data
+
+
+# RunConfig field -> its ``uvis run`` flag (fields missing here have no flag: Python API only)
+_FLAGS: dict[str, str] = {
+    "frames": "--frames", "device": "--device", "backbone": "--backbone", "dino_weights": "--weights",
+    "num_masks": "--num-masks", "solver": "--solver", "clip_model": "--clip-model", "clip_weights": "--clip-weights",
+    "templates": "--templates", "train_preset": "--preset", "train_steps": "--steps",
+    "train_batch_size": "--batch-size", "backbone_weights": "--backbone-weights",
+}
+_SWITCHES: dict[str, tuple[str, bool]] = {  # field -> (flag, the value the flag sets)
+    "pseudo_from_ground_truth": ("--pseudo-from-ground-truth", True), "prototypes": ("--no-prototypes", False),
+    "track_memory": ("--no-track-memory", False), "progress": ("--no-progress", False),
+}
+
+
+def command_line(config: RunConfig) -> str:
+    """The ``uvis run`` command that reproduces ``config`` (settings left at their defaults are omitted)."""
+    import shlex
+
+    default = RunConfig(data=config.data, out=config.out)
+    parts = ["uvis", "run", config.data, "--out", config.out]
+    if config.classes:
+        parts += ["--classes", ",".join(config.classes)]
+    for name, flag in _FLAGS.items():
+        value = getattr(config, name)
+        if value != getattr(default, name) and value is not None:
+            parts += [flag, str(value)]
+    if config.image_size is not None:
+        parts += ["--image-size", f"{config.image_size[0]}x{config.image_size[1]}"]
+    if config.train_videos is not None:
+        parts += ["--train-videos", ",".join(config.train_videos)]
+    if config.ablations:
+        parts += ["--ablate", ",".join(config.ablations)]
+    for name, (flag, value) in _SWITCHES.items():
+        if getattr(config, name) == value != getattr(default, name):
+            parts.append(flag)
+    return shlex.join(parts)
 
 
 def step_settings(config: RunConfig, step: str) -> dict[str, Any]:
@@ -240,13 +280,34 @@ class Pipeline:
             return
         from uvis.train import TrainConfig, train
 
+        pseudo_file = paths.named_file
+        if config.train_videos is not None:
+            pseudo_file = paths.model / "train_pseudo_labels.json"
+            self._training_subset(paths.named_file, config.train_videos).save(pseudo_file)
+        image_size = tuple(config.image_size) if config.image_size is not None else None
         train_config = TrainConfig.preset_config(
-            config.train_preset, data=config.frames or config.data, pseudo=str(paths.named_file),
+            config.train_preset, data=config.frames or config.data, pseudo=str(pseudo_file),
             out=str(paths.model), steps=config.train_steps, batch_size=config.train_batch_size,
-            device=config.device, backbone_weights=config.backbone_weights)
+            device=config.device, backbone_weights=config.backbone_weights, image_size=image_size)
         resume = (paths.model / "checkpoint.pt").is_file()
         train(train_config, resume=resume, progress=config.progress)
         _mark_complete(paths.model, settings)
+
+    @staticmethod
+    def _training_subset(named_file: Path, names: list[str]):  # noqa: ANN205 (PseudoLabels; imported lazily)
+        """The pseudo-labels of the videos called ``names`` (the others are held out of training)."""
+        from uvis.pseudo.format import load_pseudo_labels
+
+        pseudo = load_pseudo_labels(named_file)
+        known = {v.name: v.id for v in pseudo.videos}
+        missing = [n for n in names if n not in known]
+        if missing or not names:
+            raise UserError(f"training video(s) not in the input: {', '.join(missing) or '(none given)'}",
+                            fix=f"name some of: {', '.join(sorted(n for n in known if n))}")
+        ids = {known[n] for n in names}
+        pseudo.videos = [v for v in pseudo.videos if v.id in ids]
+        pseudo.instances = [i for i in pseudo.instances if i.video_id in ids]
+        return pseudo
 
     def segment(self, config: RunConfig, paths: RunPaths) -> None:
         settings = step_settings(config, "segment")

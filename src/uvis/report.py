@@ -130,11 +130,10 @@ def write_run_report(pipeline, paths, results: dict[str, dict[str, dict]]) -> Pa
     """The report of a ``uvis run``: metrics of the run, its baseline and ablations, pseudo-label statistics."""
     import json
 
+    from uvis.pipeline import command_line
+
     config = pipeline.config
-    command = f"uvis run {config.data} --out {config.out}"
-    if config.ablations:
-        command += f" --ablate {','.join(config.ablations)}"
-    inputs = ReportInputs(title=f"uvis run: {Path(config.data).name}", commands=[command])
+    inputs = ReportInputs(title=f"uvis run: {Path(config.data).name}", commands=[command_line(config)])
     inputs.evaluations = _flatten_evaluations(results)
     inputs.per_class_ap = results.get("uvis", {}).get("class-aware", {}).get("per_class", {})
     if paths.named_file.is_file():
@@ -151,6 +150,10 @@ def write_run_report(pipeline, paths, results: dict[str, dict[str, dict]]) -> Pa
     if config.pseudo_from_ground_truth:
         inputs.notes.append("Stage 1 was replaced by the ground truth (pseudo_from_ground_truth): these numbers "
                             "measure stages 2-3 only, not the unsupervised pipeline.")
+    if config.train_videos is not None:
+        held_out = [i.name for i in pipeline.collection.items if i.name not in set(config.train_videos)]
+        inputs.notes.append(f"The model was trained on {len(config.train_videos)} of {len(pipeline.collection.items)} "
+                            f"videos; held out: {', '.join(held_out) or 'none'}. The metrics above pool both kinds.")
     if not inputs.evaluations:
         inputs.notes.append("The input has no annotations, so no metrics; see the overlays.")
     return write_report(Path(config.out), inputs)

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="training batch size per process (default: the preset's)")
     p.add_argument("--backbone-weights", help="DINO ResNet-50 weights for the model's backbone")
+    p.add_argument("--image-size", help="training crop and inference size as HxW, e.g. 144x256 (default: the preset's)")
+    p.add_argument("--train-videos", help="train only on these videos' pseudo-labels (comma-separated names); the "
+                   "others are segmented and evaluated as held-out videos")
     p.add_argument("--ablate", default="", help=f"comma-separated variants reported side by side: {', '.join(ABLATIONS)}")
     p.add_argument("--pseudo-from-ground-truth", action="store_true",
                    help="use the input's annotations instead of stage 1 (upper bound of stages 2-3; not unsupervised)")
@@ -57,8 +60,23 @@ def run(args: argparse.Namespace) -> int:
         clip_weights=args.clip_weights, templates=args.templates, prototypes=not args.no_prototypes,
         train_preset=args.preset, train_steps=args.steps, train_batch_size=args.batch_size,
         backbone_weights=args.backbone_weights, track_memory=not args.no_track_memory,
+        image_size=parse_image_size(args.image_size) if args.image_size else None,
+        train_videos=[v.strip() for v in args.train_videos.split(",") if v.strip()] if args.train_videos else None,
         ablations=[a.strip() for a in args.ablate.split(",") if a.strip()],
     )
     out = run_pipeline(config, args.stop_after)
     print(f"done: {out}" + (f" (report: {out / 'report.md'})" if args.stop_after == "report" else ""))
     return 0
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    """``"144x256"`` -> (144, 256)."""
+    from uvis.errors import UserError
+
+    try:
+        h, w = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"bad --image-size '{text}'", fix="write it as HEIGHTxWIDTH, e.g. 144x256") from None
+    if h < 32 or w < 32:
+        raise UserError(f"--image-size {text} is too small", fix="use at least 32x32")
+    return h, w
