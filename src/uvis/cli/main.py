@@ -60,6 +60,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"uvis {args.command}: interrupted; finished outputs are kept, rerun to resume", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
+        where = "GPU" if "cuda" in str(e).lower() or type(e).__name__ == "OutOfMemoryError" else "host"
+        print(f"uvis {args.command}: error: out of {where} memory — fix: lower --batch-size (or the input size: "
+              "--resolution, --image-size), or use a larger machine; finished outputs are kept, rerun to resume",
+              file=sys.stderr)
+        return 2
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for host and device out-of-memory errors (torch raises them as RuntimeError subclasses)."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
 if __name__ == "__main__":
