@@ -18,9 +18,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from uvis.data import masks as mask_utils
 from uvis.data import ytvis
 from uvis.data.sources import discover
 from uvis.data.synthetic import make_dataset
@@ -28,19 +25,13 @@ from uvis.evaluation import evaluate
 from uvis.model.predictor import FramePredictor
 from uvis.track.segmenter import Segmenter
 from uvis.track.tracker import TrackerConfig
+from uvis.track.video_tracks import tracks_by_query_index
 from uvis.train import TrainConfig, pseudo_labels_from_dataset, train
 
 
 def query_index_tracks(predictor: FramePredictor, root: Path) -> list[ytvis.Track]:
-    tracks = []
-    for item in discover(root).items:
-        dets = predictor.predict(item.open().read_all())
-        for q in range(len(dets[0])):
-            segs = [mask_utils.encode(d.masks[q].numpy()) if d.masks[q].any() else None for d in dets]
-            if any(s is not None for s in segs):
-                score = float(np.mean([float(d.scores[q]) for d in dets]))
-                tracks.append(ytvis.Track(video_id=item.video_id, category_id=1, segmentations=segs, score=score))
-    return tracks
+    return [t for item in discover(root).items
+            for t in tracks_by_query_index(predictor.predict(item.open().read_all()), item.video_id)]
 
 
 def tracked(predictor: FramePredictor, root: Path, cfg: TrackerConfig) -> list[ytvis.Track]:

@@ -7,7 +7,6 @@ import torch
 
 from train_helpers import synthetic_pseudo, tiny_config
 from uvis.cli.main import main
-from uvis.data import masks as mask_utils
 from uvis.data import ytvis
 from uvis.data.video import read_image
 from uvis.errors import UserError
@@ -15,6 +14,7 @@ from uvis.evaluation import evaluate
 from uvis.model import ModelConfig, VISModel
 from uvis.model.predictor import FramePredictor
 from uvis.pseudo.format import load_pseudo_labels
+from uvis.track.video_tracks import tracks_by_query_index
 from uvis.train import train
 from uvis.train.dataset import FrameDataset, StepBatchSampler, resolve_frame_paths
 
@@ -32,15 +32,8 @@ def _metrics(run: Path) -> list[dict]:
 
 def _video_tracks(predictor: FramePredictor, dataset: ytvis.Dataset) -> list[ytvis.Track]:
     """Query q in every frame of a video = one track (the tracker is built elsewhere; see the AP test)."""
-    tracks = []
-    for video in dataset.videos:
-        dets = predictor.predict(np.stack([read_image(p) for p in dataset.frame_paths(video)]))
-        for q in range(len(dets[0])):
-            segs = [mask_utils.encode(d.masks[q].numpy()) if d.masks[q].any() else None for d in dets]
-            if any(s is not None for s in segs):
-                score = float(np.mean([float(d.scores[q]) for d in dets]))
-                tracks.append(ytvis.Track(video_id=video.id, category_id=1, segmentations=segs, score=score))
-    return tracks
+    return [t for video in dataset.videos for t in tracks_by_query_index(
+        predictor.predict(np.stack([read_image(p) for p in dataset.frame_paths(video)])), video.id)]
 
 
 def test_pseudo_labels_from_dataset_round_trip(synth):

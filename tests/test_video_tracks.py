@@ -7,7 +7,7 @@ import torch
 from uvis.data import masks as mask_utils
 from uvis.track.tracker import FrameTracks
 from uvis.track.types import FrameDetections
-from uvis.track.video_tracks import VideoTrackAccumulator
+from uvis.track.video_tracks import VideoTrackAccumulator, tracks_by_query_index
 
 VOCAB = [(1, "dog"), (2, "cat"), (5, "skateboard")]
 
@@ -57,3 +57,18 @@ def test_vocabulary_size_must_match():
     acc = VideoTrackAccumulator(VOCAB)
     with pytest.raises(ValueError):
         acc.add(dets([box(0, 0)], [[0.5, 0.5]], [0.9]), tracked([0], [1]))
+
+
+def test_tracks_by_query_index_links_slots_and_drops_empty_queries():
+    masks = torch.zeros(2, 3, 4, 5, dtype=torch.bool)  # 2 frames, 3 queries
+    masks[0, 0, :2] = True
+    masks[1, 0, 2:] = True  # query 0: seen in both frames
+    masks[1, 1, 0, 0] = True  # query 1: only in frame 1; query 2 never
+    dets = [FrameDetections(torch.zeros(3, 2), torch.ones(3, 1), torch.tensor(s), masks[f])
+            for f, s in enumerate([[0.8, 0.1, 0.5], [0.6, 0.3, 0.5]])]
+    tracks = tracks_by_query_index(dets, video_id=7)
+    assert len(tracks) == 2 and all(t.video_id == 7 for t in tracks)
+    assert tracks[0].score == pytest.approx(0.7) and tracks[1].score == pytest.approx(0.2)
+    assert (mask_utils.decode(tracks[0].segmentations[1]) == masks[1, 0].numpy()).all()
+    assert tracks[1].segmentations[0] is None
+    assert tracks_by_query_index([], video_id=1) == []

@@ -110,3 +110,15 @@ class VideoTrackAccumulator:
                                   class_scores=[float(p) for p in mean_probs]))
         out.sort(key=lambda t: (-t.score, t.track_id))
         return out if top_k is None else out[:top_k]
+
+
+def tracks_by_query_index(detections: list[FrameDetections], video_id: int, category_id: int = 1) -> list[ytvis.Track]:
+    """Link query q of every frame into one track, with no tracker (a Mask2Former-style model's queries
+    are fixed slots; a baseline for the tracker). Score = the query's mean score; all-empty queries dropped."""
+    tracks = []
+    for q in range(len(detections[0]) if detections else 0):
+        segs = [mask_utils.encode(d.masks[q].cpu().numpy()) if d.masks[q].any() else None for d in detections]
+        if any(s is not None for s in segs):
+            score = float(np.mean([float(d.scores[q]) for d in detections]))
+            tracks.append(ytvis.Track(video_id=video_id, category_id=category_id, segmentations=segs, score=score))
+    return tracks
