@@ -139,6 +139,33 @@ def test_eigenvector_matches_generalised_problem():
     assert np.allclose(np.abs(vec @ d @ ref), 1, atol=1e-3)  # same vector up to sign, x^T D x = 1
 
 
+@pytest.mark.parametrize("n", [30, 400])
+def test_cpu_eigenvector_matches_dense_generalised_solution(n):
+    """Dense path (small graphs) and Lanczos path (large ones) both give scipy's generalised eigenvector."""
+    g = torch.Generator().manual_seed(n)
+    lab = torch.randint(0, 3, (n,), generator=g)
+    keys = torch.nn.functional.one_hot(lab, 6).float() + 0.3 * torch.randn(n, 6, generator=g)
+    a = mc.binary_affinity(keys[None], 0.15, 1e-5)
+    vec = mc.second_eigenvector(a)[0].double().numpy()
+    an = a[0].double().numpy()
+    d = np.diag(an.sum(1))
+    ref = scipy.linalg.eigh(d - an, d, subset_by_index=[1, 1])[1][:, 0]
+    assert np.allclose(np.abs(vec @ d @ ref), 1, atol=1e-4)
+
+
+def test_lanczos_falls_back_to_dense_when_arpack_fails(monkeypatch):
+    g = torch.Generator().manual_seed(1)
+    a = mc.binary_affinity(torch.randn(1, 200, 6, generator=g), 0.15, 1e-5)
+    expected = mc.second_eigenvector(a)[0]
+
+    def no_convergence(*args, **kwargs):
+        raise mc.scipy.sparse.linalg.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((200, 0)))
+
+    monkeypatch.setattr(mc.scipy.sparse.linalg, "eigsh", no_convergence)
+    fallback = mc.second_eigenvector(a)[0]
+    assert torch.allclose(fallback.abs(), expected.abs(), atol=1e-4)
+
+
 def test_subspace_solver_agrees_on_structured_graphs():
     lab = torch.zeros(12, 12, dtype=torch.long)
     lab[2:7, 2:8] = 1

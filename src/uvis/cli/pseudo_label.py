@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-masks", type=int, default=3, help="cuts per frame (default: 3)")
     p.add_argument("--resolution", type=int, default=480, help="square size frames are resized to (default: 480)")
     p.add_argument("--tau", type=float, default=0.15, help="affinity threshold (default: 0.15)")
-    p.add_argument("--solver", default="eigh", choices=["eigh", "subspace"], help="eigen-solver (default: eigh)")
+    p.add_argument("--solver", default="eigh", choices=["eigh", "subspace"], help="MaskCut eigensolver: eigh = exact (Lanczos on CPU, dense on GPU); subspace = batched iterative, for GPUs")
     p.add_argument("--batch-size", type=int, default=16, help="frames per device batch (default: 16)")
     p.add_argument("--shard", default=None, help="process only shard i of n, written i/n (e.g. 0/4)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-weights", help="CLIP weights file or folder")
     p.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
     p.add_argument("--num-masks", type=int, default=3, help="MaskCut masks per frame (default 3)")
-    p.add_argument("--solver", default="eigh", choices=["eigh", "subspace"], help="MaskCut eigensolver")
+    p.add_argument("--solver", default="eigh", choices=["eigh", "subspace"],
+                   help="MaskCut eigensolver: eigh = exact (Lanczos on CPU, dense on GPU); subspace = batched iterative")
     p.add_argument("--templates", default="imagenet80", choices=["imagenet80", "short7", "single"],
                    help="CLIP prompt set (default: the 80 ImageNet templates)")
     p.add_argument("--no-prototypes", action="store_true", help="turn the semantic prototype memory off")
