@@ -173,3 +173,14 @@ def test_video_file_input(tmp_path, tiny_weights):
                                   device="cpu", progress=False)
     labels = load_pseudo_labels(out)
     assert [(v.name, v.length, v.height, v.width) for v in labels.videos] == [("a", 3, 32, 48), ("b", 2, 32, 48)]
+
+
+def test_failed_start_does_not_lock_the_folder(tmp_path, tiny_weights, dataset, capsys):
+    """A run that stops before any video is labelled (bad --resolution) leaves nothing to protect: fixing the
+    flag and rerunning must work without --overwrite."""
+    out = tmp_path / "out"
+    common = ["--out", out, "--backbone", "tiny", "--weights", tiny_weights, "--device", "cpu"]
+    assert _cli(dataset, *common, "--resolution", 36) == 2
+    assert "multiple" in capsys.readouterr().err
+    assert _cli(dataset, *common, "--resolution", 32) == 0
+    assert (out / "pseudo_labels.json").is_file()

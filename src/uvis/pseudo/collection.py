@@ -92,7 +92,9 @@ def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) ->
             old = json.loads(cfg_path.read_text())
         except (OSError, json.JSONDecodeError):
             old = None
-        if old != new and not overwrite:
+        # A run that stopped before any video was labelled (bad flag, missing weights) leaves nothing to protect.
+        has_labels = any((out_dir / "videos").glob("*.json")) or (out_dir / MERGED_NAME).exists()
+        if old != new and not overwrite and has_labels:
             diff = _differences(old, new) if isinstance(old, dict) else ["unreadable config.json"]
             raise UserError(f"the folder holds pseudo-labels made with other settings ({'; '.join(diff[:3])})",
                             path=out_dir, fix="use another --out, the same settings, or --overwrite to discard them")
