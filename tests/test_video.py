@@ -168,3 +168,33 @@ def test_batches_stack_frames_and_keep_the_short_tail(tmp_path):
     shapes = [b.shape for b in open_video(tmp_path).batches(2)]
     assert shapes == [(2, 4, 6, 3), (2, 4, 6, 3), (1, 4, 6, 3)]
     assert [int(b[0, 0, 0, 0]) for b in open_video(tmp_path).batches(2)] == [0, 20, 40]
+
+
+def _encode(path, frames, *, rotation: int = 0, fps: int = 10):
+    """Write RGB frames with PyAV directly (``rotation``: the display matrix phones store, counter-clockwise)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for f in frames:
+            for p in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                container.mux(p)
+        for p in stream.encode():
+            container.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotated_video_comes_out_upright(tmp_path, rotation):
+    """Phone videos are stored sideways with a rotation in the container: frames and sizes are the displayed ones."""
+    stored = np.zeros((32, 64, 3), np.uint8)
+    stored[:, :32] = 255  # left half white as stored
+    video = open_video(_encode(tmp_path / "r.mp4", [stored] * 2, rotation=rotation))
+    upright = np.rot90(stored, rotation // 90)  # counter-clockwise quarter turns
+    assert (video.height, video.width) == upright.shape[:2]
+    frames = video.read_all()
+    assert frames.shape == (2, *upright.shape) and frames.flags.c_contiguous
+    assert np.abs(frames[0].astype(int) - upright.astype(int)).mean() < 10

@@ -2,7 +2,7 @@
 
 A ``Video`` is lazy: frames are decoded one at a time while iterating, so long videos stream
 in constant memory. Every frame comes out as an HxWx3 RGB uint8 array, whatever the source
-(greyscale and RGBA inputs are converted).
+(greyscale and RGBA inputs are converted), upright (a video file's stored rotation is applied).
 """
 
 from __future__ import annotations
@@ -148,6 +148,12 @@ class Video:
         return np.stack(list(self))
 
 
+def _quarter_turns(frame) -> int:  # noqa: ANN001 (PyAV type)
+    """Counter-clockwise quarter turns that show a decoded frame upright: phones store portrait video sideways
+    with a rotation in the container, which players apply and PyAV leaves to us (0 on PyAV without it)."""
+    return round(getattr(frame, "rotation", 0) / 90) % 4
+
+
 def _decode_file(path: Path) -> Iterator[np.ndarray]:
     import av
 
@@ -156,7 +162,9 @@ def _decode_file(path: Path) -> Iterator[np.ndarray]:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                image = frame.to_ndarray(format="rgb24")
+                turns = _quarter_turns(frame)
+                yield np.ascontiguousarray(np.rot90(image, turns)) if turns else image
     except av.error.FFmpegError as e:
         raise UserError(f"cannot decode video ({_ffmpeg_message(e)})", path=path, fix="re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4") from None
 
@@ -170,9 +178,19 @@ def _probe_file(path: Path) -> Video:
                 raise UserError("file has no video stream", path=path, fix="pass a video file")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or Fraction(DEFAULT_FOLDER_FPS)
-            # Container frame counts are often missing or wrong: count by demuxing (cheap, no decode).
-            count = sum(1 for p in container.demux(stream) if p.size > 0)
+            # Container frame counts are often missing or wrong: count by demuxing (cheap; only the first
+            # frame is decoded, for the rotation that decides the displayed size).
+            count, turns = 0, None
+            for packet in container.demux(stream):
+                count += packet.size > 0
+                if turns is None:
+                    try:
+                        turns = next((_quarter_turns(f) for f in packet.decode()), None)
+                    except av.error.FFmpegError:  # damaged data: reported when the frames are decoded
+                        turns = 0
             width, height = stream.codec_context.width, stream.codec_context.height
+            if turns is not None and turns % 2:
+                width, height = height, width
     except av.error.FFmpegError as e:
         raise UserError(f"cannot open video ({_ffmpeg_message(e)})", path=path, fix="check that the file is a complete, playable video") from None
     if count == 0 or not width or not height:
