@@ -198,3 +198,29 @@ def test_rotated_video_comes_out_upright(tmp_path, rotation):
     frames = video.read_all()
     assert frames.shape == (2, *upright.shape) and frames.flags.c_contiguous
     assert np.abs(frames[0].astype(int) - upright.astype(int)).mean() < 10
+
+
+def test_resolution_change_inside_a_video_file(tmp_path):
+    """Streams may change size midway (concatenated MPEG files, WebRTC recordings): every frame comes out at the
+    video's size, as ffmpeg's own conversion does, so frames stack into batches."""
+    import av
+
+    parts = []
+    for (h, w), value in (((32, 48), 50), ((48, 64), 200)):
+        path = tmp_path / f"{h}.mpg"
+        with av.open(str(path), "w", format="mpeg") as container:
+            stream = container.add_stream("mpeg1video", rate=25)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            for _ in range(3):
+                frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), value, np.uint8), format="rgb24")
+                for p in stream.encode(frame):
+                    container.mux(p)
+            for p in stream.encode():
+                container.mux(p)
+        parts.append(path.read_bytes())
+    (tmp_path / "both.mpg").write_bytes(b"".join(parts))
+    video = open_video(tmp_path / "both.mpg")
+    assert video.size == (32, 48)
+    frames = np.concatenate(list(video.batches(4)))
+    assert frames.shape[1:] == (32, 48, 3) and len(frames) >= 5
+    assert abs(float(frames[0].mean()) - 50) < 10 and abs(float(frames[-1].mean()) - 200) < 10

@@ -130,7 +130,7 @@ class Video:
                     )
                 yield frame
         else:
-            yield from _decode_file(self.path)
+            yield from _decode_file(self.path, self.size)
 
     def batches(self, size: int) -> Iterator[np.ndarray]:
         """Frames in [B, H, W, 3] stacks of ``size`` (the last may be shorter), decoded as they are needed."""
@@ -154,7 +154,8 @@ def _quarter_turns(frame) -> int:  # noqa: ANN001 (PyAV type)
     return round(getattr(frame, "rotation", 0) / 90) % 4
 
 
-def _decode_file(path: Path) -> Iterator[np.ndarray]:
+def _decode_file(path: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """Upright RGB frames at ``size``: a stream that changes size midway is scaled back to it, as ffmpeg does."""
     import av
 
     try:
@@ -164,7 +165,9 @@ def _decode_file(path: Path) -> Iterator[np.ndarray]:
             for frame in container.decode(stream):
                 image = frame.to_ndarray(format="rgb24")
                 turns = _quarter_turns(frame)
-                yield np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+                if turns:
+                    image = np.ascontiguousarray(np.rot90(image, turns))
+                yield image if image.shape[:2] == size else resize(image, size)
     except av.error.FFmpegError as e:
         raise UserError(f"cannot decode video ({_ffmpeg_message(e)})", path=path, fix="re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4") from None
 
