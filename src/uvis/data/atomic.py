@@ -13,6 +13,12 @@ from typing import Any
 from uvis.errors import UserError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
@@ -30,6 +36,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                         fix="choose a writable output folder") from None
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes it 0600; the output gets a new file's usual mode
     try:
         yield tmp_path
         os.replace(tmp_path, path)
