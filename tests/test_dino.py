@@ -82,6 +82,23 @@ def test_missing_weights_names_file_and_places(tmp_path, monkeypatch):
         dino.load_vit("tiny", tmp_path / "nope.pth")
 
 
+def test_download_with_wrong_checksum_is_not_kept(tmp_path, monkeypatch):
+    """A download that fails its checksum must not stay in the cache, where the next run would use it unchecked."""
+    monkeypatch.delenv(weights.WEIGHTS_DIR_ENV, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def fake_download(url, dst, progress=True):
+        with open(dst, "wb") as f:
+            f.write(b"corrupt")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    spec = weights.WeightsSpec("w.pth", "https://example.invalid/w.pth", sha256_prefix="0123abcd")
+    for _ in range(2):
+        with pytest.raises(UserError, match="checksum mismatch"):
+            weights.resolve(spec)
+    assert not (tmp_path / "hub" / "checkpoints" / "w.pth").exists()
+
+
 def test_position_embedding_follows_dino():
     torch.manual_seed(0)
     pos = torch.randn(1, 1 + 14 * 14, 8)

@@ -78,11 +78,11 @@ def resolve(spec: WeightsSpec, path: str | Path | None = None, *, download: bool
             torch.hub.download_url_to_file(spec.url, str(target), progress=True)
             _check_sha(target, spec)
             return target
-        except UserError:
-            raise
-        except Exception:  # no network, HTTP error, disk full: all end in the same advice
-            if target.exists():
+        except BaseException as e:  # checksum mismatch, no network, HTTP error, disk full, Ctrl-C
+            if target.exists():  # never leave a bad file where the next run would take it unchecked
                 target.unlink()
+            if isinstance(e, UserError) or not isinstance(e, Exception):
+                raise
     raise missing_weights_error(spec, flag)
 
 
