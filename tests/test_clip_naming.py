@@ -230,3 +230,10 @@ def test_real_clip_names_a_dog():
     voc = Vocabulary.from_names(["dog", "car", "person", "horse", "bicycle", "airplane"])
     named = name_pseudo_labels(pseudo, lambda v, f: frame, clip, voc, NamingConfig(), PrototypeConfig(enabled=False))
     assert named.instances[0].category_id == 1 and named.instances[0].class_prob > 0.5
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x"])
+def test_unknown_device_is_a_user_error(tmp_path, device):
+    path = save_tiny_clip(tmp_path)
+    with pytest.raises(UserError, match="device"):
+        ClipModel.load(ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=path, device=device))

@@ -184,3 +184,11 @@ def test_failed_start_does_not_lock_the_folder(tmp_path, tiny_weights, dataset, 
     assert "multiple" in capsys.readouterr().err
     assert _cli(dataset, *common, "--resolution", 32) == 0
     assert (out / "pseudo_labels.json").is_file()
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x"])
+def test_unknown_device_is_one_line(tmp_path, tiny_weights, dataset, capsys, device):
+    assert _cli(dataset, "--out", tmp_path / "out", "--backbone", "tiny", "--weights", tiny_weights,
+                "--resolution", 32, "--device", device) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and device in err and "--device" in err

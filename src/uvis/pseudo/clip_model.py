@@ -158,7 +158,9 @@ class ClipModel:
 
     def __init__(self, model: torch.nn.Module, *, name: str, weights_path: Path | None,
                  device: torch.device | str | None = None, tokenizer: Any = None, pretrained_tag: str | None = None):
-        self.device = torch.device(device) if device is not None else default_device()
+        from uvis.features.dino import pick_device
+
+        self.device = pick_device(device)  # None: CUDA when available; a bad name is a one-line error
         self.model = model.eval().to(self.device)
         self.name = name
         self.pretrained_tag = pretrained_tag  # recorded with embeddings so a trained model can reload this CLIP
