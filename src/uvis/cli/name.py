@@ -44,7 +44,8 @@ def add_naming_arguments(p: argparse.ArgumentParser, *, batch_flag: str, classes
     p.add_argument("--context", type=float, default=0.1, help="crop margin per side, fraction of the box (default 0.1)")
     p.add_argument(batch_flag, dest="clip_batch_size", type=int, default=128, help="crops per CLIP batch (default 128)")
     p.add_argument("--no-prototypes", action="store_true", help="skip the prototype memory (keep CLIP's labels)")
-    p.add_argument("--prototype-mode", default="two-pass", choices=["two-pass", "online"])
+    p.add_argument("--prototype-mode", default="two-pass", choices=["two-pass", "online"],
+                   help="build the memory from all masks first, or frame by frame (default: two-pass)")
     p.add_argument("--min-prob", type=float, default=None, help="confidence to join the memory (default 0.5)")
     p.add_argument("--reject-threshold", type=float, default=None, help="cosine below which a mask is removed (0.5)")
     p.add_argument("--relabel-margin", type=float, default=None, help="margin for relabelling (default 0.05)")
