@@ -237,3 +237,16 @@ def test_unknown_device_is_a_user_error(tmp_path, device):
     path = save_tiny_clip(tmp_path)
     with pytest.raises(UserError, match="device"):
         ClipModel.load(ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=path, device=device))
+
+
+def test_damaged_embeddings_file_is_a_user_error(tmp_path):
+    """A truncated copy of NAME.embeddings.npz, or one whose arrays disagree, is one line naming the file."""
+    good = tmp_path / "good.npz"
+    np.savez(good, ids=np.arange(3), embeddings=np.zeros((3, 4), np.float16))
+    (tmp_path / "cut.npz").write_bytes(good.read_bytes()[:100])
+    np.savez(tmp_path / "odd.npz", ids=np.arange(2), embeddings=np.zeros((3, 4), np.float16))
+    for name in ("cut.npz", "odd.npz"):
+        with pytest.raises(UserError, match="cannot read CLIP embeddings") as err:
+            load_embeddings(tmp_path / name)
+        assert name in str(err.value)
+    assert sorted(load_embeddings(good)) == [0, 1, 2]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -272,7 +273,9 @@ def load_embeddings(path: str | Path) -> dict[int, np.ndarray]:
     try:
         with np.load(path) as data:
             ids, emb = data["ids"], data["embeddings"].astype(np.float32)
-    except (OSError, KeyError, ValueError) as e:
+        if ids.ndim != 1 or emb.ndim != 2 or len(ids) != len(emb):
+            raise ValueError("ids and embeddings differ in length")
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:  # damaged or truncated copies
         raise UserError(f"cannot read CLIP embeddings ({type(e).__name__})", path=path,
                         fix="rerun `uvis name` to write them") from None
     return {int(i): e for i, e in zip(ids, emb, strict=True)}
