@@ -24,6 +24,13 @@ def test_parse_comma_list_and_file(tmp_path):
     assert parse_classes("person").names == ("person",)
 
 
+def test_class_file_saved_with_a_byte_order_mark(tmp_path):
+    """Windows editors often start UTF-8 files with a BOM; it is not part of the first class name."""
+    path = tmp_path / "classes.txt"
+    path.write_bytes("\ufeffperson\r\ndog\r\n".encode())
+    assert parse_classes(str(path)).names == ("person", "dog")
+
+
 @pytest.mark.parametrize("spec", ["a,,b", "a,b,", " , "])
 def test_empty_names_are_user_errors(spec):
     with pytest.raises(UserError, match="empty name"):

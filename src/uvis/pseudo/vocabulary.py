@@ -112,7 +112,7 @@ def parse_classes(spec: str) -> Vocabulary:
     path = Path(spec)
     if path.is_file():
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark (Windows editors) is dropped
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"cannot read class list ({type(e).__name__})", path=path,
                             fix="pass a UTF-8 text file with one class name per line") from None
