@@ -186,6 +186,23 @@ def test_failed_start_does_not_lock_the_folder(tmp_path, tiny_weights, dataset, 
     assert (out / "pseudo_labels.json").is_file()
 
 
+
+def test_other_settings_refused_while_a_shard_labels_its_first_video(tmp_path, tiny_weights, dataset, monkeypatch,
+                                                                      capsys):
+    """A shard that has started labelling (no part written yet) still protects the folder from other settings."""
+    out = tmp_path / "out"
+    common = ["--out", out, "--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32, "--device", "cpu"]
+
+    def stop(self, frames):
+        raise KeyboardInterrupt  # as if still at work on its first video
+
+    monkeypatch.setattr(mc.MaskCut, "__call__", stop)
+    assert _cli(dataset, *common, "--shard", "0/2") == 130
+    assert not list(out.glob("videos/*.json"))
+    monkeypatch.undo()
+    assert _cli(dataset, *common, "--shard", "1/2", "--tau", "0.3") == 2
+    assert "other settings" in capsys.readouterr().err
+
 @pytest.mark.parametrize("device", ["gpu", "cuda:x"])
 def test_unknown_device_is_one_line(tmp_path, tiny_weights, dataset, capsys, device):
     assert _cli(dataset, "--out", tmp_path / "out", "--backbone", "tiny", "--weights", tiny_weights,

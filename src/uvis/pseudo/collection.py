@@ -83,25 +83,36 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return out
 
 
+def _settings_conflict(out_dir: Path, new: dict[str, Any]) -> list[str] | None:
+    """How ``new`` differs from the settings the folder records; None when it records none or the same."""
+    cfg_path = out_dir / CONFIG_NAME
+    if not cfg_path.exists():
+        return None
+    try:
+        old = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        old = None
+    if old == new:
+        return None
+    return (_differences(old, new) or ["settings differ"]) if isinstance(old, dict) else ["unreadable config.json"]
+
+
+def _refuse(out_dir: Path, diff: list[str]) -> UserError:
+    return UserError(f"the folder holds pseudo-labels made with other settings ({'; '.join(diff[:3])})",
+                     path=out_dir, fix="use another --out, the same settings, or --overwrite to discard them")
+
+
 def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
     """Record the settings, or check they match the ones the folder's parts were made with."""
     cfg_path = out_dir / CONFIG_NAME
     new = json.loads(json.dumps(settings))
-    if cfg_path.exists():
-        try:
-            old = json.loads(cfg_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = None
-        # A run that stopped before any video was labelled (bad flag, missing weights) leaves nothing to protect.
-        has_labels = any((out_dir / "videos").glob("*.json")) or (out_dir / MERGED_NAME).exists()
-        if old != new and not overwrite and has_labels:
-            diff = _differences(old, new) if isinstance(old, dict) else ["unreadable config.json"]
-            raise UserError(f"the folder holds pseudo-labels made with other settings ({'; '.join(diff[:3])})",
-                            path=out_dir, fix="use another --out, the same settings, or --overwrite to discard them")
-        if old != new:
-            for p in (out_dir / "videos").glob("*.json"):
-                p.unlink()
-            (out_dir / MERGED_NAME).unlink(missing_ok=True)
+    diff = _settings_conflict(out_dir, new)
+    if diff is not None:
+        if not overwrite:
+            raise _refuse(out_dir, diff)
+        for p in (out_dir / "videos").glob("*.json"):
+            p.unlink()
+        (out_dir / MERGED_NAME).unlink(missing_ok=True)
     atomic.write_json(cfg_path, new, indent=2)
 
 
@@ -210,11 +221,16 @@ def label_collection(
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise UserError(f"bad batch size {batch_size}", fix="use --batch-size >= 1")
-    prepare_out_dir(out_dir, job.settings, overwrite)
+    stale = _settings_conflict(out_dir, json.loads(json.dumps(job.settings)))
+    if stale is not None and not overwrite:
+        raise _refuse(out_dir, stale)  # before loading any model
     items = collection.shard(*shard) if shard is not None else collection.items
-    todo = [item for item in items if not _is_done(out_dir, item)]
-    if todo:
-        labeller = job.make_labeller()
+    todo = list(items) if stale is not None else [item for item in items if not _is_done(out_dir, item)]
+    # The labeller (weights, flags) is made before the folder is touched: a run that fails here leaves no
+    # config.json behind to refuse the corrected rerun.
+    labeller = job.make_labeller() if todo else None
+    prepare_out_dir(out_dir, job.settings, overwrite)
+    if labeller is not None:
         known = [_known_length(i) for i in todo]
         total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
         with tqdm(total=total, unit="frame", desc=job.stage, disable=not progress, dynamic_ncols=True) as bar:
