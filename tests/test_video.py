@@ -224,3 +224,12 @@ def test_resolution_change_inside_a_video_file(tmp_path):
     frames = np.concatenate(list(video.batches(4)))
     assert frames.shape[1:] == (32, 48, 3) and len(frames) >= 5
     assert abs(float(frames[0].mean()) - 50) < 10 and abs(float(frames[-1].mean()) - 200) < 10
+
+
+def test_unpadded_frame_numbers_keep_their_order(tmp_path):
+    """ffmpeg's `%d.jpg` numbers frames 1, 2, ..., 10 without zero padding: 10 comes after 9, not after 1."""
+    for i in range(1, 12):
+        Image.fromarray(np.full((4, 6, 3), i * 20, np.uint8)).save(tmp_path / f"frame{i}.png")
+    video = open_video(tmp_path)
+    assert video.frame_names == [f"frame{i}.png" for i in range(1, 12)]
+    assert [int(f[0, 0, 0]) for f in video] == [i * 20 for i in range(1, 12)]

@@ -7,6 +7,7 @@ in constant memory. Every frame comes out as an HxWx3 RGB uint8 array, whatever 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -202,16 +203,25 @@ def _probe_file(path: Path) -> Video:
                  frame_names=[f"{i:05d}.jpg" for i in range(count)])
 
 
+def frame_order(name: str) -> tuple[list[str | int], str]:
+    """Sort key for frame names: digit runs compare as numbers, so unpadded 9.jpg comes before 10.jpg
+    (zero-padded names keep their plain sorted order)."""
+    parts: list[str | int] = [int(t) if i % 2 else t for i, t in enumerate(re.split(r"(\d+)", name))]
+    return parts, name
+
+
 def list_frames(folder: Path) -> list[str]:
-    """Image files of a folder, sorted by name (hidden files and sub-folders named like images skipped)."""
-    return sorted(p.name for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
+    """Image files of a folder in frame order (``frame_order``; hidden files and sub-folders named like images
+    skipped)."""
+    return sorted((p.name for p in folder.iterdir()
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()),
+                  key=frame_order)
 
 
 def open_video(
     path: str | Path, *, fps: float | None = None, frame_names: list[str] | None = None, title: str = ""
 ) -> Video:
-    """Open a video file or a folder of JPEG/PNG frames (sorted by name, or the given ``frame_names``).
+    """Open a video file or a folder of JPEG/PNG frames (in ``frame_order``, or the given ``frame_names``).
 
     ``frame_names`` may hold sub-paths relative to ``path``, as YouTube-VIS ``file_names`` do.
     """
