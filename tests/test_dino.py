@@ -82,6 +82,20 @@ def test_missing_weights_names_file_and_places(tmp_path, monkeypatch):
         dino.load_vit("tiny", tmp_path / "nope.pth")
 
 
+def test_weights_folder_without_the_file_is_not_silently_replaced(tmp_path, monkeypatch):
+    """--weights FOLDER names where the file is: when it is not there, say so instead of quietly loading
+    another copy from $UVIS_WEIGHTS_DIR or the cache."""
+    wdir = tmp_path / "wdir"
+    wdir.mkdir()
+    _save_tiny(wdir / "dino_tiny_test.pth")
+    monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(wdir))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "dino_tiny_tset.pth").write_bytes(b"misspelt")
+    with pytest.raises(WeightsNotFoundError, match="dino_tiny_test.pth") as err:
+        dino.load_vit("tiny", tmp_path / "mine")
+    assert str(tmp_path / "mine") in str(err.value) and "\n" not in str(err.value)
+
+
 def test_download_with_wrong_checksum_is_not_kept(tmp_path, monkeypatch):
     """A download that fails its checksum must not stay in the cache, where the next run would use it unchecked."""
     monkeypatch.delenv(weights.WEIGHTS_DIR_ENV, raising=False)

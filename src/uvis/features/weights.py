@@ -68,6 +68,10 @@ def resolve(spec: WeightsSpec, path: str | Path | None = None, *, download: bool
     """
     if path is not None and not Path(path).exists():
         raise WeightsNotFoundError("weights file not found", path=path, fix=f"pass the path of {spec.filename} with {flag}")
+    if path is not None and Path(path).is_dir() and not (Path(path) / spec.filename).is_file():
+        # the user said where the file is: never quietly load another copy from elsewhere instead
+        raise WeightsNotFoundError(f"the folder holds no {spec.filename}", path=path,
+                                   fix=f"put {spec.filename} there, or pass the file itself with {flag}")
     for candidate in candidate_paths(spec, path):
         if candidate.is_file():
             return candidate
