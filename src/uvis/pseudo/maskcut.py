@@ -70,6 +70,8 @@ class MaskCutConfig:
             raise UserError(f"unknown eigen-solver '{self.solver}'", fix=f"use one of {', '.join(SOLVERS)}")
         if self.num_masks < 1 or self.resolution < 16:
             raise UserError("num_masks must be >= 1 and resolution >= 16", fix="check --num-masks / --resolution")
+        if not -1.0 < self.tau < 1.0:  # a cosine threshold outside (-1, 1), or NaN, leaves no graph to cut
+            raise UserError(f"tau {self.tau} is not a cosine similarity in (-1, 1)", fix="pass e.g. --tau 0.15")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
