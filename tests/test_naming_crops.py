@@ -85,6 +85,9 @@ def test_bad_config_is_user_error():
         NamingConfig(background="sepia")
     with pytest.raises(UserError):
         NamingConfig(context=-1)
+    for context in (float("nan"), float("inf")):  # would crash later, in crop_box
+        with pytest.raises(UserError, match="context"):
+            NamingConfig(context=context)
 
 
 def test_classify_is_softmax_of_scaled_cosine():

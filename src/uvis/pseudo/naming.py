@@ -46,7 +46,7 @@ class NamingConfig:
     def __post_init__(self) -> None:
         if self.background not in BACKGROUNDS:
             raise UserError(f"unknown background mode '{self.background}'", fix=f"use one of {', '.join(BACKGROUNDS)}")
-        if self.context < 0:
+        if not 0 <= self.context < math.inf:  # NaN too
             raise UserError(f"context must be >= 0, got {self.context}", fix="pass e.g. --context 0.1")
         if self.batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {self.batch_size}", fix="pass a positive batch size")
