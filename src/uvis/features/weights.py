@@ -2,7 +2,8 @@
 
 Search order for a file named ``NAME`` published at ``URL``:
 
-1. ``path`` given by the user (``--weights`` / ``--clip-weights``): a file, or a folder holding ``NAME``;
+1. ``path`` given by the user (``--weights`` / ``--clip-weights``): a file, or a folder holding ``NAME`` (a folder
+   without it is an error: the user said where the file is, so no other copy is used instead);
 2. ``$UVIS_WEIGHTS_DIR/NAME``;
 3. ``$TORCH_HOME/hub/checkpoints/NAME`` (where ``torch.hub`` keeps downloads, ``~/.cache/torch`` by default);
 4. download ``URL`` into the torch hub cache (checksum-verified when the publisher gives one).
