@@ -440,6 +440,9 @@ PSEUDO_CASES = {
     "categories is a dict": (lambda p: p.update(categories={"x": 1}), "'categories' is not a list"),
     "category without name": (lambda p: p.update(categories=[{"id": 1}]), "categories[0] has no 'name'"),
     "stats is a string": (lambda p: p.update(stats="x"), "'stats' is str, not an object"),
+    "video listed twice": (lambda p: p["videos"].append(dict(p["videos"][0])), "video id 1 is listed twice"),
+    "category listed twice": (lambda p: p.update(categories=[{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]),
+                              "category id 1 is listed twice"),
 }
 
 

@@ -128,6 +128,12 @@ def load_pseudo_labels(path: str | Path) -> PseudoLabels:
         )
         for i, c in enumerate(data.get("categories") or [])
     ]
+    for items, kind in ((videos, "video"), (categories, "category")):  # as load_dataset: ids must be unique
+        seen: set[int] = set()
+        for item in items:
+            if item.id in seen:
+                raise UserError(f"{kind} id {item.id} is listed twice", path=path, fix=f"give every {kind} its own id")
+            seen.add(item.id)
     by_id = {v.id: v for v in videos}
     instances = []
     for i, a in enumerate(_list(data, "annotations", "the file", path)):
