@@ -125,3 +125,19 @@ def test_contact_sheet_layout():
     assert (sheet[22:, 22:] == 255).all()  # empty last cell
     with pytest.raises(ValueError):
         contact_sheet([], cols=2, thumb_width=10)
+
+
+def test_save_id_png_16bit_round_trip_via_davis_reader(tmp_path):
+    """More than 255 ids are written as a 16-bit PNG; reading it back keeps every id an object (the 0/255
+    'DAVIS-2016 binary' rule is for 8-bit greyscale masks only)."""
+    a = _square(12, 16, 0, 4, 0, 4)
+    b = _square(12, 16, 6, 12, 8, 16)
+    ids = instance_id_map(np.stack([a, b]), [7, 300], 12, 16)
+    save_id_png(tmp_path / "Annotations" / "480p" / "s" / "00000.png", ids)
+    frames = tmp_path / "JPEGImages" / "480p" / "s"
+    frames.mkdir(parents=True)
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(frames / "00000.jpg")
+    ds = load_davis(tmp_path)
+    assert len(ds.tracks) == 2
+    assert np.array_equal(mask_utils.decode(ds.tracks[0].segmentations[0]), a)
+    assert np.array_equal(mask_utils.decode(ds.tracks[1].segmentations[0]), b)

@@ -3,7 +3,8 @@
 Layout: ``ROOT/JPEGImages/<resolution>/<seq>/*.jpg`` and ``ROOT/Annotations/<resolution>/<seq>/*.png``.
 
 - DAVIS-2017 masks are palette PNGs whose index k is object k: each distinct non-zero index in a
-  sequence becomes one instance track.
+  sequence becomes one instance track. 16-bit greyscale PNGs (``overlay.save_id_png`` with > 255 ids) are read
+  the same way.
 - DAVIS-2016 masks are greyscale 0/255 PNGs: one foreground object per sequence. Greyscale PNGs
   whose non-zero values are all below 128 are read as instance ids too (2017 masks saved as "L").
 - RGB masks (some re-exports of 2017) are read as one instance per distinct non-black colour.
@@ -38,8 +39,8 @@ def _read_label_map(path: Path) -> tuple[np.ndarray, str]:
             if mode in ("RGB", "RGBA", "PA"):
                 rgb = np.asarray(im.convert("RGB")).astype(np.int32)
                 return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2], "rgb"
-            if mode.startswith("I;16") or mode == "I":
-                return np.asarray(im).astype(np.int32), "grey"
+            if mode.startswith("I;16") or mode == "I":  # 16-bit: instance ids (uvis writes > 255 ids so)
+                return np.asarray(im).astype(np.int32), "ids"
             return np.asarray(im if mode == "L" else im.convert("L")), "grey"
     except FileNotFoundError:
         raise UserError("annotation not found", path=path, fix="check the DAVIS folder") from None
