@@ -180,3 +180,15 @@ def test_cli_train_and_user_errors(synth, capsys):
     assert "weights file not found" in capsys.readouterr().err
     with pytest.raises(UserError, match="not a training run"):
         FramePredictor.from_run(root / "data")
+
+
+def test_resume_with_more_steps_keeps_decaying_over_the_new_total(synth):
+    """Extending a finished run (--resume --steps N) must train on, not at the old schedule's zero lr."""
+    root, _, pseudo = synth
+    kw = {"log_every": 1, "batch_size": 2, "warmup_steps": 1, "checkpoint_every": 100}
+    train(tiny_config(root, pseudo, "run_extend", steps=2, **kw), progress=False)
+    lrs = {m["step"]: m["lr"] for m in _metrics(train(tiny_config(root, pseudo, "run_extend", steps=4, **kw),
+                                                      resume=True, progress=False))}
+    base = tiny_config(root, pseudo, "x").lr
+    assert lrs[3] == pytest.approx(base * (1 - 3 / 4) ** 0.9)  # poly decay over the new total of 4 steps
+    assert lrs[3] > 0

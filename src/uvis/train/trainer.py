@@ -245,6 +245,14 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        # LambdaLR restores its WarmupPoly's fields too: the schedule must end at this run's (maybe extended)
+        # step count, not the stored one. For an unchanged count this recomputes the same learning rates.
+        for fn in self.scheduler.lr_lambdas:
+            fn.total = self.config.steps
+        for group, base, fn in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas,
+                                   strict=True):
+            group["lr"] = base * fn(self.scheduler.last_epoch)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         _set_rng_state(state["rng"][self.dist.rank])
