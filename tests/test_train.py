@@ -192,3 +192,26 @@ def test_resume_with_more_steps_keeps_decaying_over_the_new_total(synth):
     base = tiny_config(root, pseudo, "x").lr
     assert lrs[3] == pytest.approx(base * (1 - 3 / 4) ** 0.9)  # poly decay over the new total of 4 steps
     assert lrs[3] > 0
+
+
+@pytest.mark.parametrize("damage", ["weights", "config", "shapes"])
+def test_damaged_run_folder_is_one_line(synth, tmp_path, damage):
+    """A truncated weights file, a broken config.json or weights of another model: a UserError, not a traceback."""
+    import shutil
+
+    root, _, pseudo = synth
+    src = root / "run_for_damage"
+    if not (src / "model_final.pt").is_file():
+        train(tiny_config(root, pseudo, "run_for_damage", steps=1), progress=False)
+    run = tmp_path / "run"
+    shutil.copytree(src, run)
+    if damage == "weights":
+        (run / "model_final.pt").write_bytes((run / "model_final.pt").read_bytes()[:100])
+    elif damage == "config":
+        (run / "config.json").write_text("{not json")
+    else:
+        config = json.loads((run / "config.json").read_text())
+        config["model"]["hidden_dim"] = 32
+        (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="damaged"):
+        FramePredictor.from_run(run, device="cpu")
