@@ -215,3 +215,14 @@ def test_damaged_run_folder_is_one_line(synth, tmp_path, damage):
         (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(UserError, match="damaged"):
         FramePredictor.from_run(run, device="cpu")
+
+
+@pytest.mark.parametrize("flag", [["--checkpoint-every", "0"], ["--lr", "-1"], ["--workers", "-1"]])
+def test_cli_train_bad_numbers_are_one_line(synth, tmp_path, capsys, flag):
+    root, _, pseudo = synth
+    args = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(tmp_path / "run"),
+            "--config", "tiny", "--device", "cpu", "--steps", "1", "--no-progress", *flag]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag[0] in err[0]
+    assert not (tmp_path / "run").exists()
