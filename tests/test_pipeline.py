@@ -182,3 +182,13 @@ def test_interrupted_step_rerun_with_other_settings_is_refused(sample, tmp_path,
     assert not (out / "4-segment" / "step.json").exists()
     run_pipeline(_config(sample, out, pseudo_from_ground_truth=True), "segment", log=lambda s: None)  # same: resumes
     assert json.loads((out / "4-segment" / "summary.json").read_text())["skipped_finished"] == 1
+
+
+@pytest.mark.parametrize("flag", [["--batch-size", "0"], ["--steps", "-3"]])
+def test_cli_run_bad_training_numbers_are_one_line(sample, tmp_path, capsys, flag):
+    args = ["run", str(sample), "--out", str(tmp_path / "r"), "--pseudo-from-ground-truth", "--preset", "tiny",
+            "--device", "cpu", "--no-progress", *flag]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag[0] in err[0]
+    assert not (tmp_path / "r").exists()
