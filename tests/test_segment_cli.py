@@ -180,3 +180,17 @@ def test_video_file_input(tmp_path, monkeypatch):
 
     overlay = open_video(out / "overlays" / "clip.mp4")
     assert overlay.num_frames == 9 and abs(overlay.fps - 12.0) < 0.01
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda", "cuda:7"])
+def test_unusable_device_is_one_line(synth, tmp_path, capsys, monkeypatch, device):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    root, _ = synth
+    assert main(["segment", str(root), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o"),
+                 "--device", device, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--device" in err[0]
+    assert segment_cli.resolve_device("cpu") == "cpu"
