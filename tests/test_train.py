@@ -226,3 +226,16 @@ def test_cli_train_bad_numbers_are_one_line(synth, tmp_path, capsys, flag):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and flag[0] in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_resume_of_a_moved_run_folder_continues_there(synth, tmp_path):
+    root, _, pseudo = synth
+    base = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--config", "tiny", "--device", "cpu",
+            "--no-progress"]
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    assert main([*base, "--out", str(first), "--steps", "1"]) == 0
+    first.rename(moved)
+    assert main([*base, "--out", str(moved), "--steps", "2", "--resume"]) == 0
+    assert not first.exists()  # nothing written where the run used to be
+    assert [m["step"] for m in _metrics(moved)][-1] == 2
+    assert torch.load(moved / "checkpoint.pt", weights_only=False)["step"] == 2

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         # Continue under the run's own config; only these flags may change it.
         config = TrainConfig.from_json(read_json(stored))
         for key, value in {"steps": args.steps, "device": args.device, "num_workers": args.workers, "data": args.data,
-                           "pseudo": args.pseudo, "checkpoint_every": args.checkpoint_every}.items():
+                           "pseudo": args.pseudo, "checkpoint_every": args.checkpoint_every,
+                           "out": args.out}.items():  # the folder may have moved since it was made
             if value is not None:
                 setattr(config, key, value)
         return _done(train(config, resume=True, progress=not args.no_progress))
