@@ -239,3 +239,13 @@ def test_cli_resume_of_a_moved_run_folder_continues_there(synth, tmp_path):
     assert not first.exists()  # nothing written where the run used to be
     assert [m["step"] for m in _metrics(moved)][-1] == 2
     assert torch.load(moved / "checkpoint.pt", weights_only=False)["step"] == 2
+
+
+def test_resume_after_a_torn_metrics_line(synth, tmp_path):
+    """A crash in the middle of appending to metrics.jsonl must not stop the run from resuming."""
+    root, _, pseudo = synth
+    cfg = tiny_config(root, pseudo, str(tmp_path / "run"), steps=2, log_every=1, checkpoint_every=1)
+    train(cfg, progress=False, stop_after=1)
+    with (tmp_path / "run" / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 2, "lo')
+    assert [m["step"] for m in _metrics(train(cfg, resume=True, progress=False))] == [1, 2]

@@ -121,6 +121,14 @@ def clip_info(pseudo: PseudoLabels, embeddings_file: Path, dim: int) -> dict[str
             "dim": dim, "embeddings": str(embeddings_file)}
 
 
+def _logged_step(line: str) -> int | None:
+    """The step of a metrics.jsonl line; None for a blank or torn one (a crash while it was appended)."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class Trainer:
     """One process's share of a training run (``run()`` drives it; ``train_step`` is one optimisation step)."""
 
@@ -274,7 +282,7 @@ class Trainer:
     def _metrics_writer(self):
         path = self.out / "metrics.jsonl"
         if path.exists():  # drop lines past the checkpoint we resume from: they will be recomputed
-            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= self.step]
+            keep = [ln for ln in path.read_text().splitlines() if (n := _logged_step(ln)) is not None and n <= self.step]
             atomic.write_with(path, lambda p: p.write_text("".join(ln + "\n" for ln in keep)))
         tb = None
         try:
