@@ -249,3 +249,16 @@ def test_resume_after_a_torn_metrics_line(synth, tmp_path):
     with (tmp_path / "run" / "metrics.jsonl").open("a") as f:
         f.write('{"step": 2, "lo')
     assert [m["step"] for m in _metrics(train(cfg, resume=True, progress=False))] == [1, 2]
+
+
+def test_from_run_accepts_a_uvis_run_folder(synth, tmp_path):
+    """README: ``Segmenter.from_run`` takes "a folder written by uvis train / uvis run" (whose model is in 3-model)."""
+    import shutil
+
+    root, _, pseudo = synth
+    src = root / "run_for_damage"
+    if not (src / "model_final.pt").is_file():
+        train(tiny_config(root, pseudo, "run_for_damage", steps=1), progress=False)
+    shutil.copytree(src, tmp_path / "pipeline_run" / "3-model")
+    predictor = FramePredictor.from_run(tmp_path / "pipeline_run", device="cpu")
+    assert predictor.vocabulary == [(1, "object")]

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="video file, frame folder, folder of videos, DAVIS folder or YouTube-VIS JSON")
     p.add_argument("--model", required=True,
-                   help="training run folder of a trained model, or 'none' for the training-free path "
+                   help="a trained model: the --out of uvis train (or of uvis run), or 'none' for the training-free path "
                         "(MaskCut masks + CLIP embeddings)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--frames", help="frame root of a YouTube-VIS JSON input (default: JPEGImages beside it)")

@@ -131,11 +131,14 @@ class FramePredictor:
     def from_run(run_dir: str | Path, device: torch.device | str | None = None, *,
                  clip_weights: str | Path | None = None) -> FramePredictor:
         """Load ``config.json``, ``vocabulary.json``, ``clip.json`` (if any) and the final weights (else the last
-        checkpoint). ``clip_weights``: where the CLIP for ``set_vocabulary`` is, if not where training found it."""
+        checkpoint) of a ``uvis train`` folder (or of a ``uvis run`` folder's ``3-model``). ``clip_weights``: where the CLIP for ``set_vocabulary`` is, if not where training found it."""
         run = Path(run_dir)
+        if not (run / "config.json").is_file() and (run / "3-model" / "config.json").is_file():
+            run = run / "3-model"  # the folder of a whole `uvis run`: its trained model
         for name in ("config.json", "vocabulary.json"):
             if not (run / name).is_file():
-                raise UserError(f"not a training run folder (no {name})", path=run, fix="pass the --out of uvis train")
+                raise UserError(f"not a training run folder (no {name})", path=run,
+                                fix="pass the --out of uvis train (or of uvis run)")
         try:
             config = json.loads((run / "config.json").read_text())
             vocab = [(int(c["id"]), str(c["name"])) for c in json.loads((run / "vocabulary.json").read_text())]
