@@ -103,3 +103,16 @@ def test_mask_logits_have_a_quarter_of_any_input_size():
     with torch.no_grad():
         for (h, w), expect in {(64, 96): (16, 24), (66, 97): (17, 25), (40, 40): (10, 10)}.items():
             assert model(torch.rand(1, 3, h, w))["pred_masks"].shape[-2:] == expect
+
+
+def test_frozen_bn_backbone_loads_a_checkpoint_with_batch_counters(tmp_path: Path):
+    """torchvision/DINO ResNet checkpoints carry ``*.num_batches_tracked``; frozen BN (the default) has none."""
+    src = ResNetBackbone("resnet18")
+    state = {k: v.clone() + (1.0 if v.is_floating_point() else 0) for k, v in src.net.state_dict().items()}
+    assert any(k.endswith("num_batches_tracked") for k in state)
+    path = tmp_path / "dino_resnet50_pretrain.pth"
+    torch.save(state, path)
+    dst = ResNetBackbone("resnet18", freeze_bn=True)
+    dst.load_dino(path, download=False)
+    assert torch.equal(dst.net.bn1.running_var, state["bn1.running_var"])
+    assert torch.equal(dst.net.layer4[1].bn2.weight, state["layer4.1.bn2.weight"])

@@ -156,3 +156,39 @@ def test_report_command_reproduces_the_config(sample, tmp_path, monkeypatch):
     assert main(shlex.split(command)[1:]) == 0
     assert seen == [config]
     assert main(["run", str(sample), "--out", "x", "--image-size", "12"]) == 2
+
+
+def test_interrupted_step_rerun_with_other_settings_is_refused(sample, tmp_path, monkeypatch):
+    """A half-made step folder must not be finished with other settings (its first videos would keep the old ones)."""
+    from uvis.track import segmenter as segmenter_module
+
+    original = segmenter_module.Segmenter.segment
+    calls = {"n": 0}
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # Ctrl-C while the second video is being segmented
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(segmenter_module.Segmenter, "segment", interrupted)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(_config(sample, out, pseudo_from_ground_truth=True), "segment", log=lambda s: None)
+    assert len(list((out / "4-segment" / "videos").glob("*.json"))) == 1
+    monkeypatch.setattr(segmenter_module.Segmenter, "segment", original)
+    with pytest.raises(UserError, match="other settings.*top_k"):
+        run_pipeline(_config(sample, out, pseudo_from_ground_truth=True, top_k=3), "segment", log=lambda s: None)
+    assert not (out / "4-segment" / "step.json").exists()
+    run_pipeline(_config(sample, out, pseudo_from_ground_truth=True), "segment", log=lambda s: None)  # same: resumes
+    assert json.loads((out / "4-segment" / "summary.json").read_text())["skipped_finished"] == 1
+
+
+@pytest.mark.parametrize("flag", [["--batch-size", "0"], ["--steps", "-3"]])
+def test_cli_run_bad_training_numbers_are_one_line(sample, tmp_path, capsys, flag):
+    args = ["run", str(sample), "--out", str(tmp_path / "r"), "--pseudo-from-ground-truth", "--preset", "tiny",
+            "--device", "cpu", "--no-progress", *flag]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag[0] in err[0]
+    assert not (tmp_path / "r").exists()

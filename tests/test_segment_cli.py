@@ -180,3 +180,43 @@ def test_video_file_input(tmp_path, monkeypatch):
 
     overlay = open_video(out / "overlays" / "clip.mp4")
     assert overlay.num_frames == 9 and abs(overlay.fps - 12.0) < 0.01
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda", "cuda:7"])
+def test_unusable_device_is_one_line(synth, tmp_path, capsys, monkeypatch, device):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    root, _ = synth
+    assert main(["segment", str(root), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o"),
+                 "--device", device, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--device" in err[0]
+    assert segment_cli.resolve_device("cpu") == "cpu"
+
+
+def test_rerun_with_other_settings_does_not_mix_results(synth, tmp_path, monkeypatch, capsys):
+    """Finished videos are only reused for the same model, classes and tracker; output flags may change."""
+    root, dataset = synth
+    out = tmp_path / "out"
+
+    class Crashing(OraclePredictor):
+        def predict(self, frames):
+            if self.calls >= 2:  # dies inside the second video
+                raise RuntimeError("simulated crash")
+            return super().predict(frames)
+
+    inject(monkeypatch, Crashing(dataset))
+    base = ["segment", str(root), "--model", "x", "--out", str(out), "--no-progress", "--no-overlay", "--no-png"]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(base)
+    oracle = OraclePredictor(dataset)
+    inject(monkeypatch, oracle)
+    capsys.readouterr()
+    assert main([*base, "--top-k", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "top_k" in err[0] and oracle.calls == 0
+    assert main([*base, "--no-memory"]) == 2
+    assert main(base[:-2]) == 0  # same settings, other output flags: resumes
+    assert json.loads((out / "summary.json").read_text())["skipped_finished"] == 1

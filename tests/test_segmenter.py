@@ -87,3 +87,26 @@ def test_no_memory_config_and_bad_batch(synth):
     assert seg.segment(video, progress=False).tracks
     with pytest.raises(UserError):
         seg.segment(video, batch_size=0)
+
+
+def test_overlay_never_overwrites_the_input_video(tmp_path):
+    import torch
+
+    from uvis.data.synthetic import write_video_file
+    from uvis.track.types import FrameDetections
+
+    class Nothing:
+        vocabulary = [(1, "object")]
+
+        def predict(self, frames):
+            h, w = frames.shape[1:3]
+            return [FrameDetections(torch.zeros(0, 4), torch.zeros(0, 1), torch.zeros(0), torch.zeros(0, h, w, dtype=bool))
+                    for _ in frames]
+
+    clip = tmp_path / "clip.mp4"
+    write_video_file(clip, num_frames=3, height=32, width=48, num_objects=1, seed=0)
+    before = clip.read_bytes()
+    result = Segmenter(Nothing()).segment(clip, progress=False)
+    with pytest.raises(UserError, match="input video"):
+        result.save_overlay(tmp_path / "." / "clip.mp4")
+    assert clip.read_bytes() == before

@@ -197,3 +197,12 @@ def test_weak_detections_continue_tracks_but_never_start_them():
     strict = Tracker(TrackerConfig(score_threshold=0.5, continue_threshold=None))
     strict.update(frame([a], scores=[0.9]))
     assert len(strict.update(frame([a], scores=[0.35]))) == 0
+
+
+def test_track_cap_drops_the_weakest_new_detection():
+    """With more confident detections than ``max_tracks``, the cap forgets the lowest-scoring new track."""
+    b = basis(4, 3)
+    tracker = Tracker(TrackerConfig(max_tracks=2))
+    out = tracker.update(frame(list(b), [0.7, 0.95, 0.8]))
+    by_det = dict(zip(out.indices.tolist(), out.track_ids.tolist(), strict=True))
+    assert sorted(tracker.remembered_ids()) == sorted([by_det[1], by_det[2]])  # 0.95 and 0.8 kept, 0.7 dropped

@@ -180,3 +180,85 @@ def test_cli_train_and_user_errors(synth, capsys):
     assert "weights file not found" in capsys.readouterr().err
     with pytest.raises(UserError, match="not a training run"):
         FramePredictor.from_run(root / "data")
+
+
+def test_resume_with_more_steps_keeps_decaying_over_the_new_total(synth):
+    """Extending a finished run (--resume --steps N) must train on, not at the old schedule's zero lr."""
+    root, _, pseudo = synth
+    kw = {"log_every": 1, "batch_size": 2, "warmup_steps": 1, "checkpoint_every": 100}
+    train(tiny_config(root, pseudo, "run_extend", steps=2, **kw), progress=False)
+    lrs = {m["step"]: m["lr"] for m in _metrics(train(tiny_config(root, pseudo, "run_extend", steps=4, **kw),
+                                                      resume=True, progress=False))}
+    base = tiny_config(root, pseudo, "x").lr
+    assert lrs[3] == pytest.approx(base * (1 - 3 / 4) ** 0.9)  # poly decay over the new total of 4 steps
+    assert lrs[3] > 0
+
+
+@pytest.mark.parametrize("damage", ["weights", "config", "shapes"])
+def test_damaged_run_folder_is_one_line(synth, tmp_path, damage):
+    """A truncated weights file, a broken config.json or weights of another model: a UserError, not a traceback."""
+    import shutil
+
+    root, _, pseudo = synth
+    src = root / "run_for_damage"
+    if not (src / "model_final.pt").is_file():
+        train(tiny_config(root, pseudo, "run_for_damage", steps=1), progress=False)
+    run = tmp_path / "run"
+    shutil.copytree(src, run)
+    if damage == "weights":
+        (run / "model_final.pt").write_bytes((run / "model_final.pt").read_bytes()[:100])
+    elif damage == "config":
+        (run / "config.json").write_text("{not json")
+    else:
+        config = json.loads((run / "config.json").read_text())
+        config["model"]["hidden_dim"] = 32
+        (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="damaged"):
+        FramePredictor.from_run(run, device="cpu")
+
+
+@pytest.mark.parametrize("flag", [["--checkpoint-every", "0"], ["--lr", "-1"], ["--workers", "-1"]])
+def test_cli_train_bad_numbers_are_one_line(synth, tmp_path, capsys, flag):
+    root, _, pseudo = synth
+    args = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(tmp_path / "run"),
+            "--config", "tiny", "--device", "cpu", "--steps", "1", "--no-progress", *flag]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag[0] in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_resume_of_a_moved_run_folder_continues_there(synth, tmp_path):
+    root, _, pseudo = synth
+    base = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--config", "tiny", "--device", "cpu",
+            "--no-progress"]
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    assert main([*base, "--out", str(first), "--steps", "1"]) == 0
+    first.rename(moved)
+    assert main([*base, "--out", str(moved), "--steps", "2", "--resume"]) == 0
+    assert not first.exists()  # nothing written where the run used to be
+    assert [m["step"] for m in _metrics(moved)][-1] == 2
+    assert torch.load(moved / "checkpoint.pt", weights_only=False)["step"] == 2
+
+
+def test_resume_after_a_torn_metrics_line(synth, tmp_path):
+    """A crash in the middle of appending to metrics.jsonl must not stop the run from resuming."""
+    root, _, pseudo = synth
+    cfg = tiny_config(root, pseudo, str(tmp_path / "run"), steps=2, log_every=1, checkpoint_every=1)
+    train(cfg, progress=False, stop_after=1)
+    with (tmp_path / "run" / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 2, "lo')
+    assert [m["step"] for m in _metrics(train(cfg, resume=True, progress=False))] == [1, 2]
+
+
+def test_from_run_accepts_a_uvis_run_folder(synth, tmp_path):
+    """README: ``Segmenter.from_run`` takes "a folder written by uvis train / uvis run" (whose model is in 3-model)."""
+    import shutil
+
+    root, _, pseudo = synth
+    src = root / "run_for_damage"
+    if not (src / "model_final.pt").is_file():
+        train(tiny_config(root, pseudo, "run_for_damage", steps=1), progress=False)
+    shutil.copytree(src, tmp_path / "pipeline_run" / "3-model")
+    predictor = FramePredictor.from_run(tmp_path / "pipeline_run", device="cpu")
+    assert predictor.vocabulary == [(1, "object")]

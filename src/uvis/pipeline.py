@@ -25,6 +25,10 @@ from uvis.errors import UserError
 
 STEPS = ("pseudo-label", "name", "train", "segment", "evaluate", "report")
 STEP_FILE = "step.json"
+# Written when a train or segment step starts: their own resume would finish a half-made folder under new
+# settings (a checkpoint's config, finished videos), so a rerun must match the settings it was started with.
+STARTED_FILE = "step.started.json"
+RESUME_CHECKED_STEPS = ("train", "segment")
 
 
 @dataclass
@@ -169,6 +173,20 @@ def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
             path=folder,
             fix="use a new --out folder, or delete that step folder to redo it",
         )
+    started = folder / STARTED_FILE
+    if not marker.is_file() and started.is_file():
+        try:
+            old = json.loads(started.read_text()).get("settings", {})
+        except json.JSONDecodeError:
+            old = {}
+        new = json.loads(json.dumps(settings))
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if changed:
+            raise UserError(
+                f"{folder.name} was started with other settings ({', '.join(changed)}) and not finished",
+                path=folder,
+                fix="rerun with the settings it was started with, use a new --out folder, or delete that step folder",
+            )
 
 
 def _mark_complete(folder: Path, settings: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
@@ -364,6 +382,8 @@ class Pipeline:
             self.log(f"[{step}] complete in {folder}, skipped")
             return True
         folder.mkdir(parents=True, exist_ok=True)
+        if step in RESUME_CHECKED_STEPS:
+            atomic.write_json(folder / STARTED_FILE, {"settings": settings}, indent=2)
         self.log(f"[{step}] running into {folder}")
         return False
 

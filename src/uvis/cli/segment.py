@@ -6,7 +6,8 @@ Writes, under ``--out``:
 - ``masks/<video>/<frame>.png``: per-frame instance-id PNGs (unless ``--no-png``);
 - ``overlays/<video>.mp4``: coloured masks with track ids and class names (unless ``--no-overlay``);
 - ``videos/<video>.json``: the per-video record, written last and atomically — a video with this
-  file is finished, and a rerun skips it (resume);
+  file is finished, and a rerun skips it (resume; a rerun with another model, classes or tracker settings
+  is refused instead of mixing results);
 - ``summary.json``: tracks, classes and speed, also printed.
 
 ``--classes``: with ``--model none`` any names (CLIP text embeddings; open vocabulary). With a trained
@@ -20,6 +21,7 @@ was trained on (probabilities restricted to them, not renormalised); other names
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="video file, frame folder, folder of videos, DAVIS folder or YouTube-VIS JSON")
     p.add_argument("--model", required=True,
-                   help="training run folder of a trained model, or 'none' for the training-free path "
+                   help="a trained model: the --out of uvis train (or of uvis run), or 'none' for the training-free path "
                         "(MaskCut masks + CLIP embeddings)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--frames", help="frame root of a YouTube-VIS JSON input (default: JPEGImages beside it)")
@@ -77,9 +79,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def resolve_device(device: str | None) -> str:
     import torch
 
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown --device '{device}'", fix="use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise UserError(f"--device {device} but {torch.cuda.device_count()} CUDA device(s) are visible",
+                        fix="use --device cpu, or leave --device out (CUDA when present)")
+    return device
 
 
 def load_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
@@ -139,6 +148,21 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
     return TrackerConfig(memory=args.memory, **overrides)
 
 
+def result_settings(args: argparse.Namespace, segmenter: Segmenter) -> dict[str, Any]:
+    """What the results depend on (not output flags, batch size or device): a rerun must match them to resume."""
+    none = args.model.lower() == "none"
+    settings: dict[str, Any] = {
+        "model": "none" if none else str(Path(args.model).resolve()),
+        "classes": [name for _, name in segmenter.vocabulary],
+        "tracker": dataclasses.asdict(segmenter.tracker_config),
+        "top_k": segmenter.top_k,
+    }
+    if none:
+        settings["stage1"] = {k: getattr(args, k) for k in ("backbone", "num_masks", "resolution", "clip_model",
+                                                            "clip_pretrained")}
+    return settings
+
+
 def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}", fix="use --top-k >= 1")
@@ -155,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     segmenter = Segmenter(predictor, tracker_config=tracker_config(args), vocabulary=classes, top_k=args.top_k)
     summary = segment_collection(collection, items, segmenter, args.out, batch_size=args.batch_size,
                                  write_png=not args.no_png, write_overlay=not args.no_overlay,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, settings=result_settings(args, segmenter))
     wall = time.perf_counter() - start
     top = ", ".join(f"{k} {v}" for k, v in list(summary["classes"].items())[:8]) or "none"
     print(f"segmented {summary['segmented_now']} video(s), skipped {summary['skipped_finished']} finished; "

@@ -53,12 +53,19 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--steps {args.steps}", fix="pass a positive number of steps")
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}", fix="pass a positive batch size")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise UserError(f"--checkpoint-every {args.checkpoint_every}", fix="pass a positive number of steps")
+    if args.lr is not None and not args.lr > 0:
+        raise UserError(f"--lr {args.lr}", fix="pass a positive learning rate, e.g. 1e-4")
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers {args.workers}", fix="pass 0 (load in the training process) or more")
     stored = Path(args.out) / "config.json"
     if args.resume and stored.is_file():
         # Continue under the run's own config; only these flags may change it.
         config = TrainConfig.from_json(read_json(stored))
         for key, value in {"steps": args.steps, "device": args.device, "num_workers": args.workers, "data": args.data,
-                           "pseudo": args.pseudo, "checkpoint_every": args.checkpoint_every}.items():
+                           "pseudo": args.pseudo, "checkpoint_every": args.checkpoint_every,
+                           "out": args.out}.items():  # the folder may have moved since it was made
             if value is not None:
                 setattr(config, key, value)
         return _done(train(config, resume=True, progress=not args.no_progress))

@@ -32,8 +32,10 @@ DINO_RESNET50 = dino.RESNET50_SPEC
 
 
 def _load_into(net: nn.Module, state: dict[str, torch.Tensor], file: Path, skip: tuple[str, ...]) -> None:
-    state = {k: v for k, v in state.items() if not k.startswith(skip)}
     own = net.state_dict()
+    # BatchNorm's step counters: absent from frozen BN (the default), and never needed for inference statistics
+    state = {k: v for k, v in state.items()
+             if not k.startswith(skip) and not (k.endswith("num_batches_tracked") and k not in own)}
     bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if bad or missing:

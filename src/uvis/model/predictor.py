@@ -9,6 +9,7 @@ work without retraining. A run without the head can only be restricted to the cl
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -130,24 +131,35 @@ class FramePredictor:
     def from_run(run_dir: str | Path, device: torch.device | str | None = None, *,
                  clip_weights: str | Path | None = None) -> FramePredictor:
         """Load ``config.json``, ``vocabulary.json``, ``clip.json`` (if any) and the final weights (else the last
-        checkpoint). ``clip_weights``: where the CLIP for ``set_vocabulary`` is, if not where training found it."""
+        checkpoint) of a ``uvis train`` folder (or of a ``uvis run`` folder's ``3-model``). ``clip_weights``: where the CLIP for ``set_vocabulary`` is, if not where training found it."""
         run = Path(run_dir)
+        if not (run / "config.json").is_file() and (run / "3-model" / "config.json").is_file():
+            run = run / "3-model"  # the folder of a whole `uvis run`: its trained model
         for name in ("config.json", "vocabulary.json"):
             if not (run / name).is_file():
-                raise UserError(f"not a training run folder (no {name})", path=run, fix="pass the --out of uvis train")
-        config = json.loads((run / "config.json").read_text())
-        vocab = [(int(c["id"]), str(c["name"])) for c in json.loads((run / "vocabulary.json").read_text())]
+                raise UserError(f"not a training run folder (no {name})", path=run,
+                                fix="pass the --out of uvis train (or of uvis run)")
+        try:
+            config = json.loads((run / "config.json").read_text())
+            vocab = [(int(c["id"]), str(c["name"])) for c in json.loads((run / "vocabulary.json").read_text())]
+            mcfg = ModelConfig.from_json(config["model"])
+            image_size = tuple(config["image_size"])
+            clip_info = json.loads((run / "clip.json").read_text()) if (run / "clip.json").is_file() else None
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSONDecodeError is a ValueError
+            raise UserError(f"the run's config.json, vocabulary.json or clip.json is damaged ({type(e).__name__}: {e})",
+                            path=run, fix="pass the --out of a uvis train run, or train it again") from None
         weights = FramePredictor.weights_file(run)
         if weights is None:
             raise UserError("the run has no weights yet", path=run, fix="train it (or resume it) to the end")
-        mcfg = ModelConfig.from_json(config["model"])
         mcfg.num_classes = len(vocab)
         model = VISModel(mcfg)
-        state = torch.load(weights, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        clip_info = json.loads((run / "clip.json").read_text()) if (run / "clip.json").is_file() else None
-        return FramePredictor(model, vocab, tuple(config["image_size"]), device, clip_info=clip_info,
-                              clip_weights=clip_weights)
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=False)
+            model.load_state_dict(state["model"])
+        except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"cannot load the run's weights ({type(e).__name__}; damaged, or not made with this "
+                            "run's config.json)", path=weights, fix="train the run again (or resume it)") from None
+        return FramePredictor(model, vocab, image_size, device, clip_info=clip_info, clip_weights=clip_weights)
 
     def _prepare(self, frames: np.ndarray) -> torch.Tensor:
         """Frames scaled (keeping aspect) to fit ``image_size``, as the training crops were."""

@@ -50,8 +50,13 @@ def segment_collection(
     write_png: bool = True,
     write_overlay: bool = True,
     progress: bool = True,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Segment ``items``, skipping finished ones; then write results.json and summary.json."""
+    """Segment ``items``, skipping finished ones; then write results.json and summary.json.
+
+    ``settings`` (what the results depend on: model, classes, tracker) are stored in every video record; a
+    finished video made with other settings is an error rather than mixed into this run's results.
+    """
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
@@ -65,6 +70,7 @@ def segment_collection(
         record_path = _record_path(out, item)
         record = _load_record(record_path, item) if record_path.exists() else None
         if record is not None:
+            _check_settings(record, settings, record_path)
             # finished earlier; outputs asked for now but not written then are made from the record
             _complete_outputs(item, record, segmenter, out, write_png=write_png, write_overlay=write_overlay)
             records.append(record)
@@ -84,6 +90,8 @@ def segment_collection(
                         "score": t.score, "frames_seen": t.num_frames_seen} for t in result.tracks],
             "results": [t.to_result_json() for t in result.to_ytvis(item.video_id)],
         }
+        if settings is not None:
+            record["settings"] = settings
         atomic.write_json(record_path, record)
         records.append(record)
         done += 1
@@ -95,12 +103,25 @@ def segment_collection(
         path = _record_path(out, item)
         rec = _load_record(path, item) if path.exists() else None
         if rec is not None:
+            _check_settings(rec, settings, path)
             records.append(rec)
     records.sort(key=lambda r: r["video_id"])
     atomic.write_json(out / "results.json", [r for rec in records for r in rec["results"]])
     summary = _summarise(records, segmenter, done=done, skipped=skipped)
     atomic.write_json(out / "summary.json", summary, indent=2)
     return summary
+
+
+def _check_settings(record: dict[str, Any], settings: dict[str, Any] | None, path: Path) -> None:
+    """Refuse a finished video made with other settings (records from before settings were stored pass)."""
+    old = record.get("settings")
+    if settings is None or old is None:
+        return
+    new = json.loads(json.dumps(settings))
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        raise UserError(f"this video was segmented with other settings ({', '.join(changed)})", path=path,
+                        fix="use another --out, the same settings, or delete the output folder's videos/ to redo")
 
 
 def _complete_outputs(item: VideoItem, record: dict[str, Any], segmenter: Segmenter, out: Path, *,

@@ -116,6 +116,8 @@ class VideoResult:
 
     def save_overlay(self, path: str | Path) -> Path:
         """An mp4 of the overlay, at the source's frame rate; written atomically."""
+        if Path(path).resolve() == self.video.path.resolve():  # the overlay is drawn from it: it would be lost
+            raise UserError("the overlay would overwrite the input video", path=path, fix="save it under another name")
         return write_video(path, self.overlay_frames(), fps=self.video.fps)
 
 

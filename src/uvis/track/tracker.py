@@ -237,7 +237,8 @@ class Tracker:
     def _enforce_cap(self) -> None:
         excess = len(self._tracks) - self.config.max_tracks
         if excess > 0:
-            # Oldest-seen first; among equals, the shortest-lived (fewest hits) first.
-            victims = sorted(self._tracks.values(), key=lambda t: (t.last_seen, t.hits))[:excess]
+            # Oldest-seen first; among equals, the shortest-lived (fewest hits) first, then the newest id (new
+            # tracks of a frame start in descending score order, so the weakest of them goes first).
+            victims = sorted(self._tracks.values(), key=lambda t: (t.last_seen, t.hits, -t.id))[:excess]
             for t in victims:
                 del self._tracks[t.id]

@@ -121,6 +121,14 @@ def clip_info(pseudo: PseudoLabels, embeddings_file: Path, dim: int) -> dict[str
             "dim": dim, "embeddings": str(embeddings_file)}
 
 
+def _logged_step(line: str) -> int | None:
+    """The step of a metrics.jsonl line; None for a blank or torn one (a crash while it was appended)."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class Trainer:
     """One process's share of a training run (``run()`` drives it; ``train_step`` is one optimisation step)."""
 
@@ -245,6 +253,14 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        # LambdaLR restores its WarmupPoly's fields too: the schedule must end at this run's (maybe extended)
+        # step count, not the stored one. For an unchanged count this recomputes the same learning rates.
+        for fn in self.scheduler.lr_lambdas:
+            fn.total = self.config.steps
+        for group, base, fn in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas,
+                                   strict=True):
+            group["lr"] = base * fn(self.scheduler.last_epoch)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         _set_rng_state(state["rng"][self.dist.rank])
@@ -266,7 +282,7 @@ class Trainer:
     def _metrics_writer(self):
         path = self.out / "metrics.jsonl"
         if path.exists():  # drop lines past the checkpoint we resume from: they will be recomputed
-            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= self.step]
+            keep = [ln for ln in path.read_text().splitlines() if (n := _logged_step(ln)) is not None and n <= self.step]
             atomic.write_with(path, lambda p: p.write_text("".join(ln + "\n" for ln in keep)))
         tb = None
         try:
