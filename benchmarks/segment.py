@@ -14,6 +14,7 @@ Masks are produced on ``--device`` (cuda when available), so the GPU->CPU copy i
 
     OMP_NUM_THREADS=1 python benchmarks/segment.py --frames 120            # CPU
     python benchmarks/segment.py --frames 600 --device cuda --json out.json  # GPU machine
+    python benchmarks/segment.py --frames 600 --device cuda --default-model --score-threshold 0  # default model
 """
 
 from __future__ import annotations
@@ -91,15 +92,18 @@ def bench_tracker(frames: int, objects: int, queries: int, dim: int = 256) -> fl
     return frames / (time.perf_counter() - t0)
 
 
-def _tiny_run(tmp: Path, device: str) -> Path:
-    """A 'tiny' preset run trained for one step on a synthetic video: its speed is the real model's shape."""
+def _untrained_run(tmp: Path, device: str, preset: str) -> Path:
+    """A run of ``preset`` trained for one step from random weights on a synthetic video: the model's shape and
+    cost are those of a trained one (only which queries pass the score threshold differs)."""
     from uvis.data.synthetic import make_dataset
     from uvis.train import TrainConfig, pseudo_labels_from_dataset, train
 
-    dataset = make_dataset(tmp / "data", num_videos=1, num_frames=2, height=64, width=96, num_objects=2)
+    h, w = (64, 96) if preset == "tiny" else (360, 640)
+    dataset = make_dataset(tmp / "data", num_videos=1, num_frames=2, height=h, width=w, num_objects=2)
     pseudo_labels_from_dataset(dataset).save(tmp / "pseudo.json")
-    cfg = TrainConfig.preset_config("tiny", data=str(tmp / "data"), pseudo=str(tmp / "pseudo.json"),
-                                    out=str(tmp / "run"), device=device, steps=1)
+    cfg = TrainConfig.preset_config(preset, data=str(tmp / "data"), pseudo=str(tmp / "pseudo.json"),
+                                    out=str(tmp / "run"), device=device, steps=1, batch_size=1, num_workers=0,
+                                    init="random")
     return train(cfg, progress=False)
 
 
@@ -117,6 +121,9 @@ def main() -> None:
                     help="tracker score threshold (default TrackerConfig's; 0 tracks every query: worst case)")
     ap.add_argument("--tiny-model", action="store_true",
                     help="train a 1-step 'tiny' preset run on synthetic data and time it (model speed, not quality)")
+    ap.add_argument("--default-model", action="store_true",
+                    help="the same with the 'default' preset (ResNet-50, 100 queries, random init): the model of the "
+                         "fps target")
     ap.add_argument("--json", help="also write the numbers to this file")
     args = ap.parse_args()
 
@@ -136,13 +143,14 @@ def main() -> None:
         t0 = time.perf_counter()
         n_decoded = sum(1 for _ in open_video(tmp / "v.mp4"))
         results["decode_fps"] = round(n_decoded / (time.perf_counter() - t0), 1)
-        if args.tiny_model:
-            args.model = str(_tiny_run(tmp, args.device))
+        preset = "tiny" if args.tiny_model else "default" if args.default_model else None
+        if preset:
+            args.model = str(_untrained_run(tmp, args.device, preset))
         if args.model:
             from uvis.model.predictor import FramePredictor
 
             predictor = FramePredictor.from_run(args.model, args.device)
-            results["predictor"] = "tiny preset (1 training step)" if args.tiny_model else f"trained model {args.model}"
+            results["predictor"] = f"{preset} preset (1 training step)" if preset else f"trained model {args.model}"
         else:
             predictor = FakePredictor(args.height, args.width, args.objects, args.queries, args.device)
             results["predictor"] = "fake (moving discs)"

@@ -178,3 +178,27 @@ def test_clip_info_comes_from_the_naming_settings(tmp_path):
     assert (cfg.model_name, cfg.pretrained_tag, cfg.weights) == ("ViT-B-16", "laion2b_s34b_b88k", None)  # moved
     predictor.clip_weights = tmp_path
     assert predictor.clip_config().weights == tmp_path
+
+
+def test_min_score_keeps_exactly_the_confident_queries(distilled):
+    """Skipping low-score queries before mask upsampling changes nothing for the queries kept."""
+    from uvis.track.segmenter import Segmenter
+    from uvis.track.tracker import TrackerConfig
+
+    root, dataset, _, _, run = distilled
+    predictor = FramePredictor.from_run(run, device="cpu")
+    video = dataset.videos[0]
+    frames = np.stack([read_image(root / "data" / "JPEGImages" / f) for f in video.file_names[:2]])
+    full = predictor.predict(frames)
+    threshold = float(full[0].scores.median())
+    predictor.min_score = threshold
+    part = predictor.predict(frames)
+    for a, b in zip(full, part, strict=True):
+        keep = a.scores >= threshold
+        assert len(b) == int(keep.sum())
+        assert torch.equal(a.masks[keep], b.masks) and torch.equal(a.scores[keep], b.scores)
+        assert torch.equal(a.embeddings[keep], b.embeddings) and torch.equal(a.class_probs[keep], b.class_probs)
+    predictor.min_score = 2.0  # nothing passes: empty detections, no error
+    assert all(len(d) == 0 and d.masks.shape[1:] == frames.shape[1:3] for d in predictor.predict(frames))
+    Segmenter(predictor, tracker_config=TrackerConfig(score_threshold=0.3, continue_threshold=0.2))
+    assert predictor.min_score == 0.2  # the lowest score the tracker still uses

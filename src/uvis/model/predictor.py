@@ -29,13 +29,14 @@ ClassHead = Callable[[torch.Tensor], torch.Tensor]
 class FramePredictor:
     """A trained VIS model applied frame by frame.
 
-    ``predict`` returns, per frame, all Q queries as candidates:
+    ``predict`` returns, per frame, all Q queries as candidates (or, with ``min_score`` set, only those scoring
+    at least that: the others' masks are never upsampled, which is most of the post-processing cost):
     - ``embeddings`` [Q, D]: the final decoder output (after its LayerNorm), the tracker's appearance cue;
     - ``class_probs`` [Q, K]: softmax over the K + 1 logits with the no-object column dropped, so a row sums
       to 1 - p(no object);
     - ``scores`` [Q]: the largest class probability, i.e. the probability of the most likely real class
       (low both when the query sees nothing and when it hesitates between classes);
-    - ``masks`` [Q, H, W] bool: sigmoid(mask logits) upsampled to the frame size, > 0.5.
+    - ``masks`` [Q, H, W] bool: mask logits upsampled to the frame size, > 0.
 
     Vocabulary: ``set_vocabulary(names)`` (what ``uvis segment --classes`` calls). With a CLIP head
     (``open_vocabulary``) any names: ``class_probs`` = (1 - p(no object)) x softmax(logit_scale x cos(CLIP
@@ -62,6 +63,7 @@ class FramePredictor:
         self._columns: list[int] | None = None  # restriction to trained classes
         self._text: torch.Tensor | None = None  # [N, C] unit text embeddings of an open vocabulary
         self._logit_scale = 100.0
+        self.min_score: float | None = None  # drop queries scoring below this (the Segmenter sets its threshold)
 
     @property
     def open_vocabulary(self) -> bool:
@@ -195,10 +197,16 @@ class FramePredictor:
             probs = probs[..., self._columns]  # scores stay those of the full vocabulary
         # mask logits cover ceil(nh/4) x ceil(nw/4) cells of 4x4 input pixels: upsample x4, crop, resize
         mh, mw = out["pred_masks"].shape[-2:]
-        masks = F.interpolate(out["pred_masks"].float(), size=(4 * mh, 4 * mw), mode="bilinear", align_corners=False)
+        keep = scores >= self.min_score if self.min_score is not None else torch.ones_like(scores, dtype=torch.bool)
         dets = []
         for b in range(len(frames)):
-            m = F.interpolate(masks[b : b + 1, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0]
-            dets.append(FrameDetections(embeddings=out["embeddings"][b].float().cpu(), class_probs=probs[b].cpu(),
-                                        scores=scores[b].cpu(), masks=(m.sigmoid() > 0.5).cpu()))
+            k = keep[b]
+            if bool(k.any()):
+                m = F.interpolate(out["pred_masks"][b : b + 1, k].float(), size=(4 * mh, 4 * mw), mode="bilinear",
+                                  align_corners=False)
+                m = F.interpolate(m[:, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0]
+            else:  # bilinear interpolation refuses zero channels
+                m = torch.zeros(0, h, w, device=scores.device)
+            dets.append(FrameDetections(embeddings=out["embeddings"][b, k].float().cpu(), class_probs=probs[b, k].cpu(),
+                                        scores=scores[b, k].cpu(), masks=(m > 0).cpu()))
         return dets

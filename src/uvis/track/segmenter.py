@@ -164,6 +164,13 @@ class Segmenter:
         self.predictor = frame_predictor
         self.tracker_config = tracker_config or TrackerConfig()
         self.top_k = top_k
+        cfg = self.tracker_config
+        # The tracker ignores candidates below this; a predictor that can skip them early (a trained model's:
+        # no mask upsampling for them) is told so.
+        self._min_score = cfg.score_threshold if cfg.continue_threshold is None else min(cfg.score_threshold,
+                                                                                         cfg.continue_threshold)
+        if hasattr(frame_predictor, "min_score"):
+            frame_predictor.min_score = self._min_score
         self._columns: list[int] | None = None
         if vocabulary is not None:
             names = [str(n).strip() for n in vocabulary if str(n).strip()]
@@ -192,10 +199,7 @@ class Segmenter:
     def _prepare(self, det: FrameDetections) -> FrameDetections:
         # Drop what the tracker would ignore anyway (cheap), then candidates with an empty mask: they show
         # no object in this frame (a query that found nothing). Only surviving masks are scanned.
-        cfg = self.tracker_config
-        low = cfg.score_threshold if cfg.continue_threshold is None else min(cfg.score_threshold,
-                                                                              cfg.continue_threshold)
-        keep = det.scores >= low
+        keep = det.scores >= self._min_score
         if bool(keep.any()):
             keep[keep.clone()] = det.masks[keep].flatten(1).any(1).to(keep.device)
         if not bool(keep.all()):
