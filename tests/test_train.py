@@ -64,6 +64,21 @@ def test_augmentation_is_reproducible_and_keeps_masks_on_objects(synth):
             assert (~grey[m]).float().mean() > 0.8  # mask pixels lie on coloured object pixels
 
 
+def test_padding_is_the_mean_colour_as_at_inference(synth):
+    """A frame scaled below the crop is padded with the mean colour (0 after normalisation), never black."""
+    from uvis.model.model import PIXEL_MEAN
+
+    root, _, pseudo_path = synth
+    pseudo = load_pseudo_labels(pseudo_path)
+    ds = FrameDataset.from_pseudo(pseudo, resolve_frame_paths(root / "data", pseudo), image_size=(64, 96),
+                                  scale_range=(0.5, 0.5), seed=0)
+    s = ds[(0, 0)]
+    assert s["image"].shape == (3, 64, 96)
+    pad = s["image"][:, 40:, 60:]  # the frame fills only the top-left 32x48
+    assert torch.allclose(pad, torch.tensor(PIXEL_MEAN).view(3, 1, 1).expand_as(pad))
+    assert not s["masks"][:, 40:, 60:].any()
+
+
 def test_copy_paste_adds_instances_with_consistent_masks(synth):
     root, _, pseudo_path = synth
     pseudo = load_pseudo_labels(pseudo_path)

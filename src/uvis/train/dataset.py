@@ -20,6 +20,7 @@ from uvis.data import ytvis
 from uvis.data.masks import RLE
 from uvis.data.video import read_image
 from uvis.errors import UserError
+from uvis.model.model import PIXEL_MEAN
 from uvis.pseudo.format import FrameInstance, PseudoLabels
 
 
@@ -189,8 +190,13 @@ class FrameDataset(torch.utils.data.Dataset):
         y0 = int(rng.integers(0, nh - th + 1)) if nh > th else 0
         x0 = int(rng.integers(0, nw - tw + 1)) if nw > tw else 0
         image, masks = image[:, y0 : y0 + th, x0 : x0 + tw], masks[:, y0 : y0 + th, x0 : x0 + tw]
-        pad = (0, tw - image.shape[2], 0, th - image.shape[1])
-        image, masks = F.pad(image, pad), F.pad(masks, pad)
+        if image.shape[1:] != (th, tw):
+            # Pad with the mean colour (0 once normalised), as the model pads at inference, so padding looks the
+            # same in training and in use.
+            canvas = torch.tensor(PIXEL_MEAN, dtype=image.dtype).view(3, 1, 1).expand(3, th, tw).clone()
+            canvas[:, : image.shape[1], : image.shape[2]] = image
+            image = canvas
+            masks = F.pad(masks, (0, tw - masks.shape[2], 0, th - masks.shape[1]))
         if self.hflip and rng.random() < 0.5:
             image, masks = image.flip(-1), masks.flip(-1)
         clip = torch.from_numpy(s.clip).float() if s.clip is not None else torch.zeros(len(s.labels), self.clip_dim)
