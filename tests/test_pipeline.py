@@ -192,3 +192,19 @@ def test_cli_run_bad_training_numbers_are_one_line(sample, tmp_path, capsys, fla
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and flag[0] in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_skip_bad_videos_runs_every_step_without_the_unreadable_one(sample, tmp_path, tiny_weights):
+    frames = sorted((sample / "JPEGImages").glob("*/*.png"))
+    frames[-1].write_bytes(b"broken")  # the last frame of the second video
+    out = tmp_path / "run"
+    config = _config(sample, out, backbone="tiny", dino_weights=str(tiny_weights), resolution=32,
+                     classes=list(SYNTHETIC_CLASSES))
+    with pytest.raises(UserError, match=frames[-1].name):
+        run_pipeline(config, log=lambda s: None)
+    run_pipeline(RunConfig(**{**config.__dict__, "skip_bad_videos": True}), log=lambda s: None)
+    pseudo = json.loads((out / "1-pseudo-labels" / "pseudo_labels.json").read_text())
+    assert len(pseudo["videos"]) == 1 and len(pseudo["info"]["skipped_videos"]) == 1
+    summary = json.loads((out / "4-segment" / "summary.json").read_text())
+    assert summary["videos"] == 1 and len(summary["unreadable"]) == 1
+    assert len(json.loads((out / "metrics.json").read_text())["uvis"]["class-agnostic"]["stats"]) == 12

@@ -209,3 +209,41 @@ def test_unknown_device_is_one_line(tmp_path, tiny_weights, dataset, capsys, dev
                 "--resolution", 32, "--device", device) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and device in err and "--device" in err
+
+
+def test_skip_bad_videos_labels_the_rest_and_retries_on_rerun(tmp_path, tiny_weights, capsys):
+    from uvis.data.synthetic import write_video_file
+
+    vids = tmp_path / "vids"
+    for name in "abc":
+        write_video_file(vids / f"{name}.mp4", num_frames=2, height=32, width=48, seed=2)
+    good_b = (vids / "b.mp4").read_bytes()
+    (vids / "b.mp4").write_bytes(good_b[: len(good_b) // 2])  # truncated
+    out = tmp_path / "out"
+    common = [vids, "--out", out, "--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32,
+              "--device", "cpu"]
+    assert _cli(*common) == 2  # default: the bad video stops the run, naming it
+    err = capsys.readouterr().err
+    assert "b.mp4" in err and len(err.strip().splitlines()) == 1
+    assert _cli(*common, "--skip-bad-videos") == 0
+    printed = capsys.readouterr().out
+    assert "skipped 1 unreadable video(s): b" in printed
+    labels = load_pseudo_labels(out / "pseudo_labels.json")
+    assert [v.name for v in labels.videos] == ["a", "c"]
+    assert [s["name"] for s in labels.info["skipped_videos"]] == ["b"] and "b.mp4" in labels.info["skipped_videos"][0]["error"]
+    (vids / "b.mp4").write_bytes(good_b)  # repaired: a rerun labels it and the merged file is complete
+    assert _cli(*common, "--skip-bad-videos") == 0
+    labels = load_pseudo_labels(out / "pseudo_labels.json")
+    assert [v.name for v in labels.videos] == ["a", "b", "c"] and "skipped_videos" not in labels.info
+    assert not list((out / "videos").glob("*.failed.json"))
+
+
+def test_skip_bad_videos_when_none_can_be_read(tmp_path, tiny_weights, capsys):
+    vids = tmp_path / "vids"
+    vids.mkdir()
+    (vids / "a.mp4").write_bytes(b"")
+    (vids / "b.mp4").write_bytes(b"not a video")
+    code = _cli(vids, "--out", tmp_path / "out", "--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32,
+                "--device", "cpu", "--skip-bad-videos")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "none of the 2 videos could be read" in err and "\n" not in err

@@ -220,3 +220,23 @@ def test_rerun_with_other_settings_does_not_mix_results(synth, tmp_path, monkeyp
     assert main([*base, "--no-memory"]) == 2
     assert main(base[:-2]) == 0  # same settings, other output flags: resumes
     assert json.loads((out / "summary.json").read_text())["skipped_finished"] == 1
+
+
+def test_skip_bad_videos_segments_the_rest(tmp_path, monkeypatch, capsys):
+    from uvis.data.synthetic import write_video_file
+
+    vids = tmp_path / "vids"
+    for name in ("a", "b", "c"):
+        write_video_file(vids / f"{name}.mp4", num_frames=4, height=48, width=64)
+    (vids / "b.mp4").write_bytes((vids / "b.mp4").read_bytes()[:300])  # truncated
+    inject(monkeypatch, _BlobPredictor())
+    out = tmp_path / "out"
+    args = ["segment", str(vids), "--model", "x", "--out", str(out), "--no-progress", "--no-overlay"]
+    assert main(args) == 2  # default: stop on it, naming it; the finished video stays
+    err = capsys.readouterr().err.strip()
+    assert "b.mp4" in err and "\n" not in err and (out / "videos" / "a.json").exists()
+    assert main([*args, "--skip-bad-videos"]) == 0
+    assert "skipped 1 unreadable video(s): b" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["videos"] == 2 and list(summary["unreadable"]) == ["b"]
+    assert {r["video_id"] for r in json.loads((out / "results.json").read_text())} == {1, 3}

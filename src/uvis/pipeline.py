@@ -41,6 +41,7 @@ class RunConfig:
     classes: list[str] | None = None  # vocabulary; None: --config file, else the dataset's categories
     device: str | None = None
     progress: bool = True
+    skip_bad_videos: bool = False  # report an unreadable video and go on without it (default: stop on it)
     # stage 1a: MaskCut
     backbone: str = "dino_vitb8"
     dino_weights: str | None = None
@@ -115,6 +116,7 @@ _FLAGS: dict[str, str] = {
 _SWITCHES: dict[str, tuple[str, bool]] = {  # field -> (flag, the value the flag sets)
     "pseudo_from_ground_truth": ("--pseudo-from-ground-truth", True), "prototypes": ("--no-prototypes", False),
     "track_memory": ("--no-track-memory", False), "progress": ("--no-progress", False),
+    "skip_bad_videos": ("--skip-bad-videos", True),
 }
 
 
@@ -268,7 +270,7 @@ class Pipeline:
             )
             pseudo_label_collection(self.collection, paths.pseudo, pl_config, weights=config.dino_weights,
                                     device=config.device, batch_size=config.maskcut_batch_size,
-                                    progress=config.progress)
+                                    progress=config.progress, skip_bad=config.skip_bad_videos)
         _mark_complete(paths.pseudo, settings)
 
     def name(self, config: RunConfig, paths: RunPaths) -> None:
@@ -338,7 +340,8 @@ class Pipeline:
         tracker = TrackerConfig() if config.track_memory else TrackerConfig.minvis_baseline()
         segmenter = Segmenter.from_run(paths.model, config.device, tracker_config=tracker, top_k=config.top_k)
         segment_collection(self.collection, self.collection.items, segmenter, paths.segment,
-                           batch_size=config.segment_batch_size, progress=config.progress)
+                           batch_size=config.segment_batch_size, progress=config.progress,
+                           skip_bad=config.skip_bad_videos)
         _mark_complete(paths.segment, settings)
 
     def evaluate(self, paths: RunPaths) -> dict[str, dict[str, Any]]:

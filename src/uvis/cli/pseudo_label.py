@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fp32", action="store_true", help="no bf16/fp16 autocast for DINO on GPU (slower)")
     p.add_argument("--crf", action="store_true", help="refine masks with a dense CRF (pip install 'uvis[crf]')")
     p.add_argument("--overwrite", action="store_true", help="discard parts made with other settings")
+    p.add_argument("--skip-bad-videos", action="store_true",
+                   help="report an unreadable video and go on with the others (default: stop on it); "
+                        "skipped videos are left out of the merged file and retried by a rerun")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     st = p.add_argument_group("self-training (instead of MaskCut)")
     st.add_argument("--model", default=None, metavar="RUN_DIR",
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
         out = self_train_collection(collection, args.out, args.model, SelfTrainingConfig(min_score=args.min_score),
                                     device=device, batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, skip_bad=args.skip_bad_videos)
     else:
         from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
         from uvis.pseudo.maskcut import MaskCutConfig
@@ -90,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
         )
         out = pseudo_label_collection(collection, args.out, config, weights=args.weights, device=args.device,
                                       batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,
-                                      progress=not args.no_progress)
+                                      progress=not args.no_progress, skip_bad=args.skip_bad_videos)
+    if args.skip_bad_videos:
+        from uvis.pseudo.collection import skipped_videos
+
+        if skipped := skipped_videos(collection, args.out):
+            print(f"skipped {len(skipped)} unreadable video(s): {', '.join(sorted(skipped)[:5])}"
+                  f"{' ...' if len(skipped) > 5 else ''} (errors in {Path(args.out) / 'videos'}/*.failed.json)")
     if not out.exists():
         then = " and named" if vocabulary is not None else ""
         print(f"shard done; {out} is written{then} once every shard has finished (rerun any shard to merge)")

@@ -64,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-png", action="store_true", help="do not write per-frame id PNGs")
     p.add_argument("--shard", help="process only shard i/n of the videos, e.g. 0/4")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--skip-bad-videos", action="store_true",
+                   help="report an unreadable video and go on with the others (default: stop on it); a rerun "
+                        "tries it again")
     g = p.add_argument_group("training-free path (--model none)")
     g.add_argument("--backbone", default="dino_vitb8", help="DINO ViT for MaskCut (default dino_vitb8)")
     g.add_argument("--dino-weights", help="DINO checkpoint file, or a folder holding it under its official name")
@@ -179,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
     segmenter = Segmenter(predictor, tracker_config=tracker_config(args), vocabulary=classes, top_k=args.top_k)
     summary = segment_collection(collection, items, segmenter, args.out, batch_size=args.batch_size,
                                  write_png=not args.no_png, write_overlay=not args.no_overlay,
-                                 progress=not args.no_progress, settings=result_settings(args, segmenter))
+                                 progress=not args.no_progress, settings=result_settings(args, segmenter),
+                                 skip_bad=args.skip_bad_videos)
     wall = time.perf_counter() - start
     top = ", ".join(f"{k} {v}" for k, v in list(summary["classes"].items())[:8]) or "none"
     print(f"segmented {summary['segmented_now']} video(s), skipped {summary['skipped_finished']} finished; "
@@ -187,4 +191,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  frames {summary['frames']}, tracks {summary['tracks']}, classes: {top}")
     print(f"  speed {summary['fps'] if summary['fps'] is not None else '-'} frames/s (segmentation), "
           f"wall {wall:.1f} s on {device}")
+    if summary["unreadable"]:
+        names = sorted(summary["unreadable"])
+        print(f"  skipped {len(names)} unreadable video(s): {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+              f" (errors in {args.out / 'summary.json'})")
     return 0

@@ -7,7 +7,9 @@ Layout of the output folder::
 
     DIR/config.json            what the labels are made with; a rerun with other settings is refused
     DIR/videos/<video_id>.json one part per finished video, written atomically
-    DIR/pseudo_labels.json     all parts merged (uvis.pseudo.format), once every video has its part
+    DIR/videos/<video_id>.failed.json
+                               with ``skip_bad``: a video that could not be read (its error); retried by reruns
+    DIR/pseudo_labels.json     all parts merged (uvis.pseudo.format), once every video has its part (or failed)
 
 A crash or Ctrl-C loses at most the video in flight; rerunning skips videos whose part exists. Shards
 (``shard=(i, n)``) split the videos round-robin, so n machines can share one folder; whichever finishes
@@ -70,6 +72,19 @@ class LabellingJob:
 
 def part_path(out_dir: Path, video_id: int) -> Path:
     return out_dir / "videos" / f"{video_id}.json"
+
+
+def failed_path(out_dir: Path, video_id: int) -> Path:
+    return out_dir / "videos" / f"{video_id}.failed.json"
+
+
+def _failure(out_dir: Path, item: VideoItem) -> str | None:
+    """The error recorded for a video skipped as unreadable, if any."""
+    try:
+        record = json.loads(failed_path(out_dir, item.video_id).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return str(record.get("error", "")) if isinstance(record, dict) and record.get("name") == item.name else None
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -172,13 +187,20 @@ def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progr
 
 
 def merge_parts(collection: Collection, out_dir: Path, job: LabellingJob) -> Path | None:
-    """Write ``pseudo_labels.json`` from the parts, if every video of the collection has one."""
-    parts = []
+    """Write ``pseudo_labels.json`` from the parts, if every video of the collection has one (or was skipped as
+    unreadable: it is then left out and listed under ``info.skipped_videos``)."""
+    parts, skipped = [], []
     for item in collection.items:
         part = _read_part(part_path(out_dir, item.video_id))
         if part is None:
-            return None
+            error = _failure(out_dir, item)
+            if error is None:
+                return None
+            skipped.append({"name": item.name, "error": error})
+            continue
         parts.append(part)
+    if not parts:
+        return None
     videos, instances = [], []
     for part in parts:
         v = part["video"]
@@ -191,7 +213,8 @@ def merge_parts(collection: Collection, out_dir: Path, job: LabellingJob) -> Pat
         instances=instances,
         categories=list(job.categories),
         info={"description": job.description, "uvis_version": __version__,
-              "config": job.settings, "source": str(collection.root)},
+              "config": job.settings, "source": str(collection.root),
+              **({"skipped_videos": skipped} if skipped else {})},
         stats={job.stage: {"videos": len(videos), "frames": frames, "masks": len(instances),
                            "masks_per_frame": round(len(instances) / max(frames, 1), 4),
                            "seconds": round(sum(float(p.get("seconds", 0)) for p in parts), 3)}},
@@ -210,11 +233,14 @@ def label_collection(
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    skip_bad: bool = False,
 ) -> Path:
     """Label every video of ``collection`` (or of one shard) into ``out_dir`` with ``job``'s labeller.
 
     Returns the path of the merged ``pseudo_labels.json``; it exists only once every video of the collection
-    has its part (other shards may still be running).
+    has its part (other shards may still be running). By default an unreadable video stops the run (its error
+    names it); with ``skip_bad`` it is recorded as failed, reported, left out of the merged file, and the rest
+    go on (a rerun tries it again).
     """
     from tqdm import tqdm
 
@@ -236,10 +262,26 @@ def label_collection(
         with tqdm(total=total, unit="frame", desc=job.stage, disable=not progress, dynamic_ncols=True) as bar:
             for item in todo:
                 bar.set_postfix_str(item.name[:24])
-                part = label_video(item, labeller, batch_size, bar)
+                try:
+                    part = label_video(item, labeller, batch_size, bar)
+                except UserError as e:
+                    if not skip_bad:
+                        raise
+                    atomic.write_json(failed_path(out_dir, item.video_id), {"name": item.name, "error": str(e)})
+                    bar.write(f"skipped {item.name}: {e}")
+                    continue
                 atomic.write_json(part_path(out_dir, item.video_id), part)
-    merge_parts(collection, out_dir, job)
+                failed_path(out_dir, item.video_id).unlink(missing_ok=True)
+    if merge_parts(collection, out_dir, job) is None and all(_failure(out_dir, i) for i in collection.items):
+        raise UserError(f"none of the {len(collection.items)} videos could be read (errors in videos/*.failed.json)",
+                        path=out_dir, fix="check the input videos")
     return out_dir / MERGED_NAME
+
+
+def skipped_videos(collection: Collection, out_dir: str | Path) -> dict[str, str]:
+    """Videos of ``collection`` currently recorded as unreadable in ``out_dir``: name -> error."""
+    found = {item.name: _failure(Path(out_dir), item) for item in collection.items}
+    return {name: error for name, error in found.items() if error is not None}
 
 
 def pseudo_label_collection(
@@ -253,6 +295,7 @@ def pseudo_label_collection(
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    skip_bad: bool = False,
 ) -> Path:
     """MaskCut pseudo-labels for every video of ``collection`` (or of one shard) into ``out_dir``.
 
@@ -270,4 +313,4 @@ def pseudo_label_collection(
     job = LabellingJob(stage="maskcut", description="uvis pseudo-labels (MaskCut on DINO features)",
                        settings=config.to_json(), make_labeller=make)
     return label_collection(collection, out_dir, job, batch_size=batch_size, shard=shard, overwrite=overwrite,
-                            progress=progress)
+                            progress=progress, skip_bad=skip_bad)

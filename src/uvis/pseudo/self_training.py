@@ -123,10 +123,11 @@ def self_train_collection(
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    skip_bad: bool = False,
 ) -> Path:
     """Pseudo-labels for every video of ``collection`` from the model in ``run_dir`` (see the module docstring).
 
     Returns the path of the merged ``pseudo_labels.json`` (it exists once every video has its part).
     """
     return label_collection(collection, out_dir, model_job(run_dir, config, device), batch_size=batch_size,
-                            shard=shard, overwrite=overwrite, progress=progress)
+                            shard=shard, overwrite=overwrite, progress=progress, skip_bad=skip_bad)

@@ -51,17 +51,21 @@ def segment_collection(
     write_overlay: bool = True,
     progress: bool = True,
     settings: dict[str, Any] | None = None,
+    skip_bad: bool = False,
 ) -> dict[str, Any]:
     """Segment ``items``, skipping finished ones; then write results.json and summary.json.
 
     ``settings`` (what the results depend on: model, classes, tracker) are stored in every video record; a
-    finished video made with other settings is an error rather than mixed into this run's results.
+    finished video made with other settings is an error rather than mixed into this run's results. An
+    unreadable video stops the run (its error names it), or with ``skip_bad`` is reported, listed under
+    ``unreadable`` in the summary, and left for a rerun to try again.
     """
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     done = skipped = 0
+    unreadable: dict[str, str] = {}
     names = [safe_name(i.name) for i in items]
     if len(set(names)) != len(names):
         raise UserError("two videos map to the same output name", path=collection.root,
@@ -76,7 +80,14 @@ def segment_collection(
             records.append(record)
             skipped += 1
             continue
-        result = segmenter.segment(item.open(), batch_size=batch_size, progress=progress)
+        try:
+            result = segmenter.segment(item.open(), batch_size=batch_size, progress=progress)
+        except UserError as e:
+            if not skip_bad:
+                raise
+            unreadable[item.name] = str(e)
+            tqdm.write(f"skipped {item.name}: {e}")
+            continue
         name = safe_name(item.name)
         if write_png:
             result.save_pngs(out / "masks" / name)
@@ -108,6 +119,7 @@ def segment_collection(
     records.sort(key=lambda r: r["video_id"])
     atomic.write_json(out / "results.json", [r for rec in records for r in rec["results"]])
     summary = _summarise(records, segmenter, done=done, skipped=skipped)
+    summary["unreadable"] = unreadable
     atomic.write_json(out / "summary.json", summary, indent=2)
     return summary
 
