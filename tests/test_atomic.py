@@ -31,3 +31,36 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         atomic.write_with(tmp_path / "c.json", boom)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_folder_lock_is_exclusive(tmp_path):
+    """A second holder (another open of the lock file, as another shard's process) waits for the first."""
+    import threading
+
+    from uvis.data.atomic import folder_lock
+
+    events: list[str] = []
+    held, release = threading.Event(), threading.Event()
+
+    def first():
+        with folder_lock(tmp_path / "out"):
+            events.append("first in")
+            held.set()
+            release.wait(5)
+            events.append("first out")
+
+    t = threading.Thread(target=first)
+    t.start()
+    held.wait(5)
+    def later():
+        with folder_lock(tmp_path / "out"):
+            events.append("second in")
+
+    second = threading.Thread(target=later)
+    second.start()
+    second.join(0.3)
+    assert events == ["first in"]  # still waiting
+    release.set()
+    t.join(5)
+    second.join(5)
+    assert events == ["first in", "first out", "second in"]

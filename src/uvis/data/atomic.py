@@ -54,3 +54,31 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
     """Run ``writer(tmp_path)`` and move the result onto ``path`` atomically."""
     with atomic_path(path) as tmp:
         writer(tmp)
+
+
+@contextmanager
+def folder_lock(folder: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (its ``.lock`` file) for the block.
+
+    Shards writing into one folder each add their own per-video files, then rebuild the folder's merged
+    outputs from all of them; under this lock the last shard to finish always rebuilds from every file, so a
+    slower, earlier rebuild cannot overwrite a complete one. Uses ``flock`` (POSIX; also over NFSv4); where
+    that is unavailable the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -272,7 +272,9 @@ def label_collection(
                     continue
                 atomic.write_json(part_path(out_dir, item.video_id), part)
                 failed_path(out_dir, item.video_id).unlink(missing_ok=True)
-    if merge_parts(collection, out_dir, job) is None and all(_failure(out_dir, i) for i in collection.items):
+    with atomic.folder_lock(out_dir):
+        merged = merge_parts(collection, out_dir, job)
+    if merged is None and all(_failure(out_dir, i) for i in collection.items):
         raise UserError(f"none of the {len(collection.items)} videos could be read (errors in videos/*.failed.json)",
                         path=out_dir, fix="check the input videos")
     return out_dir / MERGED_NAME

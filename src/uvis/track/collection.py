@@ -106,21 +106,23 @@ def segment_collection(
         atomic.write_json(record_path, record)
         records.append(record)
         done += 1
-    # Every finished video of the collection (also those of other shards / earlier runs).
+    # Every finished video of the collection (also those of other shards / earlier runs), gathered and written
+    # under the folder's lock so that shards finishing together cannot drop each other's last videos.
     wanted = {i.video_id for i in items}
-    for item in collection.items:
-        if item.video_id in wanted:
-            continue
-        path = _record_path(out, item)
-        rec = _load_record(path, item) if path.exists() else None
-        if rec is not None:
-            _check_settings(rec, settings, path)
-            records.append(rec)
-    records.sort(key=lambda r: r["video_id"])
-    atomic.write_json(out / "results.json", [r for rec in records for r in rec["results"]])
-    summary = _summarise(records, segmenter, done=done, skipped=skipped)
-    summary["unreadable"] = unreadable
-    atomic.write_json(out / "summary.json", summary, indent=2)
+    with atomic.folder_lock(out):
+        for item in collection.items:
+            if item.video_id in wanted:
+                continue
+            path = _record_path(out, item)
+            rec = _load_record(path, item) if path.exists() else None
+            if rec is not None:
+                _check_settings(rec, settings, path)
+                records.append(rec)
+        records.sort(key=lambda r: r["video_id"])
+        atomic.write_json(out / "results.json", [r for rec in records for r in rec["results"]])
+        summary = _summarise(records, segmenter, done=done, skipped=skipped)
+        summary["unreadable"] = unreadable
+        atomic.write_json(out / "summary.json", summary, indent=2)
     return summary
 
 
