@@ -1,0 +1,54 @@
+"""Training stops cleanly on divergence, picks an autocast dtype the GPU has, and keeps a resumed run's settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from train_helpers import synthetic_pseudo, tiny_config
+from uvis.errors import UserError
+from uvis.model.loss import LossConfig, hungarian_match
+from uvis.train.trainer import CHECKPOINT, FINAL_WEIGHTS, Trainer
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("guards")
+    _, pseudo = synthetic_pseudo(root, num_videos=1, num_frames=4)
+    return root, pseudo
+
+
+def test_matching_a_diverged_prediction_does_not_crash():
+    logits = torch.full((1, 5, 3), float("nan"))
+    masks = torch.full((1, 5, 8, 8), float("inf"))
+    targets = [{"labels": torch.tensor([0, 1]), "masks": torch.ones(2, 8, 8, dtype=torch.bool)}]
+    (rows, cols), = hungarian_match(logits, masks, targets, LossConfig(num_points=16))
+    assert len(rows) == len(cols) == 2
+
+
+def test_a_nan_loss_stops_training_with_a_user_error_and_keeps_the_last_checkpoint(synth):
+    root, pseudo = synth
+    trainer = Trainer(tiny_config(root, pseudo, "run_nan", steps=8, batch_size=2, checkpoint_every=2, log_every=100),
+                      progress=False)
+    forward, calls = trainer.criterion.forward, []
+
+    def diverging(outputs, targets):  # step 3's loss is NaN, so its update makes every weight NaN
+        losses = forward(outputs, targets)
+        calls.append(1)
+        if len(calls) == 3:
+            losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+    trainer.criterion.forward = diverging
+    try:
+        with pytest.raises(UserError, match="diverged.*by step 4.*step 2") as err:
+            trainer.run()
+    finally:
+        trainer.close()
+    assert "\n" not in str(err.value) and "--lr" in str(err.value)
+    run = root / "run_nan"
+    state = torch.load(run / CHECKPOINT, weights_only=False)
+    assert state["step"] == 2  # the step-4 checkpoint (NaN weights) was not written over it
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert not (run / FINAL_WEIGHTS).exists()
+    assert not (run / "metrics.jsonl").read_text().strip()  # nothing NaN logged
