@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,3 +53,42 @@ def test_a_nan_loss_stops_training_with_a_user_error_and_keeps_the_last_checkpoi
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
     assert not (run / FINAL_WEIGHTS).exists()
     assert not (run / "metrics.jsonl").read_text().strip()  # nothing NaN logged
+
+
+@pytest.mark.parametrize(("bf16", "want"), [(True, torch.bfloat16), (False, torch.float16)])
+def test_autocast_uses_bf16_only_on_gpus_that_have_it(monkeypatch, bf16, want):
+    from uvis.model.model import VISModel
+    from uvis.model.predictor import FramePredictor
+    from uvis.train.trainer import amp_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    cuda = torch.device("cuda")
+    assert amp_dtype("auto", cuda) == want
+    assert amp_dtype("auto", torch.device("cpu")) is None
+    model = VISModel(tiny_model_config())
+    monkeypatch.setattr(model, "to", lambda *a, **k: model)  # no GPU here: only the dtype choice is tested
+    assert FramePredictor(model, [(1, "object")], (32, 48), device=cuda).amp_dtype == want
+
+
+def test_predictor_runs_under_its_autocast_dtype(monkeypatch):
+    from uvis.model.model import VISModel
+    from uvis.model.predictor import FramePredictor
+
+    predictor = FramePredictor(VISModel(tiny_model_config()), [(1, "object")], (32, 48), device="cpu")
+    assert predictor.amp_dtype is None  # fp32 on CPU
+    seen, autocast = [], torch.autocast
+
+    def spy(device_type, dtype=None, enabled=True, **kw):
+        seen.append((dtype, enabled))
+        return autocast(device_type, dtype=dtype, enabled=enabled, **kw)
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    predictor.amp_dtype = torch.bfloat16
+    predictor.predict(np.zeros((1, 20, 30, 3), dtype=np.uint8))
+    assert seen == [(torch.bfloat16, True)]
+
+
+def tiny_model_config():
+    from uvis.model.config import ModelConfig
+
+    return ModelConfig.preset("tiny", 1)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from uvis.errors import UserError
+from uvis.features.dino import autocast_dtype
 from uvis.model.config import ModelConfig
 from uvis.model.model import VISModel
 from uvis.track.types import FrameDetections
@@ -55,6 +56,7 @@ class FramePredictor:
         self.device = torch.device(device) if device is not None else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device).eval()
+        self.amp_dtype = autocast_dtype(self.device)  # bf16 on GPUs that have it, fp16 on older ones, none on CPU
         self.vocabulary = vocabulary
         self.trained_vocabulary = list(vocabulary)
         self.image_size = tuple(image_size)
@@ -183,8 +185,7 @@ class FramePredictor:
         h, w = frames.shape[1:3]
         x = self._prepare(frames)
         nh, nw = x.shape[-2:]
-        cuda = self.device.type == "cuda"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             out = self.model(x)
             logits = out["pred_logits"] if class_head is None else class_head(out["embeddings"])
         probs = logits.float().softmax(-1)[..., :-1]

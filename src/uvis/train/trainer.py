@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from uvis.data import atomic
 from uvis.errors import UserError
+from uvis.features.dino import autocast_dtype
 from uvis.model.loss import SetCriterion
 from uvis.model.model import build_model
 from uvis.pseudo.format import PseudoLabels, load_pseudo_labels
@@ -65,8 +66,8 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
+    if amp == "auto":  # bf16 where the GPU has it, else fp16 (with the grad scaler), off on CPU
+        return autocast_dtype(device)
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
 
 
