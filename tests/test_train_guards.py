@@ -92,3 +92,25 @@ def tiny_model_config():
     from uvis.model.config import ModelConfig
 
     return ModelConfig.preset("tiny", 1)
+
+
+def test_resume_refuses_flags_that_differ_from_the_run(synth, tmp_path, capsys):
+    from uvis.cli.main import main
+
+    root, pseudo = synth
+    out = tmp_path / "run"
+    base = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(out), "--config", "tiny",
+            "--device", "cpu", "--no-progress", "--batch-size", "2", "--workers", "0"]
+    assert main([*base, "--steps", "1", "--lr", "0.001"]) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    for flags, named in [(["--lr", "0.01"], ["--lr 0.01 (run: 0.001)"]),
+                         (["--seed", "3", "--no-clip"], ["--seed 3 (run: 0)", "--no-clip"]),
+                         (["--config", "default"], ["--config default (run: tiny)"]),
+                         (["--backbone", "tiny_vit", "--clip-weight", "1"], ["--backbone", "--clip-weight"])]:
+        assert main([*base, "--steps", "2", "--resume", *flags]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and all(n in err[0] for n in named) and "--out" in err[0], err
+    assert (out / "checkpoint.pt").read_bytes() == before  # refused before training
+    # the same values, --steps (extension) and operational flags are fine
+    assert main([*base, "--steps", "2", "--resume", "--lr", "1e-3", "--seed", "0", "--checkpoint-every", "5"]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 2
