@@ -6,8 +6,8 @@ Writes, under ``--out``:
 - ``masks/<video>/<frame>.png``: per-frame instance-id PNGs (unless ``--no-png``);
 - ``overlays/<video>.mp4``: coloured masks with track ids and class names (unless ``--no-overlay``);
 - ``videos/<video>.json``: the per-video record, written last and atomically — a video with this
-  file is finished, and a rerun skips it (resume; a rerun with another model, classes or tracker settings
-  is refused instead of mixing results);
+  file is finished, and a rerun skips it (resume; a rerun with another model — or other weights in the same
+  run folder, told by their sha256 — classes or tracker settings is refused instead of mixing results);
 - ``summary.json``: tracks, classes and speed, also printed.
 
 ``--classes``: with ``--model none`` any names (CLIP text embeddings; open vocabulary). With a trained
@@ -156,6 +156,8 @@ def result_settings(args: argparse.Namespace, segmenter: Segmenter) -> dict[str,
     none = args.model.lower() == "none"
     settings: dict[str, Any] = {
         "model": "none" if none else str(Path(args.model).resolve()),
+        # the weights themselves: a model retrained in the same run folder keeps its path
+        "weights": getattr(segmenter.predictor, "weights_id", None),
         "classes": [name for _, name in segmenter.vocabulary],
         "tracker": dataclasses.asdict(segmenter.tracker_config),
         "top_k": segmenter.top_k,

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from uvis.train import TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,12 +25,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or the frame root of the pseudo file's file_names")
     p.add_argument("--pseudo", required=True, metavar="PSEUDO_JSON", help="pseudo-label file (uvis pseudo-label)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (config, checkpoints, metrics)")
-    p.add_argument("--config", default="default", choices=["tiny", "default"],
+    # Flags that set the run's config have no argparse default (None = not given), so that --resume can tell a
+    # flag given with another value than the run's (an error) from one left out.
+    p.add_argument("--config", choices=["tiny", "default"],
                    help="model/training preset (tiny: test-size model; default: ResNet-50, 360x640 crops)")
     p.add_argument("--steps", type=int, help="total optimisation steps (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="frames per process and step")
     p.add_argument("--lr", type=float, help="peak learning rate of the heads (backbone: 0.1x)")
-    p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUN_DIR from its last checkpoint under its stored settings; only --steps (to extend "
+                        "it), paths and operational flags (--device, --workers, --checkpoint-every, --no-progress) "
+                        "may change")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto (CUDA when present)")
     p.add_argument("--init", choices=["dino", "random"],
                    help="backbone initialisation: self-supervised DINO ResNet-50 or random (default: preset's)")
@@ -63,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and stored.is_file():
         # Continue under the run's own config; only these flags may change it.
         config = TrainConfig.from_json(read_json(stored))
+        _refuse_changed_settings(args, config)
         for key, value in {"steps": args.steps, "device": args.device, "num_workers": args.workers, "data": args.data,
                            "pseudo": args.pseudo, "checkpoint_every": args.checkpoint_every,
                            "out": args.out}.items():  # the folder may have moved since it was made
@@ -70,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 setattr(config, key, value)
         return _done(train(config, resume=True, progress=not args.no_progress))
     config = TrainConfig.preset_config(
-        args.config, data=args.data, pseudo=args.pseudo, out=args.out, steps=args.steps, batch_size=args.batch_size,
+        args.config or "default", data=args.data, pseudo=args.pseudo, out=args.out, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, device=args.device, init=args.init, backbone_weights=args.backbone_weights,
         num_workers=args.workers, seed=args.seed, checkpoint_every=args.checkpoint_every)
     if args.backbone:
@@ -79,6 +89,35 @@ def run(args: argparse.Namespace) -> int:
     if args.clip_weight is not None:
         config.loss.clip_weight = args.clip_weight
     return _done(train(config, resume=args.resume, progress=not args.no_progress))
+
+
+def _refuse_changed_settings(args: argparse.Namespace, stored: TrainConfig) -> None:
+    """A resumed run keeps its stored settings: a flag given with another value would be silently ignored."""
+    from uvis.errors import UserError
+
+    def same_path(given: str, old: str | None) -> bool:
+        return old is not None and Path(given).expanduser().resolve() == Path(old).expanduser().resolve()
+
+    given = {  # flag: (value given or None, the run's value, equal?)
+        "--config": (args.config, stored.preset, None),
+        "--batch-size": (args.batch_size, stored.batch_size, None),
+        "--lr": (args.lr, stored.lr, None),
+        "--init": (args.init, stored.init, None),
+        "--backbone": (args.backbone, stored.model.backbone, None),
+        "--backbone-weights": (args.backbone_weights, stored.backbone_weights, same_path),
+        "--seed": (args.seed, stored.seed, None),
+        "--no-clip": (True if args.no_clip else None, "CLIP head" if stored.clip_distill else True, None),
+        "--clip-weight": (args.clip_weight, stored.loss.clip_weight, None),
+    }
+    changed = [f"{flag}{'' if value is True else f' {value}'} (run: {old})"
+               for flag, (value, old, equal) in given.items()
+               if value is not None and not (equal(value, old) if equal else value == old)]
+    if changed:
+        raise UserError(f"--resume continues the run with its stored settings, but {', '.join(changed)} "
+                        f"{'differs' if len(changed) == 1 else 'differ'}",
+                        path=Path(args.out) / "config.json",
+                        fix="drop those flags to continue the run (--steps may extend it), or train a new run "
+                            "with another --out")
 
 
 def _done(run_dir: Path) -> int:

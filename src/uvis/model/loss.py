@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -78,7 +79,12 @@ def hungarian_match(logits: torch.Tensor, masks: torch.Tensor, targets: list[dic
         gt = point_sample(tgt["masks"].float(), points.expand(n, -1, -1))
         cost = (cfg.class_weight * cost_class + cfg.mask_weight * pairwise_sigmoid_ce(pred, gt)
                 + cfg.dice_weight * pairwise_dice(pred, gt))
-        rows, cols = linear_sum_assignment(cost.cpu().numpy())
+        cost = cost.cpu().numpy()
+        if not np.isfinite(cost).all():
+            # A diverged model (NaN/inf outputs): match anyway so every rank reaches the trainer's collective
+            # finiteness check of the loss, which stops the run with a clear error (scipy rejects such costs).
+            cost = np.nan_to_num(cost, nan=1e9, posinf=1e9, neginf=-1e9)
+        rows, cols = linear_sum_assignment(cost)
         out.append((torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)))
     return out
 

@@ -8,6 +8,7 @@ work without retraining. A run without the head can only be restricted to the cl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from uvis.errors import UserError
+from uvis.features.dino import autocast_dtype
 from uvis.model.config import ModelConfig
 from uvis.model.model import VISModel
 from uvis.track.types import FrameDetections
@@ -55,6 +57,7 @@ class FramePredictor:
         self.device = torch.device(device) if device is not None else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device).eval()
+        self.amp_dtype = autocast_dtype(self.device)  # bf16 on GPUs that have it, fp16 on older ones, none on CPU
         self.vocabulary = vocabulary
         self.trained_vocabulary = list(vocabulary)
         self.image_size = tuple(image_size)
@@ -64,6 +67,9 @@ class FramePredictor:
         self._text: torch.Tensor | None = None  # [N, C] unit text embeddings of an open vocabulary
         self._logit_scale = 100.0
         self.min_score: float | None = None  # drop queries scoring below this (the Segmenter sets its threshold)
+        # Which weights these are ({"file", "sha256"}; set by from_run): `uvis segment` records it per video, so
+        # a model retrained in the same run folder is not mixed with the old one's results.
+        self.weights_id: dict[str, str] | None = None
 
     @property
     def open_vocabulary(self) -> bool:
@@ -161,7 +167,10 @@ class FramePredictor:
         except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise UserError(f"cannot load the run's weights ({type(e).__name__}; damaged, or not made with this "
                             "run's config.json)", path=weights, fix="train the run again (or resume it)") from None
-        return FramePredictor(model, vocab, image_size, device, clip_info=clip_info, clip_weights=clip_weights)
+        predictor = FramePredictor(model, vocab, image_size, device, clip_info=clip_info, clip_weights=clip_weights)
+        with weights.open("rb") as f:  # ~0.1 s per 100 MB, once per load
+            predictor.weights_id = {"file": weights.name, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+        return predictor
 
     def _prepare(self, frames: np.ndarray) -> torch.Tensor:
         """Frames scaled (keeping aspect) to fit ``image_size``, as the training crops were."""
@@ -183,8 +192,7 @@ class FramePredictor:
         h, w = frames.shape[1:3]
         x = self._prepare(frames)
         nh, nw = x.shape[-2:]
-        cuda = self.device.type == "cuda"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             out = self.model(x)
             logits = out["pred_logits"] if class_head is None else class_head(out["embeddings"])
         probs = logits.float().softmax(-1)[..., :-1]

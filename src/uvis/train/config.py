@@ -23,7 +23,8 @@ class TrainConfig:
     copy_paste_prob: chance that a training frame gets a random subset of another frame's pseudo-instances
         pasted on top (CutLER-style copy-paste; it adds objects in new contexts and occlusions).
     warmup_steps / poly_power: linear warm-up from 1% of the lr, then polynomial decay to 0.
-    amp: "auto" (bf16 autocast on CUDA, off on CPU), "bf16", "fp16" (with a gradient scaler) or "off".
+    amp: "auto" (bf16 autocast on CUDA, fp16 with a gradient scaler on GPUs without bf16, off on CPU), "bf16",
+        "fp16" (with a gradient scaler) or "off".
     clip_distill: when the pseudo file has CLIP embeddings beside it (``NAME.embeddings.npz``, written by
         ``uvis name``), give the model a CLIP head (``model.clip_dim`` from the file) and distil the embeddings
         into it (``loss.clip_weight``); the trained model is then open-vocabulary. On by default: the head is

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from uvis.data import atomic
 from uvis.errors import UserError
+from uvis.features.dino import autocast_dtype
 from uvis.model.loss import SetCriterion
 from uvis.model.model import build_model
 from uvis.pseudo.format import PseudoLabels, load_pseudo_labels
@@ -64,9 +66,15 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
+    if amp == "auto":  # bf16 where the GPU has it, else fp16 (with the grad scaler), off on CPU
+        return autocast_dtype(device)
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+
+
+def _nan_unless_finite(params) -> torch.Tensor:
+    """[1] tensor on the parameters' device: 0 when every parameter is finite, else NaN (no host sync)."""
+    ok = torch.stack([torch.isfinite(p.detach()).all() for p in params]).all()
+    return torch.where(ok, 0.0, float("nan")).reshape(1)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -182,6 +190,7 @@ class Trainer:
         np.random.seed(config.seed + self.dist.rank)
         torch.manual_seed(config.seed + 1000 + self.dist.rank)
         self.step = 0
+        self.saved_step: int | None = None  # the step of the checkpoint on disk
         if resume and (out / CHECKPOINT).is_file():
             self._load(out / CHECKPOINT)
         elif self.dist.is_main:
@@ -239,6 +248,7 @@ class Trainer:
         state = self._checkpoint_state()  # a collective: every rank takes part
         if state is not None:
             atomic.write_with(self.out / CHECKPOINT, lambda p: torch.save(state, p))
+        self.saved_step = self.step
 
     def _load(self, path: Path) -> None:
         try:
@@ -262,7 +272,7 @@ class Trainer:
             group["lr"] = base * fn(self.scheduler.last_epoch)
         self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         self.scaler.load_state_dict(state["scaler"])
-        self.step = int(state["step"])
+        self.step = self.saved_step = int(state["step"])
         _set_rng_state(state["rng"][self.dist.rank])
 
     # ------------------------------------------------------------------ training
@@ -307,16 +317,24 @@ class Trainer:
                 images, targets = next(batches)
                 losses = self.train_step(images, targets)
                 bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == end:
+                log_now = self.step % cfg.log_every == 0 or self.step == end
+                save_now = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                if log_now or save_now:
                     keys = LOSS_KEYS + (("loss_clip",) if "loss_clip" in losses else ())
                     vals = torch.stack([losses[k] for k in keys])
-                    if self.dist.enabled:
+                    if save_now:  # a checkpoint must hold finite weights: checked in the same reduction
+                        vals = torch.cat([vals, _nan_unless_finite(self.model.parameters())])
+                    if self.dist.enabled:  # the mean is NaN/inf on every rank when it is on one: all stop together
                         dist.all_reduce(vals)
                         vals /= self.dist.world_size
                     if self.device.type == "cuda":
                         torch.cuda.synchronize(self.device)
+                    host = vals.tolist()
+                    if not all(math.isfinite(v) for v in host):
+                        raise self._diverged()
+                if log_now:
                     rate = (self.step - n0) / max(1e-9, time.perf_counter() - t0)
-                    rec = {"step": self.step, **dict(zip(keys, vals.tolist(), strict=True)),
+                    rec = {"step": self.step, **dict(zip(keys, host[: len(keys)], strict=True)),
                            "lr": max(g["lr"] for g in self.optimizer.param_groups), "it_s": rate}
                     if log is not None:
                         log.write(json.dumps(rec) + "\n")
@@ -326,7 +344,7 @@ class Trainer:
                             for k, v in rec.items():
                                 if k != "step":
                                     tb.add_scalar(f"train/{k}", v, self.step)
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                if save_now:
                     self.save_checkpoint()
             if self.step >= cfg.steps and self.dist.is_main:
                 atomic.write_with(self.out / FINAL_WEIGHTS,
@@ -338,6 +356,15 @@ class Trainer:
             if tb is not None:
                 tb.close()
         return self.out
+
+    def _diverged(self) -> UserError:
+        """The error that stops a run whose loss (or weights) became NaN/inf; earlier outputs stay as they are."""
+        kept = (f"the last checkpoint (step {self.saved_step}) is kept in {CHECKPOINT}" if self.saved_step is not None
+                else "no checkpoint was written before it")
+        return UserError(f"training diverged: the loss or weights became NaN/inf by step {self.step} "
+                         f"(checked every {self.config.log_every} steps and at checkpoints); {kept}", path=self.out,
+                         fix="start a new --out with a lower --lr (e.g. half) and check the pseudo-labels "
+                             "(resuming with the same settings diverges again)")
 
     def close(self) -> None:
         distributed.cleanup(self.dist)
