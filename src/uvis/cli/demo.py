@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"sample: {sample} (3 synthetic videos with ground truth) and {out / 'sample.mp4'}")
 
     missing = missing_weights()
-    config = RunConfig(data=str(sample), out=str(out / "run"), device=args.device, backbone=DEMO_BACKBONE,
+    # One run folder per mode, so the full pipeline can run once the weights are there, beside the earlier run.
+    run_name = "run-stages-2-3" if missing else "run"
+    config = RunConfig(data=str(sample), out=str(out / run_name), device=args.device, backbone=DEMO_BACKBONE,
                        classes=list(SYNTHETIC_CLASSES), train_preset="tiny", train_steps=args.steps,
                        ablations=["no-track-memory"], maskcut_batch_size=4)
     if missing:

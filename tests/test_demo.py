@@ -1,0 +1,29 @@
+"""``uvis demo`` (what ``make demo`` runs): offline it names the missing weights and runs stages 2-3."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from uvis.cli.main import main
+
+
+def test_demo_offline_runs_stages_2_3_and_reruns(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("UVIS_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def offline(url, dst, *args, **kwargs):
+        raise OSError(f"no network for {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "4", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "dino_deitsmall16_pretrain.pth" in printed and "ViT-B-32" in printed  # what is missing, and where
+    run = out / "run-stages-2-3"
+    assert str(run / "report.md") in printed
+    assert (run / "report.md").is_file()
+    assert isinstance(json.loads((run / "4-segment" / "results.json").read_text()), list)  # 4 steps: few tracks
+    assert "class-agnostic" in json.loads((run / "metrics.json").read_text())["uvis"]
+    assert main(["demo", "--out", str(out), "--steps", "4", "--device", "cpu"]) == 0  # finished steps reused
