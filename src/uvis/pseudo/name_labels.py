@@ -83,8 +83,8 @@ def _video_frames(source: Collection | FrameReader, video_id: int, size: tuple[i
 
 
 def _crop_key(clip: ClipModel, cfg: NamingConfig) -> dict:
-    return {"model": clip.name, "weights": clip.weights_digest(), "context": cfg.context,
-            "background": cfg.background, "blur_sigma": cfg.blur_sigma, "size": clip.image_size}
+    return {"clip": clip.identity(), "context": cfg.context, "background": cfg.background,
+            "blur_sigma": cfg.blur_sigma}
 
 
 def _embed_video(pseudo: PseudoLabels, video_id: int, positions: list[int], source: Collection | FrameReader,
