@@ -143,3 +143,22 @@ def test_real_davis2016():
         assert len(track.segmentations) == video.length
         assert all(s is not None and mask_utils.area(s) > 0 for s in track.segmentations)
     assert (ds.frame_root / ds.videos[0].file_names[0]).is_file()
+
+
+def test_palette_void_index_is_not_an_object(tmp_path):
+    """DAVIS-2017 / YouTube-VOS palette masks mark void (ignore) pixels with index 255: background, not object 255."""
+    _frames(tmp_path, "void-seq", 2)
+    maps = []
+    for t in range(2):
+        m = np.zeros((H, W), np.uint8)
+        m[2:6, 2:6] = 1
+        m[7:11, 9:14] = 2
+        m[1, :] = 255  # a void band, and a void border around object 1
+        m[6, 2:6] = 255
+        maps.append(m)
+        _palette_png(tmp_path / "Annotations" / "480p" / "void-seq" / f"{t:05d}.png", m)
+    ds = load_davis(tmp_path)
+    assert len(ds.tracks) == 2
+    for k, track in zip([1, 2], ds.tracks, strict=True):
+        for t in range(2):
+            assert np.array_equal(mask_utils.decode(track.segmentations[t]), maps[t] == k)

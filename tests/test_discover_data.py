@@ -35,3 +35,24 @@ def test_discover_davis_folder_and_video_file(tmp_path):
     assert col.items[0].open().read_all().shape == (2, 8, 10, 3)
     write_video_file(tmp_path / "clip.mp4", num_frames=4, seed=0)
     assert len(discover(tmp_path / "clip.mp4").items[0].open()) == 4
+
+
+def test_frame_root_for_inputs_other_than_a_ytvis_json_is_a_user_error(tmp_path, capsys):
+    """--frames is the frame root of a YouTube-VIS JSON; for a frame folder, a DAVIS folder or a video file it
+    used to be silently ignored."""
+    import pytest
+
+    from uvis.cli.main import main
+    from uvis.errors import UserError
+
+    ds = make_dataset(tmp_path / "syn", num_videos=1, num_frames=2, height=16, width=16, seed=0)
+    folder = ds.frame_root / ds.videos[0].file_names[0].split("/")[0]
+    write_video_file(tmp_path / "clip.mp4", num_frames=2, seed=0)
+    for data in (tmp_path / "syn", folder, tmp_path / "clip.mp4"):
+        with pytest.raises(UserError, match="only applies to a YouTube-VIS JSON"):
+            discover(data, frames=tmp_path)
+    # the JSON itself still takes it
+    assert len(discover(tmp_path / "syn" / "annotations.json", frames=ds.frame_root)) == 1
+    code = main(["pseudo-label", str(folder), "--frames", str(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--frames" in err and len(err.strip().splitlines()) == 1

@@ -268,3 +268,25 @@ def test_matches_reference_restatement(seed, framed):
     assert ours[0].any()
     for k in range(3):
         assert np.array_equal(ours[k].numpy(), ref[k]), k
+
+
+def test_crf_outputs_stay_disjoint(monkeypatch):
+    """A CRF that grows every mask (as it does at blurry borders) must not make the outputs overlap: each refined
+    mask loses the pixels of the kept refined masks before it."""
+    def grow(image, mask):
+        from scipy import ndimage
+
+        return ndimage.binary_dilation(mask, iterations=2)
+
+    monkeypatch.setattr(mc, "crf_refine", grow)
+    masks = torch.zeros(1, 3, 16, 16, dtype=torch.bool)
+    masks[0, 0, 2:8, 2:8] = True
+    masks[0, 1, 2:8, 8:14] = True  # touches mask 0: their grown versions overlap
+    images = np.zeros((1, 16, 16, 3), np.uint8)
+    out = mc.apply_crf(images, masks, min_iou=0.2)
+    m = out[0].numpy()
+    assert (m.sum(0) <= 1).all()
+    first = grow(None, masks[0, 0].numpy())
+    assert np.array_equal(m[0], first)  # the first mask keeps its whole refinement
+    assert np.array_equal(m[1], grow(None, masks[0, 1].numpy()) & ~first)
+    assert not m[2].any()

@@ -141,3 +141,17 @@ def test_save_id_png_16bit_round_trip_via_davis_reader(tmp_path):
     assert len(ds.tracks) == 2
     assert np.array_equal(mask_utils.decode(ds.tracks[0].segmentations[0]), a)
     assert np.array_equal(mask_utils.decode(ds.tracks[1].segmentations[0]), b)
+
+
+def test_save_id_png_track_255_survives_the_davis_void_rule(tmp_path):
+    """Palette index 255 is void in DAVIS-style masks, so a track with id 255 must be written so it reads back."""
+    a = _square(12, 16, 0, 4, 0, 4)
+    b = _square(12, 16, 6, 12, 8, 16)
+    ids = instance_id_map(np.stack([a, b]), [3, 255], 12, 16)
+    save_id_png(tmp_path / "Annotations" / "480p" / "s" / "00000.png", ids)
+    frames = tmp_path / "JPEGImages" / "480p" / "s"
+    frames.mkdir(parents=True)
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(frames / "00000.jpg")
+    ds = load_davis(tmp_path)
+    assert len(ds.tracks) == 2
+    assert np.array_equal(mask_utils.decode(ds.tracks[1].segmentations[0]), b)

@@ -3,8 +3,9 @@
 Layout: ``ROOT/JPEGImages/<resolution>/<seq>/*.jpg`` and ``ROOT/Annotations/<resolution>/<seq>/*.png``.
 
 - DAVIS-2017 masks are palette PNGs whose index k is object k: each distinct non-zero index in a
-  sequence becomes one instance track. 16-bit greyscale PNGs (``overlay.save_id_png`` with > 255 ids) are read
-  the same way.
+  sequence becomes one instance track, except index 255, which marks void / ignore pixels (object borders,
+  unlabelled regions; also in YouTube-VOS palette masks) and is read as background. 16-bit greyscale PNGs
+  (``overlay.save_id_png`` with ids >= 255) are read the same way (there 255 is an ordinary id).
 - DAVIS-2016 masks are greyscale 0/255 PNGs: one foreground object per sequence. Greyscale PNGs
   whose non-zero values are all below 128 are read as instance ids too (2017 masks saved as "L").
 - RGB masks (some re-exports of 2017) are read as one instance per distinct non-black colour.
@@ -27,6 +28,7 @@ from uvis.data.video import IMAGE_EXTENSIONS, image_size
 from uvis.errors import UserError
 
 DAVIS_CATEGORY = "object"
+VOID_INDEX = 255  # palette index of void / ignore pixels (object borders in DAVIS-2017, YouTube-VOS)
 
 
 def _read_label_map(path: Path) -> tuple[np.ndarray, str]:
@@ -35,7 +37,9 @@ def _read_label_map(path: Path) -> tuple[np.ndarray, str]:
         with Image.open(path) as im:
             mode = im.mode
             if mode == "P":
-                return np.asarray(im), "palette"
+                labels = np.array(im)
+                labels[labels == VOID_INDEX] = 0  # void / ignore regions are no object
+                return labels, "palette"
             if mode in ("RGB", "RGBA", "PA"):
                 rgb = np.asarray(im.convert("RGB")).astype(np.int32)
                 return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2], "rgb"

@@ -123,14 +123,17 @@ def _palette() -> list[int]:
 
 
 def save_id_png(path: str | Path, id_map: np.ndarray) -> Path:
-    """Write an id map as a palette PNG (ids < 256, colours from :func:`colour_for`) or a 16-bit PNG; atomic."""
+    """Write an id map as a palette PNG (ids < 255, colours from :func:`colour_for`) or a 16-bit PNG; atomic.
+
+    Id 255 goes to a 16-bit PNG: palette index 255 means void / ignore in DAVIS-style masks (``uvis.data.davis``).
+    """
     path = Path(path)
     id_map = np.asarray(id_map)
     if id_map.ndim != 2:
         raise ValueError(f"id map must be HxW, got shape {id_map.shape}")
     if id_map.size and (id_map.min() < 0 or id_map.max() > 65535):
         raise ValueError("ids must be in 0..65535")
-    if not id_map.size or id_map.max() < 256:
+    if not id_map.size or id_map.max() < 255:
         image = Image.fromarray(id_map.astype(np.uint8), mode="P")
         image.putpalette(_palette())
     else:

@@ -81,13 +81,19 @@ def _guess_frame_root(json_path: Path) -> Path:
 
 
 def discover(path: str | Path, *, frames: str | Path | None = None) -> Collection:
-    """Find the videos under ``path`` (see the module docstring for what is accepted)."""
+    """Find the videos under ``path`` (see the module docstring for what is accepted).
+
+    ``frames`` is the frame root of a YouTube-VIS JSON; for any other input it is a UserError.
+    """
     path = Path(path)
     if not path.exists():
         raise UserError("no such file or folder", path=path, fix="check the path")
     if path.is_file() and path.suffix.lower() == ".json":
         root = Path(frames) if frames is not None else _guess_frame_root(path)
         return _dataset_collection(ytvis.load_dataset(path, root), path)
+    if frames is not None:  # other inputs locate their own frames: a frame root given for them would be ignored
+        raise UserError(f"--frames {frames} only applies to a YouTube-VIS JSON given as the data", path=path,
+                        fix="drop --frames (this input's frames are found from the path itself)")
     if path.is_file():
         if path.suffix.lower() not in VIDEO_EXTENSIONS:
             raise UserError(f"unknown input type '{path.suffix}'", path=path,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import uuid
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -191,10 +192,14 @@ class ClipModel:
         return float(self.model.logit_scale.detach().exp().clamp(max=100.0))
 
     def weights_digest(self) -> str:
-        """SHA-256 of the weights file (computed once); keys the on-disk text-embedding cache."""
+        """SHA-256 of the weights file (computed once); keys the on-disk text-embedding cache.
+
+        A model without a weights file (random init) gets a token unique to this object, so its
+        embeddings are never mistaken for another model's.
+        """
         if self._weights_digest is None:
             if self.weights_path is None:
-                self._weights_digest = "random-init"
+                self._weights_digest = f"unsaved-{uuid.uuid4().hex}"
             else:
                 h = hashlib.sha256()
                 with open(self.weights_path, "rb") as f:
@@ -202,6 +207,22 @@ class ClipModel:
                         h.update(chunk)
                 self._weights_digest = h.hexdigest()
         return self._weights_digest
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes this CLIP's embeddings, for cache keys: a cache made by one model must never
+        be read by another (same weights with QuickGELU vs GELU, another tag, image size or normalisation)."""
+        arch = hashlib.sha256()
+        for name, module in self.model.named_modules():  # module types: QuickGELU vs nn.GELU, norm layers, ...
+            arch.update(f"{name}:{type(module).__name__};".encode())
+        for name, t in self.model.state_dict().items():
+            arch.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        quick_gelu = any(isinstance(m, open_clip.transformer.QuickGELU) for m in self.model.modules())
+        return {
+            "model": self.name, "pretrained": self.pretrained_tag, "weights": self.weights_digest(),
+            "quick_gelu": quick_gelu, "architecture": arch.hexdigest()[:16], "image_size": self.image_size,
+            "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std],
+            "tokenizer": type(self.tokenizer).__name__, "context_length": int(getattr(self.model, "context_length", 77)),
+        }
 
     def _autocast(self):
         if self.device.type == "cuda":

@@ -14,7 +14,8 @@ Semantics follow the reference ``maskcut/maskcut.py`` (with TokenCut's ``detect_
 6. from the second mask on, a mask is dropped (all zero) when its IoU with the previous mask is > 0.5 or it
    covers <= 1% of the patches; the first mask is never filtered, as in the reference;
 7. the kept foreground patches get zero features for the next cut (they join the graph with eps edges only);
-8. each mask loses the pixels of the masks before it, so the N outputs are disjoint.
+8. each mask loses the pixels of the masks before it, so the N outputs are disjoint (with ``crf``, again after
+   the CRF refinement, which can grow masks into each other; the reference never enforces disjointness).
 
 Eigenvector sign: LAPACK returns either sign, and the reference's corner rule only has an effect for one of
 them (with the other, the seed rule always flips back onto the seed's side). We fix the sign so the
@@ -368,10 +369,15 @@ def crf_refine(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def apply_crf(images: np.ndarray, masks: torch.Tensor, min_iou: float) -> torch.Tensor:
-    """CRF on each [res, res] mask of [B, N, res, res]; a mask whose refinement has IoU < min_iou is dropped."""
+    """CRF on each [res, res] mask of [B, N, res, res]; a mask whose refinement has IoU < min_iou is dropped.
+
+    Refinement grows masks into each other, so the disjointness rule (each mask loses the pixels of the kept
+    masks before it) is applied again to the refined masks.
+    """
     m = masks.cpu().numpy()
     out = np.zeros_like(m)
     for bi in range(m.shape[0]):
+        taken = np.zeros(m.shape[2:], dtype=bool)
         for k in range(m.shape[1]):
             if not m[bi, k].any():
                 continue
@@ -379,7 +385,8 @@ def apply_crf(images: np.ndarray, masks: torch.Tensor, min_iou: float) -> torch.
             inter = np.logical_and(refined, m[bi, k]).sum()
             union = np.logical_or(refined, m[bi, k]).sum()
             if union and inter / union >= min_iou:
-                out[bi, k] = refined
+                out[bi, k] = refined & ~taken
+                taken |= out[bi, k]
     return torch.from_numpy(out).to(masks.device)
 
 

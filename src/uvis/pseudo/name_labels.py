@@ -33,6 +33,7 @@ from uvis.data import atomic
 from uvis.data import masks as mask_utils
 from uvis.data.sources import Collection
 from uvis.data.video import read_image
+from uvis.data.ytvis import Video as YtvisVideo
 from uvis.errors import UserError
 from uvis.pseudo.clip_model import ClipConfig, ClipModel
 from uvis.pseudo.format import FrameInstance, PseudoLabels, load_pseudo_labels
@@ -49,9 +50,15 @@ class NamedLabels:
     embeddings: np.ndarray  # KxD float32 unit CLIP image embeddings, row i <-> labels.instances[i]
 
 
-def _video_frames(source: Collection | FrameReader, video_id: int, size: tuple[int, int],
+def _video_frames(source: Collection | FrameReader, video: YtvisVideo,
                   needed: list[int]) -> Iterator[tuple[int, np.ndarray]]:
-    """(frame_index, frame) for the ``needed`` frames (ascending) of one video."""
+    """(frame_index, frame) for the ``needed`` frames (ascending) of one video of the pseudo-labels.
+
+    Frames on disk are the ones the pseudo-label file lists (``file_names``, relative to the dataset's frame
+    root, or to the folder holding a frame folder), never a new listing of the folder: a frame added or removed
+    since would shift every index. Video files (whose names are only placeholders) are decoded by index.
+    """
+    video_id, size = video.id, (video.height, video.width)
     if callable(source) and not isinstance(source, Collection):
         for i in needed:
             yield i, source(video_id, i)
@@ -60,18 +67,30 @@ def _video_frames(source: Collection | FrameReader, video_id: int, size: tuple[i
     if item is None:
         raise UserError(f"video {video_id} of the pseudo-labels is not in {source.root}", path=source.root,
                         fix="pass the same --data the pseudo-labels were made from")
-    video = item.open()
-    if video.size != size:
-        raise UserError(f"video {item.name} is {video.width}x{video.height} but its pseudo-labels are "
-                        f"{size[1]}x{size[0]}", path=item.path, fix="pass the same --data the pseudo-labels were made from")
-    if video.path.is_dir():  # frame folder: read only the frames that have masks
+    if item.path.is_dir():
+        base = item.path if item.file_names is not None else item.path.parent
         for i in needed:
-            if i >= len(video.frame_names):
-                raise UserError(f"video {item.name} has no frame {i}", path=item.path, fix="pass the matching --data")
-            yield i, read_image(video.path / video.frame_names[i])
+            if i >= len(video.file_names):
+                raise UserError(f"video {item.name} of the pseudo-labels has no frame {i}", path=item.path,
+                                fix="regenerate the pseudo-labels")
+            path = base / video.file_names[i]
+            if not path.is_file():
+                raise UserError(f"frame {video.file_names[i]} of video {item.name}, listed in the pseudo-labels, "
+                                f"is missing under {base}", path=path,
+                                fix="pass the same --data the pseudo-labels were made from")
+            frame = read_image(path)
+            if frame.shape[:2] != size:
+                raise UserError(f"frame {video.file_names[i]} is {frame.shape[1]}x{frame.shape[0]} but its "
+                                f"pseudo-labels are {size[1]}x{size[0]}", path=path,
+                                fix="pass the same --data the pseudo-labels were made from")
+            yield i, frame
         return
+    opened = item.open()
+    if opened.size != size:
+        raise UserError(f"video {item.name} is {opened.width}x{opened.height} but its pseudo-labels are "
+                        f"{size[1]}x{size[0]}", path=item.path, fix="pass the same --data the pseudo-labels were made from")
     wanted = set(needed)
-    for i, frame in enumerate(video):
+    for i, frame in enumerate(opened):
         if i in wanted:
             yield i, frame
             wanted.discard(i)
@@ -83,8 +102,8 @@ def _video_frames(source: Collection | FrameReader, video_id: int, size: tuple[i
 
 
 def _crop_key(clip: ClipModel, cfg: NamingConfig) -> dict:
-    return {"model": clip.name, "weights": clip.weights_digest(), "context": cfg.context,
-            "background": cfg.background, "blur_sigma": cfg.blur_sigma, "size": clip.image_size}
+    return {"clip": clip.identity(), "context": cfg.context, "background": cfg.background,
+            "blur_sigma": cfg.blur_sigma}
 
 
 def _embed_video(pseudo: PseudoLabels, video_id: int, positions: list[int], source: Collection | FrameReader,
@@ -109,7 +128,7 @@ def _embed_video(pseudo: PseudoLabels, video_id: int, positions: list[int], sour
         by_frame.setdefault(inst.frame_index, []).append(inst)
 
     def frames() -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
-        for i, frame in _video_frames(source, video_id, (video.height, video.width), sorted(by_frame)):
+        for i, frame in _video_frames(source, video, sorted(by_frame)):
             yield frame, [mask_utils.decode(inst.segmentation) for inst in by_frame[i]]
 
     chunks = list(embed_masks(clip, frames(), cfg))

@@ -6,7 +6,8 @@ evaluated against that dataset) or from ``--classes`` (a file with one name per 
 
 Each class embedding is the L2-normalised mean of the L2-normalised text embeddings of the class
 name put into every prompt template (the CLIP paper's prompt ensembling). They are computed once per
-(model, weights, templates, classes) and cached in memory and, when a cache folder is given, on disk.
+(CLIP identity -- architecture, activation, tag, weights file content, input size, normalisation --,
+templates, classes) and cached in memory and, when a cache folder is given, on disk.
 """
 
 from __future__ import annotations
@@ -145,8 +146,8 @@ def choose_vocabulary(
 
 
 def _cache_key(clip: ClipModel, vocabulary: Vocabulary, templates: tuple[str, ...]) -> str:
-    payload = json.dumps({"model": clip.name, "weights": clip.weights_digest(), "templates": list(templates),
-                          "classes": list(vocabulary.prompt_names())})
+    payload = json.dumps({"clip": clip.identity(), "templates": list(templates),
+                          "classes": list(vocabulary.prompt_names())}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
