@@ -114,3 +114,20 @@ def test_resume_refuses_flags_that_differ_from_the_run(synth, tmp_path, capsys):
     # the same values, --steps (extension) and operational flags are fine
     assert main([*base, "--steps", "2", "--resume", "--lr", "1e-3", "--seed", "0", "--checkpoint-every", "5"]) == 0
     assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 2
+
+
+def test_clip_autocast_follows_the_gpu(monkeypatch):
+    """CLIP naming uses bf16 where the GPU has it and fp16 on older GPUs, like the other models."""
+    import warnings
+
+    from uvis.pseudo.clip_model import ClipModel
+
+    model = object.__new__(ClipModel)
+    model.device = torch.device("cuda")
+    for supported, dtype in ((True, torch.bfloat16), (False, torch.float16)):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, s=supported, **k: s)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # no GPU here: autocast warns that it is disabled
+            assert model._autocast().fast_dtype == dtype
+    model.device = torch.device("cpu")
+    assert not model._autocast()._enabled

@@ -226,7 +226,9 @@ class ClipModel:
 
     def _autocast(self):
         if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+            from uvis.features.dino import autocast_dtype
+
+            return torch.autocast("cuda", dtype=autocast_dtype(self.device))  # bf16, or fp16 where bf16 is missing
         return torch.autocast("cpu", enabled=False)
 
     @torch.inference_mode()
