@@ -233,3 +233,18 @@ def test_unpadded_frame_numbers_keep_their_order(tmp_path):
     video = open_video(tmp_path)
     assert video.frame_names == [f"frame{i}.png" for i in range(1, 12)]
     assert [int(f[0, 0, 0]) for f in video] == [i * 20 for i in range(1, 12)]
+
+
+def test_cover_picture_stream_is_not_read_as_the_video():
+    """A file listing its embedded thumbnail (attached_pic) before the real video stream reads the video."""
+    from types import SimpleNamespace
+
+    import av
+
+    from uvis.data.video import main_video_stream
+
+    cover = SimpleNamespace(name="cover", disposition=av.stream.Disposition.attached_pic)
+    video = SimpleNamespace(name="video", disposition=av.stream.Disposition.default)
+    assert main_video_stream([cover, video]).name == "video"
+    assert main_video_stream([video, cover]).name == "video"
+    assert main_video_stream([cover]).name == "cover"  # nothing else: read what there is

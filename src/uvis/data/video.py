@@ -8,10 +8,11 @@ in constant memory. Every frame comes out as an HxWx3 RGB uint8 array, whatever 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -155,13 +156,22 @@ def _quarter_turns(frame) -> int:  # noqa: ANN001 (PyAV type)
     return round(getattr(frame, "rotation", 0) / 90) % 4
 
 
+def main_video_stream(streams: Sequence[Any]) -> Any:
+    """The video stream to read: the first that is not a cover picture (an mp4 or mkv with an embedded
+    thumbnail lists it as a one-frame video stream, sometimes before the real one)."""
+    import av
+
+    cover = int(av.stream.Disposition.attached_pic)
+    return next((s for s in streams if not int(s.disposition) & cover), streams[0])
+
+
 def _decode_file(path: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
     """Upright RGB frames at ``size``: a stream that changes size midway is scaled back to it, as ffmpeg does."""
     import av
 
     try:
         with av.open(str(path)) as container:
-            stream = container.streams.video[0]
+            stream = main_video_stream(container.streams.video)
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
                 image = frame.to_ndarray(format="rgb24")
@@ -180,7 +190,7 @@ def _probe_file(path: Path) -> Video:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise UserError("file has no video stream", path=path, fix="pass a video file")
-            stream = container.streams.video[0]
+            stream = main_video_stream(container.streams.video)
             rate = stream.average_rate or stream.guessed_rate or Fraction(DEFAULT_FOLDER_FPS)
             # Container frame counts are often missing or wrong: count by demuxing (cheap; only the first
             # frame is decoded, for the rotation that decides the displayed size).
