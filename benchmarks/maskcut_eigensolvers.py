@@ -11,6 +11,8 @@ keys. Compared, per cut, against the float64 generalised problem (D - A) x = lam
 - ``subspace``: ``--solver subspace``.
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/maskcut_eigensolvers.py --frames 8
+    PYTHONPATH=src python benchmarks/maskcut_eigensolvers.py --frames 64 --device cuda --batch-size 16 \
+        --solvers torch-eigh subspace --davis data/davis2016   # GPU: the batched solvers
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from PIL import Image
 
 from uvis.pseudo import maskcut as mc
 
-DAVIS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "davis2016" / "JPEGImages"
+DAVIS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "davis2016"
 
 
 def colour_graph(path: Path, resolution: int, patch: int, tau: float) -> torch.Tensor:
@@ -39,19 +41,28 @@ def colour_graph(path: Path, resolution: int, patch: int, tau: float) -> torch.T
     return mc.binary_affinity(torch.from_numpy(x - x.mean(0))[None], tau, 1e-5)
 
 
+CPU_ONLY = ("lanczos", "evx")  # frame by frame on the host; the others run batched on --device
+
+
 def solve(name: str, a: torch.Tensor) -> torch.Tensor:
+    """Second generalised eigenvectors of a [B, n, n] batch of graphs with one solver."""
     if name == "lanczos":
-        return mc.second_eigenvector(a, solver="eigh")
+        return mc.second_eigenvector(a.cpu(), solver="eigh")
     if name == "subspace":
         return mc.second_eigenvector(a, solver="subspace")
     d = a.sum(-1)
     m = d.rsqrt()[:, :, None] * a * d.rsqrt()[:, None, :]
-    lap = torch.eye(a.shape[-1]) - m
+    lap = torch.eye(a.shape[-1], device=a.device) - m
     if name == "evx":
-        y = torch.from_numpy(scipy.linalg.eigh(lap[0].numpy(), subset_by_index=[1, 1], driver="evx")[1][:, 0])[None]
-    else:
-        y = torch.linalg.eigh(lap)[1][..., 1]
-    return d.rsqrt() * y
+        y = torch.stack([torch.from_numpy(scipy.linalg.eigh(x.cpu().numpy(), subset_by_index=[1, 1],
+                                                            driver="evx")[1][:, 0]) for x in lap])
+        return d.rsqrt().cpu() * y
+    return d.rsqrt() * torch.linalg.eigh(lap)[1][..., 1]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -61,32 +72,45 @@ def main() -> None:
     p.add_argument("--patch", type=int, default=8)
     p.add_argument("--tau", type=float, default=0.15)
     p.add_argument("--solvers", nargs="+", default=["lanczos", "evx", "torch-eigh", "subspace"])
+    p.add_argument("--device", default="cpu", help="where torch-eigh and subspace run (e.g. cuda)")
+    p.add_argument("--batch-size", type=int, default=1, help="graphs per batched call of torch-eigh / subspace")
+    p.add_argument("--davis", default=str(DAVIS), help="a folder of DAVIS frames (default: ../shared/data/davis2016)")
     args = p.parse_args()
-    paths = sorted(DAVIS.rglob("*.jpg"))
+    device = torch.device(args.device)
+    paths = sorted(Path(args.davis).rglob("*.jpg"))
     if not paths:
-        raise SystemExit(f"no frames under {DAVIS}: this benchmark needs ../shared/data/davis2016")
+        raise SystemExit(f"no frames under {args.davis}: pass --davis with a folder of DAVIS-2016 JPEG frames")
     rng = np.random.default_rng(0)
     chosen = [paths[i] for i in rng.choice(len(paths), args.frames, replace=False)]
     print(f"{platform.processor() or platform.machine()}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
-          f"{args.frames} frames, {args.resolution}px / patch {args.patch} = {(args.resolution // args.patch) ** 2} nodes")
-    times: dict[str, list[float]] = {s: [] for s in args.solvers}
-    agree: dict[str, list[float]] = {s: [] for s in args.solvers}
-    for path in chosen:
-        a = colour_graph(path, args.resolution, args.patch, args.tau)
-        an = a[0].double().numpy()
-        deg = np.diag(an.sum(1))
-        ref = scipy.linalg.eigh(deg - an, deg, subset_by_index=[1, 1])[1][:, 0]
-        for name in args.solvers:
-            t0 = time.perf_counter()
-            vec = solve(name, a)[0].double().numpy()
-            times[name].append(time.perf_counter() - t0)
-            vec /= np.sqrt(vec @ deg @ vec)
-            agree[name].append(abs(vec @ deg @ ref))  # |cos| in the D inner product; 1 = same vector
-    print("| solver | s per cut (median) | min / max | min agreement with float64 |")
+          f"device {device}; {args.frames} frames, {args.resolution}px / patch {args.patch} = "
+          f"{(args.resolution // args.patch) ** 2} nodes; batch {args.batch_size}")
+    graphs = torch.cat([colour_graph(path, args.resolution, args.patch, args.tau) for path in chosen])
+    refs = []
+    for a in graphs:
+        an = a.double().numpy()
+        deg = an.sum(1)
+        refs.append((deg, scipy.linalg.eigh(np.diag(deg) - an, np.diag(deg), subset_by_index=[1, 1])[1][:, 0]))
+    print("| solver | s per cut (median over batches, per graph) | min / max | worst agreement with float64 |")
     print("|---|---|---|---|")
     for name in args.solvers:
-        t = np.array(times[name])
-        print(f"| {name} | {np.median(t):.3f} | {t.min():.3f} / {t.max():.3f} | {min(agree[name]):.6f} |")
+        size = 1 if name in CPU_ONLY else args.batch_size
+        where = torch.device("cpu") if name in CPU_ONLY else device
+        if where.type == "cuda":  # warm-up: kernels, cuSOLVER handles
+            solve(name, graphs[:size].to(where))
+        times, agree = [], []
+        for i in range(0, len(graphs), size):
+            batch = graphs[i : i + size].to(where)
+            _sync(where)
+            t0 = time.perf_counter()
+            vecs = solve(name, batch)
+            _sync(where)
+            times.append((time.perf_counter() - t0) / len(batch))
+            for vec, (deg, ref) in zip(vecs.double().cpu().numpy(), refs[i : i + size], strict=True):
+                vec = vec / np.sqrt(vec @ (deg * vec))
+                agree.append(abs(vec @ (deg * ref)))  # |cos| in the D inner product; 1 = same vector
+        t = np.array(times)
+        print(f"| {name} | {np.median(t):.4f} | {t.min():.4f} / {t.max():.4f} | {min(agree):.6f} |")
 
 
 if __name__ == "__main__":
