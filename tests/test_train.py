@@ -277,3 +277,17 @@ def test_from_run_accepts_a_uvis_run_folder(synth, tmp_path):
     shutil.copytree(src, tmp_path / "pipeline_run" / "3-model")
     predictor = FramePredictor.from_run(tmp_path / "pipeline_run", device="cpu")
     assert predictor.vocabulary == [(1, "object")]
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"model": 3}'])
+def test_cli_resume_with_a_damaged_config_is_one_line(synth, tmp_path, capsys, content):
+    root, _, pseudo = synth
+    out = tmp_path / "run"
+    base = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--config", "tiny", "--device", "cpu",
+            "--no-progress", "--out", str(out)]
+    assert main([*base, "--steps", "1"]) == 0
+    (out / "config.json").write_text(content)
+    capsys.readouterr()
+    assert main([*base, "--steps", "2", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "config.json" in err and "another --out" in err and "\n" not in err, err

@@ -71,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
     stored = Path(args.out) / "config.json"
     if args.resume and stored.is_file():
         # Continue under the run's own config; only these flags may change it.
-        config = TrainConfig.from_json(read_json(stored))
+        damaged = "the run's config.json is damaged: restore it, or start a new run with another --out"
+        try:
+            config = TrainConfig.from_json(read_json(stored, fix=damaged))
+        except (TypeError, ValueError, AttributeError, KeyError):
+            raise UserError("not a training config", path=stored, fix=damaged) from None
         _refuse_changed_settings(args, config)
         for key, value in {"steps": args.steps, "device": args.device, "num_workers": args.workers, "data": args.data,
                            "pseudo": args.pseudo, "checkpoint_every": args.checkpoint_every,

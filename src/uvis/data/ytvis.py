@@ -135,7 +135,8 @@ class Dataset:
         atomic.write_json(path, self.to_json())
 
 
-def _read_json(path: str | Path) -> Any:
+def _read_json(path: str | Path, fix: str = "pass a YouTube-VIS JSON file") -> Any:
+    """Parsed JSON, or a one-line error; ``fix`` is the advice for a file that does not parse."""
     path = Path(path)
     if not path.exists():
         raise UserError("file not found", path=path, fix="check the path")
@@ -145,7 +146,7 @@ def _read_json(path: str | Path) -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"not valid JSON ({e})", path=path, fix="pass a YouTube-VIS JSON file") from None
+        raise UserError(f"not valid JSON ({e})", path=path, fix=fix) from None
     except OSError as e:
         raise UserError(f"cannot read file ({e.strerror or e})", path=path, fix="check the file's permissions") from None
 
