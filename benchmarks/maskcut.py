@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -22,7 +23,9 @@ import torch
 from uvis.features.dino import VITS, DinoFeatures, build_vit
 from uvis.pseudo.maskcut import MaskCut, MaskCutConfig, Timings
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-frames"
+# real 1280x720 frames: $UVIS_BENCH_FRAMES (a folder of clip folders), else ../shared/data/real-frames
+SHARED = Path(os.environ.get("UVIS_BENCH_FRAMES")
+              or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-frames")
 STAGES = ["features", "affinity", "eigensolve", "postprocess", "upsample", "rle"]
 
 
