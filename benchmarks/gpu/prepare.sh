@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Run here (any machine with pip and ../shared): gathers what the GPU benchmarks need on a bare device
-# machine that has torch, timm, scipy, pillow, tqdm and matplotlib but no network:
+# Gathers, on a machine with pip and ../shared, what the GPU benchmarks need on a GPU machine that has torch,
+# timm, scipy, pillow, tqdm and matplotlib but no network:
 #   .whl/    Python 3.12 wheels of open_clip_torch, ftfy, wcwidth, pycocotools, av
 #   .carry/  a subset of ../shared/data (DAVIS-2016 frames for the eigensolver benchmark, real clips for MaskCut)
-# Both folders are git-ignored. Then, with the device tool:
-#   run(command="bash benchmarks/gpu/run_all.sh 1", carry=[".whl", ".carry"])   # stage 1 (MaskCut, CLIP)
-#   run(command="bash benchmarks/gpu/run_all.sh 2", carry=[".whl", ".carry"])   # stages 2-3 (training, segment)
+# Both folders are git-ignored. Copy the checkout with them to the GPU machine and run there, each under 10 minutes:
+#   bash benchmarks/gpu/run_all.sh 1     # stage 1 (MaskCut, CLIP)
+#   bash benchmarks/gpu/run_all.sh 2     # stages 2-3 (training, segmentation)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 shared=${1:-../shared}

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Every GPU measurement of benchmarks/RESULTS.md in device calls of under 10 minutes each (see prepare.sh):
+# Every GPU measurement of benchmarks/RESULTS.md, in runs of under 10 minutes each (see prepare.sh):
 #   bash benchmarks/gpu/run_all.sh 1   stage 1: eigensolvers, MaskCut frames/s (eigh and subspace), CLIP masks/s
 #   bash benchmarks/gpu/run_all.sh 2   stages 2-3: training it/s + memory, segment fps, and the CUDA/bf16/nccl
 #                                      training path through torchrun -> uvis segment -> uvis eval
 #   bash benchmarks/gpu/run_all.sh 3   the test suite with a GPU present (optional)
 # Each step has its own time limit (their sum stays under 10 minutes), so one slow step cannot take the others'
-# time. Output: $OUT/part<N>.log (everything printed) and one JSON per measurement that writes one, in $OUT
-# (./gpu-out without $OUT).
+# time. Output, in the folder $OUT (default ./gpu-out): part<N>.log (everything printed) and one JSON per
+# measurement that writes one.
 # SMOKE=1 runs the same steps tiny and on the CPU, to check the script itself anywhere.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
