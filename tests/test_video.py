@@ -248,3 +248,24 @@ def test_cover_picture_stream_is_not_read_as_the_video():
     assert main_video_stream([cover, video]).name == "video"
     assert main_video_stream([video, cover]).name == "video"
     assert main_video_stream([cover]).name == "cover"  # nothing else: read what there is
+
+
+def test_prefetched_batches_equal_plain_batches_and_keep_errors(tmp_path):
+    from uvis.data.synthetic import write_video_file
+    from uvis.data.video import open_video
+
+    write_video_file(tmp_path / "v.mp4", num_frames=7, height=32, width=48, seed=1)
+    plain = list(open_video(tmp_path / "v.mp4").batches(3))
+    ahead = list(open_video(tmp_path / "v.mp4").batches(3, prefetch=True))
+    assert [b.shape[0] for b in ahead] == [3, 3, 1]
+    assert all(np.array_equal(a, b) for a, b in zip(plain, ahead, strict=True))
+    data = (tmp_path / "v.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 2 // 3])  # decodes a while, then fails or ends early
+    video = open_video(tmp_path / "v.mp4")
+    video.path = tmp_path / "cut.mp4"
+    try:
+        got = sum(len(b) for b in video.batches(2, prefetch=True))
+    except UserError as e:  # the decoder's error reaches the caller, not a worker thread
+        assert "cut.mp4" in str(e)
+    else:
+        assert got < 7

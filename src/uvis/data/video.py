@@ -134,8 +134,15 @@ class Video:
         else:
             yield from _decode_file(self.path, self.size)
 
-    def batches(self, size: int) -> Iterator[np.ndarray]:
-        """Frames in [B, H, W, 3] stacks of ``size`` (the last may be shorter), decoded as they are needed."""
+    def batches(self, size: int, *, prefetch: bool = False) -> Iterator[np.ndarray]:
+        """Frames in [B, H, W, 3] stacks of ``size`` (the last may be shorter), decoded as they are needed.
+
+        ``prefetch``: decode the next stack on a thread while the caller works on this one (the decoder
+        releases the GIL, so decoding overlaps a model's forward pass).
+        """
+        if prefetch:
+            yield from prefetched(self.batches(size))
+            return
         batch: list[np.ndarray] = []
         for frame in self:
             batch.append(frame)
@@ -148,6 +155,17 @@ class Video:
     def read_all(self) -> np.ndarray:
         """All frames as a TxHxWx3 array (only for short videos)."""
         return np.stack(list(self))
+
+
+def prefetched(items: Iterator[Any]) -> Iterator[Any]:
+    """The items of ``items``, each produced on a worker thread while the previous one is being used."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(next, items, None)
+        while (item := fut.result()) is not None:
+            fut = pool.submit(next, items, None)
+            yield item
 
 
 def _quarter_turns(frame) -> int:  # noqa: ANN001 (PyAV type)

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,15 +143,6 @@ def _is_done(out_dir: Path, item: VideoItem) -> bool:
     return part is not None and part["video"].get("name") == item.name
 
 
-def _prefetched(it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-    """Decode the next batch on a thread while the current one is on the device."""
-    with ThreadPoolExecutor(1) as pool:
-        fut = pool.submit(next, it, None)
-        while (batch := fut.result()) is not None:
-            fut = pool.submit(next, it, None)
-            yield batch
-
-
 def _known_length(item: VideoItem) -> int | None:
     """Frame count when it is cheap to know (dataset lists, frame folders); None for video files."""
     if item.file_names is not None:
@@ -167,7 +157,7 @@ def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progr
     annotations: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     frame_index = 0
-    for batch in _prefetched(video.batches(batch_size)):
+    for batch in video.batches(batch_size, prefetch=True):
         for frame_masks in labeller(batch):
             for m in frame_masks:
                 inst = FrameInstance(video_id=item.video_id, frame_index=frame_index, segmentation=m.rle,

@@ -226,7 +226,7 @@ class Segmenter:
             bar = tqdm(total=video.num_frames, desc=video.name, unit="frame", leave=False)
         try:
             with torch.inference_mode():
-                for batch in video.batches(batch_size):
+                for batch in video.batches(batch_size, prefetch=True):
                     dets = self.predictor.predict(batch)
                     if len(dets) != len(batch):
                         raise RuntimeError(f"predictor returned {len(dets)} results for {len(batch)} frames")
