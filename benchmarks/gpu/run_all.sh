@@ -34,8 +34,8 @@ if [ "${SMOKE:-0}" = 1 ]; then
     tr_config=tiny; tr_h=64; tr_w=96; tr_batch=2; tr_iters=2; sg_frames=8; sg_model=--tiny-model
     ddp_steps=3; backend_device=cpu
 else
-    dev=cuda; vit="dino_vitb8 dino_vits8"; eig_frames=48; mc_frames=64; mc_batch=16; mc_big=512; nm_frames=200
-    nm_batch=256; tr_config=default; tr_h=360; tr_w=640; tr_batch=8; tr_iters=10; sg_frames=600
+    dev=cuda; vit="dino_vitb8 dino_vits8"; eig_frames=32; mc_frames=32; mc_batch=16; mc_big=512; nm_frames=200
+    nm_batch=256; tr_config=default; tr_h=360; tr_w=640; tr_batch=8; tr_iters=10; sg_frames=300
     sg_model=--default-model; ddp_steps=200; backend_device=cuda
 fi
 
@@ -50,6 +50,7 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run one measurement, keep going what
 
 { date; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
   "$PY" -c "import torch, sys; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+  "$PY" -c "import timm; print('timm', timm.__version__, '(open_clip 3.3.0 declares timm>=1.0.17)')"
 } >>"$log" 2>&1
 
 if [ "$part" = 1 ]; then
@@ -69,7 +70,7 @@ if [ "$part" = 1 ]; then
 elif [ "$part" = 2 ]; then
     step train 120 "$PY" benchmarks/train.py --device "$dev" --config "$tr_config" --height "$tr_h" --width "$tr_w" \
         --batch-size "$tr_batch" --iters "$tr_iters"
-    step segment 100 "$PY" benchmarks/segment.py --device "$dev" --frames "$sg_frames" $sg_model \
+    step segment 150 "$PY" benchmarks/segment.py --device "$dev" --frames "$sg_frames" $sg_model \
         --score-threshold 0 --json "$json_dir/segment.json"
     work=$(mktemp -d)
     step ddp-data 30 "$PY" -c "
