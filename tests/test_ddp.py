@@ -35,3 +35,25 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
     assert steps == [1, 2]
     ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
     assert len(ckpt["rng"]) == 2 and ckpt["data_order"]["world_size"] == 2
+
+
+def test_torchrun_with_one_process_joins_a_group_of_one(monkeypatch):
+    """torchrun --nproc-per-node 1 runs the DDP code path (a group of one); a plain process stays ungrouped."""
+    import torch.distributed as dist
+
+    from uvis.train import distributed
+
+    for key in ("TORCHELASTIC_RUN_ID", "WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(key, raising=False)
+    assert not distributed.init_from_env("cpu").enabled
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    info = distributed.init_from_env("cpu")
+    try:
+        assert info.enabled and info.is_main and dist.get_world_size() == 1 and dist.get_backend() == "gloo"
+    finally:
+        distributed.cleanup(info)
+    assert not dist.is_initialized()
