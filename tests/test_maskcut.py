@@ -290,3 +290,15 @@ def test_crf_outputs_stay_disjoint(monkeypatch):
     assert np.array_equal(m[0], first)  # the first mask keeps its whole refinement
     assert np.array_equal(m[1], grow(None, masks[0, 1].numpy()) & ~first)
     assert not m[2].any()
+
+
+def test_rles_found_on_the_device_equal_the_host_path():
+    g = torch.Generator().manual_seed(5)
+    masks = torch.rand(3, 4, 20, 30, generator=g) > 0.6
+    masks[1] = False  # a frame without masks
+    masks[0, 2] = False  # a dropped cut
+    scores = torch.rand(3, 4, generator=g)
+    host = mc.to_rles(masks, scores, on_device=False)
+    device = mc.to_rles(masks, scores, on_device=True)
+    assert [len(f) for f in host] == [3, 0, 4]
+    assert [[(m.rle, m.score) for m in f] for f in device] == [[(m.rle, m.score) for m in f] for f in host]

@@ -122,3 +122,19 @@ def test_normalize_all_forms():
     assert poly["size"] == [8, 8] and isinstance(poly["counts"], str)
     assert mask_utils.decode(poly)[3, 3]
     assert mask_utils.normalize(_uncompressed(m), 8, 8) == rle
+
+
+@pytest.mark.parametrize("shape", [(5, 17, 23), (3, 1, 9), (3, 9, 1), (1, 1, 1)])
+def test_encode_tensor_equals_pycocotools(shape):
+    """Run boundaries found with torch give exactly pycocotools' RLEs (empty, full, first pixel set, thin)."""
+    import torch
+
+    g = np.random.default_rng(sum(shape))
+    masks = g.random(shape) < 0.4
+    masks[0] = False
+    if len(masks) > 1:
+        masks[1] = True
+    if len(masks) > 2:
+        masks[2, 0, 0] = True
+    assert mask_utils.encode_tensor(torch.from_numpy(masks)) == mask_utils.encode_many(masks)
+    assert mask_utils.encode_tensor(torch.zeros(0, 4, 4, dtype=torch.bool)) == []

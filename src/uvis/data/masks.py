@@ -33,6 +33,32 @@ def encode_many(masks: np.ndarray) -> list[RLE]:
     return [{"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")} for r in rles]
 
 
+def encode_tensor(masks: Any) -> list[RLE]:
+    """Encode an NxHxW boolean ``torch.Tensor`` on any device; identical to ``encode_many``.
+
+    The run boundaries are found where the masks are (a GPU: one comparison and one ``nonzero`` for the whole
+    stack), so only the boundary positions cross to the host, not N*H*W mask bytes, and pycocotools only
+    compresses the run lengths. On a GPU this keeps RLE encoding from serialising a batched pipeline.
+    """
+    n, h, w = masks.shape
+    if n == 0:
+        return []
+    flat = masks.transpose(1, 2).reshape(n, h * w)  # column-major, the order COCO runs follow
+    rows, cols = (flat[:, 1:] != flat[:, :-1]).nonzero(as_tuple=True)
+    first = flat[:, 0].cpu().numpy()
+    rows, cols = rows.cpu().numpy(), cols.cpu().numpy() + 1  # a new run starts after each change
+    split = np.searchsorted(rows, np.arange(n + 1))
+    out = []
+    for i in range(n):
+        edges = np.concatenate(([0], cols[split[i] : split[i + 1]], [h * w]))
+        counts = np.diff(edges)
+        if first[i]:  # COCO runs start with the (possibly empty) run of zeros
+            counts = np.concatenate(([0], counts))
+        rle = coco_mask.frPyObjects({"size": [h, w], "counts": counts.tolist()}, h, w)
+        out.append({"size": [h, w], "counts": rle["counts"].decode("ascii")})
+    return out
+
+
 def _to_coco(rle: RLE) -> RLE:
     counts = rle["counts"]
     if isinstance(counts, list):  # uncompressed RLE, as in some annotation files

@@ -324,15 +324,26 @@ class FrameMask:
     class_prob: float | None = None
 
 
-def to_rles(masks: torch.Tensor, scores: torch.Tensor) -> list[list[FrameMask]]:
-    """[B, N, H, W] bool + [B, N] scores -> per frame, the non-empty masks as RLE (one device->host copy)."""
-    m = masks.cpu().numpy()
+def to_rles(masks: torch.Tensor, scores: torch.Tensor, *, on_device: bool | None = None) -> list[list[FrameMask]]:
+    """[B, N, H, W] bool + [B, N] scores -> per frame, the non-empty masks as RLE.
+
+    ``on_device`` (default: when the masks are on a GPU): run boundaries are found on the masks' device and only
+    they are copied to the host (``mask_utils.encode_tensor``); otherwise the masks are copied once and encoded
+    by pycocotools. Both give the same RLEs.
+    """
+    b, n = masks.shape[:2]
+    keep = masks.flatten(2).any(-1)
     s = scores.cpu().numpy()
+    if masks.is_cuda if on_device is None else on_device:
+        rles = iter(mask_utils.encode_tensor(masks[keep]))
+        kept = keep.cpu().numpy()
+        return [[FrameMask(next(rles), float(s[i, j])) for j in range(n) if kept[i, j]] for i in range(b)]
+    m = masks.cpu().numpy()
+    kept = keep.cpu().numpy()
     out: list[list[FrameMask]] = []
-    for frame_masks, frame_scores in zip(m, s, strict=True):
-        keep = frame_masks.reshape(len(frame_masks), -1).any(-1)
-        rles = mask_utils.encode_many(frame_masks[keep]) if keep.any() else []
-        out.append([FrameMask(r, float(sc)) for r, sc in zip(rles, frame_scores[keep], strict=True)])
+    for frame_masks, frame_scores, k in zip(m, s, kept, strict=True):
+        rles = mask_utils.encode_many(frame_masks[k]) if k.any() else []
+        out.append([FrameMask(r, float(sc)) for r, sc in zip(rles, frame_scores[k], strict=True)])
     return out
 
 
