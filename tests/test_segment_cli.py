@@ -39,6 +39,9 @@ def test_segment_then_eval_scores_high(synth, tmp_path, monkeypatch, capsys):
     assert main(["segment", str(root), "--model", "oracle", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "segmented 3 video(s)" in printed and "tracks" in printed and "frames/s" in printed
+    # says where each output went
+    for name in ("results.json", "overlays", "masks", "summary.json"):
+        assert f" {out / name}\n" in printed
     for v in dataset.videos:
         assert len(list((out / "masks" / v.name).glob("*.png"))) == 12
         assert (out / "overlays" / f"{v.name}.mp4").stat().st_size > 0

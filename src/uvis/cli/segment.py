@@ -188,11 +188,18 @@ def run(args: argparse.Namespace) -> int:
                                  skip_bad=args.skip_bad_videos)
     wall = time.perf_counter() - start
     top = ", ".join(f"{k} {v}" for k, v in list(summary["classes"].items())[:8]) or "none"
-    print(f"segmented {summary['segmented_now']} video(s), skipped {summary['skipped_finished']} finished; "
-          f"{summary['videos']} in {args.out / 'results.json'}")
+    print(f"segmented {summary['segmented_now']} video(s), skipped {summary['skipped_finished']} finished "
+          f"earlier; {summary['videos']} video(s) in the results")
     print(f"  frames {summary['frames']}, tracks {summary['tracks']}, classes: {top}")
     print(f"  speed {summary['fps'] if summary['fps'] is not None else '-'} frames/s (segmentation), "
           f"wall {wall:.1f} s on {device}")
+    print(f"output in {args.out}:")
+    for label, path, wanted in [("tracks (JSON)", args.out / "results.json", True),
+                                ("overlay videos", args.out / "overlays", not args.no_overlay),
+                                ("per-frame PNGs", args.out / "masks", not args.no_png),
+                                ("summary", args.out / "summary.json", True)]:
+        if wanted:
+            print(f"  {label:<15} {path}")
     if summary["unreadable"]:
         names = sorted(summary["unreadable"])
         print(f"  skipped {len(names)} unreadable video(s): {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
