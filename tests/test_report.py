@@ -35,7 +35,7 @@ def test_report_explains_rows_training_and_contact_sheet(tmp_path):
     inputs = ReportInputs(
         title="Run",
         evaluations={"uvis (class-agnostic)": stats, "no-track-memory (class-agnostic)": stats},
-        training=[{"step": 10, "loss": 9.0}, {"step": 20, "loss": 4.5}, {"note": "no step"}],
+        training=[{"step": 10, "loss": 9.0}, {"step": 20, "loss": 6.0}, {"step": 20, "loss": 4.5}, {"note": "x"}],
         overlay_rows=[OverlayRow("clip_a", [frame, frame, frame], [0, 5, 9], tracks=2),
                       OverlayRow("clip_b", [frame], [0])],
         notes=["the ground truth stood in for stage 1"],

@@ -156,7 +156,8 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
                       "AP per class", "AP (%)")
             md += ["", "![per-class AP](per_class_ap.png)"]
         md.append("")
-    losses = [(r["step"], r["loss"]) for r in inputs.training if "step" in r and "loss" in r]
+    # last record per step, in step order (a resumed run may have logged a step twice)
+    losses = sorted({r["step"]: r["loss"] for r in inputs.training if "step" in r and "loss" in r}.items())
     if losses:
         (s0, l0), (s1, l1) = losses[0], losses[-1]
         md += ["## Training", "", f"Trained to step {s1}; loss {l0:.3f} at step {s0}, {l1:.3f} at step {s1}.", ""]
