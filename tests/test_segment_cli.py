@@ -243,3 +243,16 @@ def test_skip_bad_videos_segments_the_rest(tmp_path, monkeypatch, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["videos"] == 2 and list(summary["unreadable"]) == ["b"]
     assert {r["video_id"] for r in json.loads((out / "results.json").read_text())} == {1, 3}
+
+
+def test_help_states_the_tracker_defaults(capsys):
+    from uvis.track.tracker import TrackerConfig
+
+    with pytest.raises(SystemExit):
+        main(["segment", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    defaults = TrackerConfig()
+    assert f"(default {defaults.memory})" in text
+    assert f"match it (default {defaults.similarity_threshold})" in text
+    assert f"(default {defaults.score_threshold};" in text
+    assert f"existing track (default {defaults.continue_threshold})" in text

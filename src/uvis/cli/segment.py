@@ -53,13 +53,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
     p.add_argument("--no-memory", action="store_true",
                    help="previous-frame matching without re-identification (the MinVIS baseline)")
-    p.add_argument("--memory", choices=["ema", "window", "last"], default="ema", help="tracking memory bank")
+    p.add_argument("--memory", choices=["ema", "window", "last"], default="ema",
+                   help="tracking memory bank: moving average of a track's embeddings, mean of its last few, or "
+                        "only the last one (default ema)")
     p.add_argument("--score-threshold", type=float, default=None,
                    help="minimum score for a detection to start or continue a track (default 0.5; for benchmark "
                         "AP use 0.1 or less: AP only gains from weak tracks)")
     p.add_argument("--continue-threshold", type=float, default=None,
                    help="weaker detections down to this score may only continue an existing track (default 0.2)")
-    p.add_argument("--similarity-threshold", type=float, default=None, help="minimum cosine similarity to match")
+    p.add_argument("--similarity-threshold", type=float, default=None,
+                   help=f"minimum cosine similarity of a detection to a track to match it "
+                        f"(default {TrackerConfig().similarity_threshold})")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay videos")
     p.add_argument("--no-png", action="store_true", help="do not write per-frame id PNGs")
     p.add_argument("--shard", help="process only shard i/n of the videos, e.g. 0/4")
