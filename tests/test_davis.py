@@ -121,7 +121,11 @@ def test_cli_import_davis(tmp_path, capsys):
     _davis2017(tmp_path / "davis")
     out = tmp_path / "gt.json"
     assert main(["import-davis", str(tmp_path / "davis"), "--out", str(out)]) == 0
-    assert "2 sequences" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2 sequences" in printed
+    # says how to use the file: its frames are elsewhere and its one category calls for class-agnostic scoring
+    assert f"uvis eval {out} RESULTS.json --class-agnostic" in printed
+    assert f"--frames {tmp_path / 'davis' / 'JPEGImages' / '480p'}" in printed
     ds = load_dataset(out, tmp_path / "davis" / "JPEGImages" / "480p")
     assert len(ds.tracks) == 4 and json.loads(out.read_text())["categories"][0]["name"] == "object"
     assert main(["import-davis", str(tmp_path / "nothing"), "--out", str(out)]) == 2

@@ -23,7 +23,22 @@ def test_demo_offline_runs_stages_2_3_and_reruns(tmp_path, monkeypatch, capsys):
     assert "dino_deitsmall16_pretrain.pth" in printed and "ViT-B-32" in printed  # what is missing, and where
     run = out / "run-stages-2-3"
     assert str(run / "report.md") in printed
+    assert f"uvis segment VIDEO --model {run} --out OUT" in printed  # how to reuse the trained model
     assert (run / "report.md").is_file()
     assert isinstance(json.loads((run / "4-segment" / "results.json").read_text()), list)  # 4 steps: few tracks
     assert "class-agnostic" in json.loads((run / "metrics.json").read_text())["uvis"]
     assert main(["demo", "--out", str(out), "--steps", "4", "--device", "cpu"]) == 0  # finished steps reused
+
+
+def test_run_and_demo_reject_a_bad_device_before_any_work(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path), "--out", str(out), "--device", "cuda:7x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown --device 'cuda:7x'" in err[0] and "auto, cpu or cuda" in err[0]
+    assert not out.exists()  # checked before the input is read or a step runs
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--device", "gpu"]) == 2
+    assert "unknown --device 'gpu'" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+    if not torch.cuda.is_available():
+        assert main(["run", str(tmp_path), "--out", str(out), "--device", "cuda"]) == 2
+        assert "no CUDA device is visible" in capsys.readouterr().err

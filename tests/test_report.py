@@ -25,3 +25,31 @@ def test_report_has_numbers_tables_and_pictures(tmp_path):
         assert f"({png})" in md
         with Image.open(tmp_path / png) as im:
             assert im.size[0] > 0
+
+
+def test_report_explains_rows_training_and_contact_sheet(tmp_path):
+    from uvis.report import OverlayRow
+
+    stats = {k: 0.1 for k in ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]}
+    frame = np.full((20, 40, 3), 7, np.uint8)
+    inputs = ReportInputs(
+        title="Run",
+        evaluations={"uvis (class-agnostic)": stats, "no-track-memory (class-agnostic)": stats},
+        training=[{"step": 10, "loss": 9.0}, {"step": 20, "loss": 6.0}, {"step": 20, "loss": 4.5}, {"note": "x"}],
+        overlay_rows=[OverlayRow("clip_a", [frame, frame, frame], [0, 5, 9], tracks=2),
+                      OverlayRow("clip_b", [frame], [0])],
+        notes=["the ground truth stood in for stage 1"],
+    )
+    md = write_report(tmp_path, inputs).read_text()
+    # caveats come before the numbers they qualify
+    assert md.index("## Read this first") < md.index("## YouTube-VIS metrics")
+    assert "- *no-track-memory*: ablation: tracks matched to the previous frame only" in md
+    assert "- *class-agnostic*:" in md and "- *class-aware*:" not in md
+    assert "Trained to step 20; loss 9.000 at step 10, 4.500 at step 20." in md
+    assert "(training_loss.png)" in md and (tmp_path / "training_loss.png").is_file()
+    assert "| 1 | clip_a | 0, 5, 9 | 2 |" in md and "| 2 | clip_b | 0 | - |" in md
+    with Image.open(tmp_path / "contact_sheet.png") as im:
+        sheet = np.asarray(im)
+    # two rows of three 240x120 cells: the second video's missing frames are white, not the next video's
+    assert sheet.shape[:2] == (2 * 120 + 2, 3 * 240 + 2 * 2)
+    assert (sheet[-60, 300] == 255).all() and (sheet[-60, 100] == 7).all()

@@ -39,6 +39,9 @@ def test_segment_then_eval_scores_high(synth, tmp_path, monkeypatch, capsys):
     assert main(["segment", str(root), "--model", "oracle", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "segmented 3 video(s)" in printed and "tracks" in printed and "frames/s" in printed
+    # says where each output went
+    for name in ("results.json", "overlays", "masks", "summary.json"):
+        assert f" {out / name}\n" in printed
     for v in dataset.videos:
         assert len(list((out / "masks" / v.name).glob("*.png"))) == 12
         assert (out / "overlays" / f"{v.name}.mp4").stat().st_size > 0
@@ -240,3 +243,16 @@ def test_skip_bad_videos_segments_the_rest(tmp_path, monkeypatch, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["videos"] == 2 and list(summary["unreadable"]) == ["b"]
     assert {r["video_id"] for r in json.loads((out / "results.json").read_text())} == {1, 3}
+
+
+def test_help_states_the_tracker_defaults(capsys):
+    from uvis.track.tracker import TrackerConfig
+
+    with pytest.raises(SystemExit):
+        main(["segment", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    defaults = TrackerConfig()
+    assert f"(default {defaults.memory})" in text
+    assert f"match it (default {defaults.similarity_threshold})" in text
+    assert f"(default {defaults.score_threshold};" in text
+    assert f"existing track (default {defaults.continue_threshold})" in text

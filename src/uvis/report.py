@@ -16,6 +16,30 @@ from uvis.data.overlay import contact_sheet
 
 STAT_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 
+# What each row of the metrics table means, so a reader does not have to know the pipeline's internals.
+ROW_MEANINGS = {
+    "uvis": "this run, with the settings of the command above",
+    "class-agnostic": "a track counts when its mask matches a ground-truth object, whatever its class",
+    "class-aware": "the track must also carry the ground truth's class",
+    "baseline: stage-1 masks + IoU linking": "no trained model: the per-frame stage-1 masks linked frame to frame "
+                                             "by mask IoU",
+    "no-prototypes": "ablation: CLIP labels kept as they are, no semantic prototype memory",
+    "no-track-memory": "ablation: tracks matched to the previous frame only, no memory bank (the MinVIS baseline)",
+    "short-prompts": "ablation: 7 CLIP prompt templates instead of 80",
+    "single-prompt": "ablation: one CLIP prompt template instead of 80",
+    **{f"masks-{n}": f"ablation: {n} MaskCut mask(s) per frame" for n in (1, 2, 4, 5)},
+}
+
+
+@dataclass
+class OverlayRow:
+    """Sample overlay frames of one video: one row of the contact sheet."""
+
+    video: str
+    frames: list[np.ndarray]
+    frame_indices: list[int]
+    tracks: int | None = None  # tracks found in the whole video, when known
+
 
 @dataclass
 class ReportInputs:
@@ -28,6 +52,13 @@ class ReportInputs:
     # class name -> {"kept": n, "removed": n, "relabelled": n}
     prototype_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     overlay_frames: list[np.ndarray] = field(default_factory=list)
+    # one row per video in the contact sheet, with a caption table (used instead of overlay_frames when given)
+    overlay_rows: list[OverlayRow] = field(default_factory=list)
+    # the training log (uvis train's metrics.jsonl records: step, loss, ...)
+    training: list[dict] = field(default_factory=list)
+    # what the masks-per-frame section counts (ground truth when it stood in for stage 1)
+    masks_heading: str = "Pseudo-labels"
+    # caveats a reader needs before reading the numbers; printed first
     notes: list[str] = field(default_factory=list)
 
 
@@ -40,6 +71,43 @@ def _stats_table(evaluations: dict[str, dict[str, float]]) -> list[str]:
     for name, stats in evaluations.items():
         lines.append(f"| {name} | " + " | ".join(_fmt(stats.get(k, -1.0)) for k in STAT_KEYS) + " |")
     return lines
+
+
+def _row_meanings(names: list[str]) -> list[str]:
+    """One line per distinct kind of row ("uvis (class-aware)" -> run "uvis", mode "class-aware")."""
+    seen: dict[str, str] = {}
+    for name in names:
+        run, _, mode = name.rpartition(" (")
+        for part in (run, mode.rstrip(")")):
+            if part in ROW_MEANINGS and part not in seen:
+                seen[part] = ROW_MEANINGS[part]
+    return [f"- *{k}*: {v}." for k, v in seen.items()]
+
+
+def _row_sheet(rows: list[OverlayRow], thumb_width: int = 240, gap: int = 2) -> np.ndarray:
+    """One row per video; a video with fewer sample frames leaves its last cells white."""
+    cols = max(len(r.frames) for r in rows)
+    tiles: list[np.ndarray] = []
+    for r in rows:
+        blank = np.full_like(r.frames[0], 255)
+        tiles += list(r.frames) + [blank] * (cols - len(r.frames))
+    return contact_sheet(tiles, cols=cols, thumb_width=thumb_width, gap=gap)
+
+
+def _line_plot(path: Path, xs: list[float], ys: list[float], title: str, xlabel: str, ylabel: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.0), dpi=80)
+    ax.plot(xs, ys, color="#3b75af", marker="." if len(xs) < 30 else None)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    fig.tight_layout()
+    atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:
@@ -69,8 +137,15 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
     md = [f"# {inputs.title}", ""]
     if inputs.commands:
         md += ["Made with:", "", "```bash", *inputs.commands, "```", ""]
+    if inputs.notes:
+        md += ["## Read this first", "", *[f"- {n}" for n in inputs.notes], ""]
     if inputs.evaluations:
         md += ["## YouTube-VIS metrics (%)", "", *_stats_table(inputs.evaluations), ""]
+        meanings = _row_meanings(list(inputs.evaluations))
+        if meanings:
+            md += ["Rows:", "", *meanings, "",
+                   "AP = average precision over IoU 0.50:0.95, AR*n* = recall with *n* tracks per video, "
+                   "s/m/l = small/medium/large objects; - = undefined (no ground truth of that size).", ""]
     if inputs.per_class_ap:
         names = list(inputs.per_class_ap)
         md += ["## Per-class AP (%)", "", "| class | AP |", "|---|---|"]
@@ -81,9 +156,18 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
                       "AP per class", "AP (%)")
             md += ["", "![per-class AP](per_class_ap.png)"]
         md.append("")
+    # last record per step, in step order (a resumed run may have logged a step twice)
+    losses = sorted({r["step"]: r["loss"] for r in inputs.training if "step" in r and "loss" in r}.items())
+    if losses:
+        (s0, l0), (s1, l1) = losses[0], losses[-1]
+        md += ["## Training", "", f"Trained to step {s1}; loss {l0:.3f} at step {s0}, {l1:.3f} at step {s1}.", ""]
+        if len(losses) > 1:
+            _line_plot(out_dir / "training_loss.png", [s for s, _ in losses], [v for _, v in losses],
+                       "training loss", "step", "loss")
+            md += ["![training loss](training_loss.png)", ""]
     if inputs.masks_per_frame:
         counts = np.bincount(np.asarray(inputs.masks_per_frame, dtype=int))
-        md += ["## Pseudo-labels", "",
+        md += [f"## {inputs.masks_heading}", "",
                f"{len(inputs.masks_per_frame)} frames, {int(np.sum(inputs.masks_per_frame))} masks, "
                f"{np.mean(inputs.masks_per_frame):.2f} masks per frame on average.", ""]
         _bar_plot(out_dir / "masks_per_frame.png", [str(i) for i in range(len(counts))], counts.tolist(),
@@ -94,28 +178,69 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
         for name, c in inputs.prototype_counts.items():
             md.append(f"| {name} | {c.get('kept', 0)} | {c.get('removed', 0)} | {c.get('relabelled', 0)} |")
         md.append("")
-    if inputs.overlay_frames:
+    rows = [r for r in inputs.overlay_rows if r.frames]
+    if rows:
+        _save_png(out_dir / "contact_sheet.png", _row_sheet(rows))
+        md += ["## Results at a glance", "",
+               "One row per video (the first few), showing its first, middle and last frame. Each tracked object "
+               "is coloured by track and labelled *track id, class, score*; no colour means nothing was tracked "
+               "there.", "", "![overlay frames](contact_sheet.png)", "",
+               "| row | video | frames shown | tracks in the video |", "|---|---|---|---|"]
+        for i, r in enumerate(rows, 1):
+            tracks = "-" if r.tracks is None else str(r.tracks)
+            md.append(f"| {i} | {r.video} | {', '.join(str(t) for t in r.frame_indices)} | {tracks} |")
+        md.append("")
+    elif inputs.overlay_frames:
         _save_png(out_dir / "contact_sheet.png", contact_sheet(inputs.overlay_frames))
         md += ["## Results at a glance", "", "![overlay frames](contact_sheet.png)", ""]
-    if inputs.notes:
-        md += ["## Notes", "", *[f"- {n}" for n in inputs.notes], ""]
     path = out_dir / "report.md"
     atomic.write_with(path, lambda tmp: tmp.write_text("\n".join(md)))
     return path
 
 
-def _overlay_samples(overlay_dir: Path, videos: int = 4, per_video: int = 3) -> list[np.ndarray]:
-    """First, middle and last frame of the first few overlay videos."""
+def _overlay_samples(overlay_dir: Path, videos: int = 4, per_video: int = 3,
+                     tracks: dict[str, int] | None = None) -> list[OverlayRow]:
+    """First, middle and last frame of the first few overlay videos, one row per video."""
     from uvis.data.video import open_video
 
-    frames: list[np.ndarray] = []
+    rows: list[OverlayRow] = []
     for path in sorted(overlay_dir.glob("*.mp4"))[:videos]:
         video = open_video(path)
         wanted = {0, video.num_frames // 2, video.num_frames - 1} if per_video >= 3 else {0}
+        row = OverlayRow(video=path.stem, frames=[], frame_indices=[], tracks=(tracks or {}).get(path.stem))
         for i, frame in enumerate(video):
             if i in wanted:
-                frames.append(frame)
-    return frames
+                row.frames.append(frame)
+                row.frame_indices.append(i)
+        rows.append(row)
+    return rows
+
+
+def _tracks_per_video(summary_file: Path) -> dict[str, int]:
+    import json
+
+    try:
+        return {str(v["video"]): int(v["tracks"]) for v in json.loads(summary_file.read_text()).get("per_video", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _training_log(metrics_file: Path) -> list[dict]:
+    import json
+
+    records = []
+    try:
+        lines = metrics_file.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def _flatten_evaluations(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:
@@ -146,10 +271,14 @@ def write_run_report(pipeline, paths, results: dict[str, dict[str, dict]]) -> Pa
         per_class = named.get("stats", {}).get("naming", {}).get("per_class", {})
         inputs.prototype_counts = {name: {k: int(c.get(k, 0)) for k in ("kept", "removed", "relabelled")}
                                    for name, c in per_class.items()}
-    inputs.overlay_frames = _overlay_samples(paths.segment / "overlays")
+    inputs.overlay_rows = _overlay_samples(paths.segment / "overlays",
+                                           tracks=_tracks_per_video(paths.segment / "summary.json"))
+    inputs.training = _training_log(paths.model / "metrics.jsonl")
     if config.pseudo_from_ground_truth:
-        inputs.notes.append("Stage 1 was replaced by the ground truth (pseudo_from_ground_truth): these numbers "
-                            "measure stages 2-3 only, not the unsupervised pipeline.")
+        inputs.masks_heading = "Training labels (the ground truth, standing in for pseudo-labels)"
+        inputs.notes.append("Stage 1 was replaced by the ground truth (--pseudo-from-ground-truth): these numbers "
+                            "measure stages 2-3 only, not the unsupervised pipeline. There is no baseline row: "
+                            "linking ground-truth masks by IoU would score the ground truth itself.")
     if config.train_videos is not None:
         held_out = [i.name for i in pipeline.collection.items if i.name not in set(config.train_videos)]
         inputs.notes.append(f"The model was trained on {len(config.train_videos)} of {len(pipeline.collection.items)} "

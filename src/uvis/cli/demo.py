@@ -15,10 +15,15 @@ DEMO_BACKBONE = "dino_vits16"  # the smallest DINO: the demo must stay quick on 
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="run uvis on a generated sample video and say where the output went")
+    p = subparsers.add_parser(
+        "demo", help="run uvis on a generated sample video and say where the output went",
+        description="Generate a small synthetic sample with ground truth and run `uvis run` on it. With the DINO and "
+        "CLIP weights (downloaded, or in $UVIS_WEIGHTS_DIR) the whole unsupervised pipeline runs, into OUT/run. "
+        "Without them it names the missing files, then runs stages 2-3 with the ground truth standing in for "
+        "stage 1, into OUT/run-stages-2-3. A rerun reuses what is finished.")
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     p.add_argument("--steps", type=int, default=300, help="training steps of the demo model (default 300)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", help="auto, cpu or cuda (default auto: cuda when available)")
     p.set_defaults(func=run)
 
 
@@ -40,9 +45,11 @@ def missing_weights() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from uvis.cli.run import check_device
     from uvis.data.synthetic import SYNTHETIC_CLASSES, make_dataset, write_video_file
     from uvis.pipeline import RunConfig, run_pipeline
 
+    check_device(args.device)
     out = Path(args.out)
     sample = out / "sample"
     if not (sample / "annotations.json").is_file():
@@ -68,4 +75,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"  tracks (JSON)   {run_dir / '4-segment' / 'results.json'}")
     print(f"  overlay videos  {run_dir / '4-segment' / 'overlays'}")
     print(f"  per-frame PNGs  {run_dir / '4-segment' / 'masks'}")
+    print(f"  trained model   {run_dir} (use it on other videos: uvis segment VIDEO --model {run_dir} --out OUT)")
     return 0

@@ -55,13 +55,31 @@ def _guarded(load, what: str, path: str):
                         fix="write the file in the YouTube-VIS format") from None
 
 
+def _hinted(error: UserError, class_agnostic: bool) -> UserError:
+    """Add the likely cause to the two mistakes new users make most: a class-agnostic ground truth (e.g. from
+    ``uvis import-davis``) scored class-aware, and results made from another dataset (other video ids)."""
+    message = str(error).split(" — fix: ")[0].removeprefix(f"{error.path}: " if error.path else "")
+    fix = error.fix or "check the file"
+    if "unknown category_id" in message and not class_agnostic:
+        return UserError(message, path=error.path, fix=f"{fix}, or pass --class-agnostic to ignore categories")
+    if "segmentations but video" in message or "unknown video_id" in message:
+        return UserError(message, path=error.path,
+                         fix=f"{fix}; results must come from segmenting this ground truth's own videos "
+                             "(uvis segment GT_JSON ..., or the DAVIS folder it was imported from)")
+    return error
+
+
 def run(args: argparse.Namespace) -> int:
     from uvis.data.ytvis import load_dataset, load_results
     from uvis.evaluation import evaluate
 
     gt = _guarded(lambda: load_dataset(args.gt), "ground-truth", args.gt)
     # class-agnostic scoring accepts any category ids (e.g. unnamed clusters of an unsupervised model)
-    preds = _guarded(lambda: load_results(args.pred, gt, check_categories=not args.class_agnostic), "results", args.pred)
+    try:
+        preds = _guarded(lambda: load_results(args.pred, gt, check_categories=not args.class_agnostic), "results",
+                         args.pred)
+    except UserError as e:
+        raise _hinted(e, args.class_agnostic) from None
     result = evaluate(gt, preds, class_agnostic=args.class_agnostic)
     mode = "class-agnostic" if args.class_agnostic else "class-aware"
     print(f"YouTube-VIS evaluation ({mode}): {len(gt.videos)} videos, {len(gt.tracks)} GT tracks, "

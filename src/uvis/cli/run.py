@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", help="vocabulary as \"a,b,c\" (overrides --config and the dataset's categories)")
     p.add_argument("--frames", help="frame root for a YouTube-VIS JSON given as DATA")
     p.add_argument("--stop-after", choices=STEPS, default="report", help="last step to run (default: report)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", help="auto, cpu or cuda (default auto: cuda when available; pick a GPU with "
+                                    "CUDA_VISIBLE_DEVICES)")
     p.add_argument("--backbone", default="dino_vitb8", help="DINO backbone for MaskCut (default dino_vitb8)")
     p.add_argument("--weights", help="DINO weights file or folder (default: $UVIS_WEIGHTS_DIR, cache, download)")
     p.add_argument("--clip-weights", help="CLIP weights file or folder")
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UserError(f"{flag} {value}", fix=f"pass a positive {flag[2:].replace('-', ' ')}")
+    check_device(args.device)
     classes = None
     if args.config:
         classes = load_config_file(args.config).get("vocabulary", {}).get("names")
@@ -87,3 +89,18 @@ def parse_image_size(text: str) -> tuple[int, int]:
     if h < 32 or w < 32:
         raise UserError(f"--image-size {text} is too small", fix="use at least 32x32")
     return h, w
+
+
+def check_device(device: str | None) -> None:
+    """Fail before the first step, not after an hour of pseudo-labelling: training takes auto, cpu or cuda only."""
+    from uvis.errors import UserError
+
+    if device is None or device == "auto" or device == "cpu":
+        return
+    if device != "cuda":
+        raise UserError(f"unknown --device '{device}'",
+                        fix="use --device auto, cpu or cuda (choose a GPU with CUDA_VISIBLE_DEVICES)")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError("--device cuda but no CUDA device is visible", fix="use --device cpu, or leave --device out")

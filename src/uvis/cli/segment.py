@@ -53,13 +53,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
     p.add_argument("--no-memory", action="store_true",
                    help="previous-frame matching without re-identification (the MinVIS baseline)")
-    p.add_argument("--memory", choices=["ema", "window", "last"], default="ema", help="tracking memory bank")
+    p.add_argument("--memory", choices=["ema", "window", "last"], default="ema",
+                   help="tracking memory bank: moving average of a track's embeddings, mean of its last few, or "
+                        "only the last one (default ema)")
     p.add_argument("--score-threshold", type=float, default=None,
                    help="minimum score for a detection to start or continue a track (default 0.5; for benchmark "
                         "AP use 0.1 or less: AP only gains from weak tracks)")
     p.add_argument("--continue-threshold", type=float, default=None,
                    help="weaker detections down to this score may only continue an existing track (default 0.2)")
-    p.add_argument("--similarity-threshold", type=float, default=None, help="minimum cosine similarity to match")
+    p.add_argument("--similarity-threshold", type=float, default=None,
+                   help=f"minimum cosine similarity of a detection to a track to match it "
+                        f"(default {TrackerConfig().similarity_threshold})")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay videos")
     p.add_argument("--no-png", action="store_true", help="do not write per-frame id PNGs")
     p.add_argument("--shard", help="process only shard i/n of the videos, e.g. 0/4")
@@ -188,11 +192,18 @@ def run(args: argparse.Namespace) -> int:
                                  skip_bad=args.skip_bad_videos)
     wall = time.perf_counter() - start
     top = ", ".join(f"{k} {v}" for k, v in list(summary["classes"].items())[:8]) or "none"
-    print(f"segmented {summary['segmented_now']} video(s), skipped {summary['skipped_finished']} finished; "
-          f"{summary['videos']} in {args.out / 'results.json'}")
+    print(f"segmented {summary['segmented_now']} video(s), skipped {summary['skipped_finished']} finished "
+          f"earlier; {summary['videos']} video(s) in the results")
     print(f"  frames {summary['frames']}, tracks {summary['tracks']}, classes: {top}")
     print(f"  speed {summary['fps'] if summary['fps'] is not None else '-'} frames/s (segmentation), "
           f"wall {wall:.1f} s on {device}")
+    print(f"output in {args.out}:")
+    for label, path, wanted in [("tracks (JSON)", args.out / "results.json", True),
+                                ("overlay videos", args.out / "overlays", not args.no_overlay),
+                                ("per-frame PNGs", args.out / "masks", not args.no_png),
+                                ("summary", args.out / "summary.json", True)]:
+        if wanted:
+            print(f"  {label:<15} {path}")
     if summary["unreadable"]:
         names = sorted(summary["unreadable"])
         print(f"  skipped {len(names)} unreadable video(s): {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
