@@ -387,6 +387,16 @@ def test_cli_json_is_the_last_line(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["AP50"] == approx(1.0)
 
 
+def test_cli_davis_j(tmp_path, capsys):
+    """The prediction covers the object on frame 1 and misses it on frame 2: J = (1 + 0) / 2."""
+    gt_path, pred_path = _files(tmp_path)
+    assert main(["eval", str(gt_path), str(pred_path), "--davis-j", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    stats = json.loads(out[-1])
+    assert stats["J"] == approx(0.5) and stats["J_objects"] == approx(0.5)
+    assert any(line.startswith("DAVIS J") for line in out)
+
+
 @pytest.mark.parametrize(
     "problem",
     ["missing", "not_json", "not_ytvis", "wrong_length", "wrong_size", "unknown_video", "unknown_category"],

@@ -56,6 +56,8 @@ def test_full_pipeline_with_stage1_writes_every_step(sample, tmp_path, tiny_weig
     assert set(metrics) == {"uvis", "baseline: stage-1 masks + IoU linking", "no-prototypes", "no-track-memory"}
     assert set(metrics["uvis"]) == {"class-agnostic", "class-aware"}
     assert len(metrics["uvis"]["class-agnostic"]["stats"]) == 12
+    assert 0 <= metrics["uvis"]["class-agnostic"]["davis_j"]["mean"] <= 1  # DAVIS J beside the 12 numbers
+    assert 0 <= metrics["baseline: stage-1 masks + IoU linking"]["class-agnostic"]["davis_j"]["object_mean"] <= 1
     # no-track-memory shares stages 1-2 with the main run; no-prototypes re-names and retrains
     assert not (out / "ablations" / "no-track-memory" / "3-model").exists()
     assert (out / "ablations" / "no-track-memory" / "4-segment" / "results.json").is_file()
@@ -63,6 +65,7 @@ def test_full_pipeline_with_stage1_writes_every_step(sample, tmp_path, tiny_weig
     assert not (out / "ablations" / "no-prototypes" / "1-pseudo-labels").exists()
     report = (out / "report.md").read_text()
     assert "baseline: stage-1 masks + IoU linking (class-agnostic)" in report and "contact_sheet.png" in report
+    assert "| ARl | J |" in report and "J = DAVIS region similarity" in report
 
 
 def test_rerun_skips_complete_steps_and_changed_settings_are_refused(sample, tmp_path):

@@ -191,6 +191,14 @@ def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
             )
 
 
+def _davis_j(dataset: Any, tracks: list[Any]) -> dict[str, float]:
+    """DAVIS J (mean per-frame IoU of the best-matching track per object): averaged per video, and over objects."""
+    from uvis.evaluation.davis_j import davis_j
+
+    result = davis_j(dataset, tracks)
+    return {"mean": result.mean, "object_mean": result.object_mean}
+
+
 def _mark_complete(folder: Path, settings: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
     atomic.write_json(folder / STEP_FILE, {"settings": settings, **(extra or {})}, indent=2)
 
@@ -355,7 +363,7 @@ class Pipeline:
         preds = load_results(paths.results_file, dataset, check_categories=False)
         out: dict[str, dict[str, Any]] = {}
         agnostic = evaluate(dataset, preds, class_agnostic=True)
-        out["class-agnostic"] = {"stats": agnostic.stats}
+        out["class-agnostic"] = {"stats": agnostic.stats, "davis_j": _davis_j(dataset, preds)}
         by_name = {c.name: c.id for c in dataset.categories}
         named = json.loads((paths.model / "vocabulary.json").read_text())
         id_to_name = {int(v["id"]): str(v["name"]) for v in named}
@@ -376,7 +384,8 @@ class Pipeline:
         from uvis.track.iou_baseline import link_by_iou
 
         tracks = link_by_iou(load_pseudo_labels(paths.pseudo_file))
-        return {"class-agnostic": {"stats": evaluate(dataset, tracks, class_agnostic=True).stats}}
+        return {"class-agnostic": {"stats": evaluate(dataset, tracks, class_agnostic=True).stats,
+                                   "davis_j": _davis_j(dataset, tracks)}}
 
     # ------------------------------------------------------------------------------------------ driver
     def _skip(self, step: str, folder: Path, settings: dict[str, Any]) -> bool:

@@ -67,9 +67,10 @@ def _fmt(x: float) -> str:
 
 
 def _stats_table(evaluations: dict[str, dict[str, float]]) -> list[str]:
-    lines = ["| run | " + " | ".join(STAT_KEYS) + " |", "|---" * (len(STAT_KEYS) + 1) + "|"]
+    keys = STAT_KEYS + (["J"] if any("J" in stats for stats in evaluations.values()) else [])
+    lines = ["| run | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, stats in evaluations.items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(stats.get(k, -1.0)) for k in STAT_KEYS) + " |")
+        lines.append(f"| {name} | " + " | ".join(_fmt(stats.get(k, -1.0)) for k in keys) + " |")
     return lines
 
 
@@ -145,7 +146,10 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
         if meanings:
             md += ["Rows:", "", *meanings, "",
                    "AP = average precision over IoU 0.50:0.95, AR*n* = recall with *n* tracks per video, "
-                   "s/m/l = small/medium/large objects; - = undefined (no ground truth of that size).", ""]
+                   "s/m/l = small/medium/large objects; - = undefined (no ground truth of that size)."
+                   + (" J = DAVIS region similarity: per ground-truth object, the mean per-frame IoU of the "
+                      "best-matching track, averaged per video, then over videos (class-agnostic rows)."
+                      if any("J" in v for v in inputs.evaluations.values()) else ""), ""]
     if inputs.per_class_ap:
         names = list(inputs.per_class_ap)
         md += ["## Per-class AP (%)", "", "| class | AP |", "|---|---|"]
@@ -247,7 +251,8 @@ def _flatten_evaluations(results: dict[str, dict[str, dict]]) -> dict[str, dict[
     rows: dict[str, dict[str, float]] = {}
     for run_name, modes in results.items():
         for mode, payload in modes.items():
-            rows[f"{run_name} ({mode})"] = payload["stats"]
+            j = payload.get("davis_j", {}).get("mean")
+            rows[f"{run_name} ({mode})"] = {**payload["stats"], **({"J": j} if j is not None else {})}
     return rows
 
 

@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="ignore categories (every track is one class; prediction category ids may be anything)")
     p.add_argument("--json", action="store_true", help="print the 12 numbers as one JSON object on the last line")
     p.add_argument("--per-class", action="store_true", help="also print AP per category")
+    p.add_argument("--davis-j", action="store_true",
+                   help="also print DAVIS J: per ground-truth object, the mean per-frame IoU of the best-matching "
+                        "track (classes ignored), averaged per video and over objects")
     p.set_defaults(func=run)
 
 
@@ -95,6 +98,14 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{name:<{width}}  {_fmt(ap)}")
         else:
             print("\n(no per-class AP in class-agnostic mode)")
+    stats = dict(result.stats)
+    if args.davis_j:
+        from uvis.evaluation.davis_j import davis_j
+
+        j = davis_j(gt, preds)
+        print(f"\nDAVIS J (best-matching track per object): mean over videos {_fmt(j.mean)}, "
+              f"over objects {_fmt(j.object_mean)}")
+        stats |= {"J": j.mean, "J_objects": j.object_mean}
     if args.json:
-        print(json.dumps(result.stats))
+        print(json.dumps(stats))
     return 0
