@@ -291,3 +291,33 @@ def test_cli_resume_with_a_damaged_config_is_one_line(synth, tmp_path, capsys, c
     assert main([*base, "--steps", "2", "--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert "config.json" in err and "another --out" in err and "\n" not in err, err
+
+
+def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(synth, monkeypatch):
+    """A first Ctrl-C lets the step in flight finish and checkpoints it; the rerun continues as if uninterrupted."""
+    import os
+    import signal
+
+    from uvis.train import trainer as trainer_mod
+
+    root, _, pseudo = synth
+    kw = {"steps": 5, "log_every": 1, "batch_size": 2, "checkpoint_every": 100}
+    full = _metrics(train(tiny_config(root, pseudo, "run_full", **kw), progress=False))
+    real_step = trainer_mod.Trainer.train_step
+
+    def step_then_ctrl_c(self, images, targets):
+        out = real_step(self, images, targets)
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while step 3 is being finished
+        return out
+
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", step_then_ctrl_c)
+    cfg = tiny_config(root, pseudo, "run_cut", **kw)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    assert torch.load(root / "run_cut" / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", real_step)
+    resumed = _metrics(train(cfg, resume=True, progress=False))
+    assert [m["step"] for m in resumed] == [1, 2, 3, 4, 5]
+    assert [m["loss"] for m in resumed] == [m["loss"] for m in full]

@@ -12,7 +12,11 @@ import copy
 import json
 import math
 import random
+import signal
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +79,29 @@ def _nan_unless_finite(params) -> torch.Tensor:
     """[1] tensor on the parameters' device: 0 when every parameter is finite, else NaN (no host sync)."""
     ok = torch.stack([torch.isfinite(p.detach()).all() for p in params]).all()
     return torch.where(ok, 0.0, float("nan")).reshape(1)
+
+
+@contextmanager
+def _step_boundary_interrupts(active: bool) -> Iterator[Callable[[], bool]]:
+    """While active, a first Ctrl-C only raises a flag, so the step in flight finishes and the trainer can save a
+    consistent checkpoint before stopping; a second Ctrl-C stops at once. (Single process, main thread only:
+    under DDP every rank would have to agree on the step, so there an interruption loses the steps since the
+    last checkpoint, as before.)"""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hit: list[bool] = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def note(signum: int, frame: Any) -> None:
+        hit.append(True)
+        signal.signal(signal.SIGINT, previous)  # the next Ctrl-C interrupts immediately
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield lambda: bool(hit)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -312,43 +339,50 @@ class Trainer:
                    desc="train", unit="it", dynamic_ncols=True)
         t0, n0 = time.perf_counter(), self.step
         try:
-            batches = iter(self._loader())
-            while self.step < end:
-                images, targets = next(batches)
-                losses = self.train_step(images, targets)
-                bar.update(1)
-                log_now = self.step % cfg.log_every == 0 or self.step == end
-                save_now = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
-                if log_now or save_now:
-                    keys = LOSS_KEYS + (("loss_clip",) if "loss_clip" in losses else ())
-                    vals = torch.stack([losses[k] for k in keys])
-                    if save_now:  # a checkpoint must hold finite weights: checked in the same reduction
-                        vals = torch.cat([vals, _nan_unless_finite(self.model.parameters())])
-                    if self.dist.enabled:  # the mean is NaN/inf on every rank when it is on one: all stop together
-                        dist.all_reduce(vals)
-                        vals /= self.dist.world_size
-                    if self.device.type == "cuda":
-                        torch.cuda.synchronize(self.device)
-                    host = vals.tolist()
-                    if not all(math.isfinite(v) for v in host):
-                        raise self._diverged()
-                if log_now:
-                    rate = (self.step - n0) / max(1e-9, time.perf_counter() - t0)
-                    rec = {"step": self.step, **dict(zip(keys, host[: len(keys)], strict=True)),
-                           "lr": max(g["lr"] for g in self.optimizer.param_groups), "it_s": rate}
-                    if log is not None:
-                        log.write(json.dumps(rec) + "\n")
-                        log.flush()
-                        bar.set_postfix(loss=f"{rec['loss']:.3f}")
-                        if tb is not None:
-                            for k, v in rec.items():
-                                if k != "step":
-                                    tb.add_scalar(f"train/{k}", v, self.step)
-                if save_now:
-                    self.save_checkpoint()
-            if self.step >= cfg.steps and self.dist.is_main:
-                atomic.write_with(self.out / FINAL_WEIGHTS,
-                                  lambda p: torch.save({"model": self.model.state_dict()}, p))
+            with _step_boundary_interrupts(not self.dist.enabled) as interrupted:
+                batches = iter(self._loader())
+                while self.step < end:
+                    images, targets = next(batches)
+                    losses = self.train_step(images, targets)
+                    bar.update(1)
+                    log_now = self.step % cfg.log_every == 0 or self.step == end
+                    save_now = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                    if log_now or save_now:
+                        keys = LOSS_KEYS + (("loss_clip",) if "loss_clip" in losses else ())
+                        vals = torch.stack([losses[k] for k in keys])
+                        if save_now:  # a checkpoint must hold finite weights: checked in the same reduction
+                            vals = torch.cat([vals, _nan_unless_finite(self.model.parameters())])
+                        if self.dist.enabled:  # the mean is NaN/inf on every rank when it is on one: all stop together
+                            dist.all_reduce(vals)
+                            vals /= self.dist.world_size
+                        if self.device.type == "cuda":
+                            torch.cuda.synchronize(self.device)
+                        host = vals.tolist()
+                        if not all(math.isfinite(v) for v in host):
+                            raise self._diverged()
+                    if log_now:
+                        rate = (self.step - n0) / max(1e-9, time.perf_counter() - t0)
+                        rec = {"step": self.step, **dict(zip(keys, host[: len(keys)], strict=True)),
+                               "lr": max(g["lr"] for g in self.optimizer.param_groups), "it_s": rate}
+                        if log is not None:
+                            log.write(json.dumps(rec) + "\n")
+                            log.flush()
+                            bar.set_postfix(loss=f"{rec['loss']:.3f}")
+                            if tb is not None:
+                                for k, v in rec.items():
+                                    if k != "step":
+                                        tb.add_scalar(f"train/{k}", v, self.step)
+                    if save_now:
+                        self.save_checkpoint()
+                    if interrupted():
+                        if not save_now:  # the run resumes from this step, not from the last periodic save
+                            if not math.isfinite(_nan_unless_finite(self.model.parameters()).item()):
+                                raise self._diverged()
+                            self.save_checkpoint()
+                        raise KeyboardInterrupt
+                if self.step >= cfg.steps and self.dist.is_main:
+                    atomic.write_with(self.out / FINAL_WEIGHTS,
+                                      lambda p: torch.save({"model": self.model.state_dict()}, p))
         finally:
             bar.close()
             if log is not None:
