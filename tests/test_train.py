@@ -302,7 +302,7 @@ def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(synth, monkeypatc
 
     root, _, pseudo = synth
     kw = {"steps": 5, "log_every": 1, "batch_size": 2, "checkpoint_every": 100}
-    full = _metrics(train(tiny_config(root, pseudo, "run_full", **kw), progress=False))
+    full = _metrics(train(tiny_config(root, pseudo, "run_full_sigint", **kw), progress=False))
     real_step = trainer_mod.Trainer.train_step
 
     def step_then_ctrl_c(self, images, targets):
@@ -312,10 +312,10 @@ def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(synth, monkeypatc
         return out
 
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", step_then_ctrl_c)
-    cfg = tiny_config(root, pseudo, "run_cut", **kw)
+    cfg = tiny_config(root, pseudo, "run_cut_sigint", **kw)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False)
-    assert torch.load(root / "run_cut" / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert torch.load(root / "run_cut_sigint" / "checkpoint.pt", weights_only=False)["step"] == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", real_step)
     resumed = _metrics(train(cfg, resume=True, progress=False))
