@@ -155,3 +155,19 @@ def test_save_id_png_track_255_survives_the_davis_void_rule(tmp_path):
     ds = load_davis(tmp_path)
     assert len(ds.tracks) == 2
     assert np.array_equal(mask_utils.decode(ds.tracks[1].segmentations[0]), b)
+
+
+def test_labels_scale_with_the_frame():
+    """A label on a 720p frame is drawn taller than on a 180p one (a fixed 8 px font is unreadable on HD video)."""
+    from uvis.data.overlay import draw_overlay
+
+    def label_height(h: int, w: int) -> int:
+        mask = np.zeros((h, w), bool)
+        mask[h // 2 :, w // 4 : w // 2] = True
+        plain = draw_overlay(np.zeros((h, w, 3), np.uint8), mask[None], [1])
+        labelled = draw_overlay(np.zeros((h, w, 3), np.uint8), mask[None], [1], labels=["dog 1"])
+        rows = np.nonzero((plain != labelled).any(axis=(1, 2)))[0]
+        return int(rows.max() - rows.min() + 1)
+
+    small, large = label_height(180, 320), label_height(720, 1280)
+    assert large >= 1.5 * small and large >= 16, (small, large)

@@ -8,6 +8,7 @@ common VOS tools read them back; more than 255 ids fall back to a 16-bit greysca
 from __future__ import annotations
 
 import colorsys
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,16 @@ from uvis.data.atomic import write_with
 from uvis.data.video import resize, to_rgb
 
 _GOLDEN = 0.618033988749895
+
+
+@functools.lru_cache(maxsize=8)
+def label_font(frame_height: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's bundled font at a size that stays readable on the frame (about 1/36 of its height, >= 10 px);
+    the fixed bitmap font where Pillow has no FreeType."""
+    try:
+        return ImageFont.load_default(size=max(10, round(frame_height / 36)))
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
 
 
 def colour_for(track_id: int) -> tuple[int, int, int]:
@@ -75,7 +86,7 @@ def draw_overlay(
         return image
     pil = Image.fromarray(image)
     draw = ImageDraw.Draw(pil)
-    font = ImageFont.load_default()
+    font = label_font(h)
     for mask, tid, text in zip(fitted, track_ids, labels, strict=True):
         if not text or not mask.any():
             continue

@@ -223,7 +223,9 @@ class Segmenter:
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=video.num_frames, desc=video.name, unit="frame", leave=False)
+            # disable=None: shown on a terminal only; redirected to a file, this bar (nested in a collection's
+            # "videos" bar) would only leave cursor-movement escapes in the log
+            bar = tqdm(total=video.num_frames, desc=video.name, unit="frame", leave=False, disable=None)
         try:
             with torch.inference_mode():
                 for batch in video.batches(batch_size, prefetch=True):
