@@ -267,6 +267,8 @@ class Pipeline:
             if dataset is None or not dataset.tracks:
                 raise UserError("--pseudo-from-ground-truth needs annotated input", path=config.data,
                                 fix="pass a dataset with annotations")
+            self.log("[pseudo-label] the ground truth stands in for stage 1 (--pseudo-from-ground-truth): "
+                     "no MaskCut, results are not unsupervised")
             pseudo_labels_from_dataset(dataset, keep_categories=True).save(paths.pseudo_file)
         else:
             from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
@@ -318,6 +320,8 @@ class Pipeline:
             out=str(paths.model), steps=config.train_steps, batch_size=config.train_batch_size,
             device=config.device, backbone_weights=config.backbone_weights, image_size=image_size)
         resume = (paths.model / "checkpoint.pt").is_file()
+        if resume:
+            self.log(f"[train] resuming from {paths.model / 'checkpoint.pt'}")
         train(train_config, resume=resume, progress=config.progress)
         _mark_complete(paths.model, settings)
 
