@@ -34,7 +34,7 @@ def test_run_and_demo_reject_a_bad_device_before_any_work(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", str(tmp_path), "--out", str(out), "--device", "cuda:7x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "unknown --device 'cuda:7x'" in err[0] and "auto, cpu or cuda" in err[0]
+    assert len(err) == 1 and "unknown --device 'cuda:7x'" in err[0] and "auto, cpu, cuda" in err[0]
     assert not out.exists()  # checked before the input is read or a step runs
     assert main(["demo", "--out", str(tmp_path / "demo"), "--device", "gpu"]) == 2
     assert "unknown --device 'gpu'" in capsys.readouterr().err

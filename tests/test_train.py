@@ -321,3 +321,21 @@ def test_ctrl_c_finishes_the_step_saves_it_and_resumes_exactly(synth, monkeypatc
     resumed = _metrics(train(cfg, resume=True, progress=False))
     assert [m["step"] for m in resumed] == [1, 2, 3, 4, 5]
     assert [m["loss"] for m in resumed] == [m["loss"] for m in full]
+
+
+def test_train_device_names_like_the_other_commands(monkeypatch):
+    from uvis.train.trainer import pick_device
+
+    assert pick_device("cpu").type == "cpu"
+    with pytest.raises(UserError, match="unknown --device 'gpu'"):
+        pick_device("gpu")
+    with pytest.raises(UserError, match="unknown --device 'cuda:x'"):
+        pick_device("cuda:x")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda", 1)
+    assert pick_device("cuda", local_rank=1) == torch.device("cuda", 1)
+    with pytest.raises(UserError, match="no GPU 'cuda:2'"):
+        pick_device("cuda:2")
+    with pytest.raises(UserError, match="LOCAL_RANK"):
+        pick_device("cuda:1", distributed_run=True)

@@ -92,15 +92,9 @@ def parse_image_size(text: str) -> tuple[int, int]:
 
 
 def check_device(device: str | None) -> None:
-    """Fail before the first step, not after an hour of pseudo-labelling: training takes auto, cpu or cuda only."""
-    from uvis.errors import UserError
-
-    if device is None or device == "auto" or device == "cpu":
+    """Fail before the first step, not after an hour of pseudo-labelling (the same rules as training's)."""
+    if device is None:
         return
-    if device != "cuda":
-        raise UserError(f"unknown --device '{device}'",
-                        fix="use --device auto, cpu or cuda (choose a GPU with CUDA_VISIBLE_DEVICES)")
-    import torch
+    from uvis.train.trainer import pick_device
 
-    if not torch.cuda.is_available():
-        raise UserError("--device cuda but no CUDA device is visible", fix="use --device cpu, or leave --device out")
+    pick_device(device)

@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="continue RUN_DIR from its last checkpoint under its stored settings; only --steps (to extend "
                         "it), paths and operational flags (--device, --workers, --checkpoint-every, --no-progress) "
                         "may change")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto (CUDA when present)")
+    p.add_argument("--device", help="auto (default: CUDA when present), cpu, cuda or cuda:N (under torchrun: cuda, "
+                                    "each process on the GPU of its LOCAL_RANK)")
     p.add_argument("--init", choices=["dino", "random"],
                    help="backbone initialisation: self-supervised DINO ResNet-50 or random (default: preset's)")
     p.add_argument("--backbone", metavar="NAME", help="override the preset's backbone: resnet50, dino_vits16, "

@@ -57,16 +57,26 @@ class WarmupPoly:
         return max(0.0, 1 - step / max(1, self.total)) ** self.power
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
+def pick_device(name: str, local_rank: int = 0, *, distributed_run: bool = False) -> torch.device:
+    """``auto``, ``cpu``, ``cuda`` (under torchrun: the GPU of the process's local rank) or ``cuda:N``."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda but no CUDA device is visible", fix="use --device cpu or auto")
-        return torch.device("cuda", local_rank)
     if name == "cpu":
         return torch.device("cpu")
-    raise UserError(f"unknown device '{name}'", fix="use --device auto, cpu or cuda")
+    if name == "cuda" or (name.startswith("cuda:") and name.removeprefix("cuda:").isdigit()):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name} but no CUDA device is visible", fix="use --device cpu or auto")
+        if name == "cuda":
+            return torch.device("cuda", local_rank)
+        index = name.removeprefix("cuda:")
+        if int(index) >= torch.cuda.device_count():
+            raise UserError(f"no GPU '{name}': {torch.cuda.device_count()} visible",
+                            fix=f"use --device cuda:N with N < {torch.cuda.device_count()}, or cuda")
+        if distributed_run:
+            raise UserError(f"--device {name} under torchrun", fix="use --device cuda: each process takes the GPU "
+                                                                   "of its LOCAL_RANK")
+        return torch.device("cuda", int(index))
+    raise UserError(f"unknown --device '{name}'", fix="use --device auto, cpu, cuda or cuda:N")
 
 
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -188,7 +198,7 @@ class Trainer:
         self.config, self.out, self.progress = config, out, progress
         probe = pick_device(config.device)
         self.dist = distributed.init_from_env(probe.type)
-        self.device = pick_device(config.device, self.dist.local_rank)
+        self.device = pick_device(config.device, self.dist.local_rank, distributed_run=self.dist.enabled)
         self.amp_dtype = amp_dtype(config.amp, self.device)
 
         pseudo = load_pseudo_labels(config.pseudo)
