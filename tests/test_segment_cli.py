@@ -256,3 +256,12 @@ def test_help_states_the_tracker_defaults(capsys):
     assert f"match it (default {defaults.similarity_threshold})" in text
     assert f"(default {defaults.score_threshold};" in text
     assert f"existing track (default {defaults.continue_threshold})" in text
+
+
+def test_unreadable_single_video_leaves_no_output_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "fake.mp4").write_text("not a video")
+    inject(monkeypatch, _BlobPredictor())
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "fake.mp4"), "--model", "x", "--out", str(out), "--no-progress"]) == 2
+    assert "fake.mp4" in capsys.readouterr().err
+    assert not out.exists()  # nothing half-made to clean up

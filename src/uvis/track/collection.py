@@ -62,7 +62,6 @@ def segment_collection(
     """
     from tqdm import tqdm
 
-    out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     done = skipped = 0
     unreadable: dict[str, str] = {}
