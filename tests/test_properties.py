@@ -152,6 +152,16 @@ def test_encode_many_equals_encode(h, w, n, rnd):
 
 
 @FAST
+@given(st.lists(bool_masks(max_side=16), min_size=1, max_size=4), st.integers(1, 16), st.integers(1, 16))
+def test_encode_tensor_equals_pycocotools(masks, h, w):
+    """The device-side encoder (run boundaries by torch, used for MaskCut on GPUs) gives pycocotools' RLEs."""
+    import torch
+
+    stack = np.stack([np.resize(m, (h, w)) for m in masks])
+    assert mask_utils.encode_tensor(torch.from_numpy(stack)) == mask_utils.encode_many(stack)
+
+
+@FAST
 @given(bool_masks(), st.sampled_from(["compressed", "uncompressed", "bytes"]))
 def test_normalize_is_idempotent_and_keeps_the_mask(mask, form):
     h, w = mask.shape
