@@ -66,6 +66,8 @@ def main() -> None:
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     g = torch.Generator().manual_seed(0)
     batches = [random_batch(args.batch_size, args.height, args.width, args.objects, cfg.num_classes, g) for _ in range(2)]
+    if device.type == "cuda":  # pinned, as the trainer's data loader delivers them (fast, asynchronous uploads)
+        batches = [(im.pin_memory(), [{k: v.pin_memory() for k, v in t.items()} for t in tg]) for im, tg in batches]
 
     def step(i: int) -> float:
         images, targets = batches[i % 2]
