@@ -206,15 +206,18 @@ class FramePredictor:
         # mask logits cover ceil(nh/4) x ceil(nw/4) cells of 4x4 input pixels: upsample x4, crop, resize
         mh, mw = out["pred_masks"].shape[-2:]
         keep = scores >= self.min_score if self.min_score is not None else torch.ones_like(scores, dtype=torch.bool)
+        # the small per-query tensors cross to the host once per batch; masks once per frame (memory stays bounded)
+        keep_h, emb_h = keep.cpu(), out["embeddings"].float().cpu()
+        probs_h, scores_h = probs.cpu(), scores.cpu()
         dets = []
         for b in range(len(frames)):
-            k = keep[b]
+            k = keep_h[b]
             if bool(k.any()):
-                m = F.interpolate(out["pred_masks"][b : b + 1, k].float(), size=(4 * mh, 4 * mw), mode="bilinear",
-                                  align_corners=False)
+                m = F.interpolate(out["pred_masks"][b : b + 1, keep[b]].float(), size=(4 * mh, 4 * mw),
+                                  mode="bilinear", align_corners=False)
                 m = F.interpolate(m[:, :, :nh, :nw], size=(h, w), mode="bilinear", align_corners=False)[0]
             else:  # bilinear interpolation refuses zero channels
                 m = torch.zeros(0, h, w, device=scores.device)
-            dets.append(FrameDetections(embeddings=out["embeddings"][b, k].float().cpu(), class_probs=probs[b, k].cpu(),
-                                        scores=scores[b, k].cpu(), masks=(m > 0).cpu()))
+            dets.append(FrameDetections(embeddings=emb_h[b, k], class_probs=probs_h[b, k], scores=scores_h[b, k],
+                                        masks=(m > 0).cpu()))
         return dets
