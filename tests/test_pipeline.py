@@ -205,9 +205,19 @@ def test_skip_bad_videos_runs_every_step_without_the_unreadable_one(sample, tmp_
                      classes=list(SYNTHETIC_CLASSES))
     with pytest.raises(UserError, match=frames[-1].name):
         run_pipeline(config, log=lambda s: None)
-    run_pipeline(RunConfig(**{**config.__dict__, "skip_bad_videos": True}), log=lambda s: None)
+    said: list[str] = []
+    run_pipeline(RunConfig(**{**config.__dict__, "skip_bad_videos": True}), log=said.append)
+    assert sum("left out 1 unreadable video(s)" in line and "new --out" in line for line in said) == 2
     pseudo = json.loads((out / "1-pseudo-labels" / "pseudo_labels.json").read_text())
     assert len(pseudo["videos"]) == 1 and len(pseudo["info"]["skipped_videos"]) == 1
     summary = json.loads((out / "4-segment" / "summary.json").read_text())
     assert summary["videos"] == 1 and len(summary["unreadable"]) == 1
     assert len(json.loads((out / "metrics.json").read_text())["uvis"]["class-agnostic"]["stats"]) == 12
+
+
+def test_device_auto_reaches_every_step(sample, tmp_path):
+    """--device auto (what `uvis run --help` offers) works through segmenting, not only training."""
+    out = tmp_path / "run"
+    run_pipeline(_config(sample, out, device="auto", pseudo_from_ground_truth=True, train_steps=2), "segment",
+                 log=lambda s: None)
+    assert (out / "4-segment" / "results.json").is_file()

@@ -339,3 +339,23 @@ def test_train_device_names_like_the_other_commands(monkeypatch):
         pick_device("cuda:2")
     with pytest.raises(UserError, match="LOCAL_RANK"):
         pick_device("cuda:1", distributed_run=True)
+
+
+def test_loader_workers_ignore_ctrl_c_and_an_ignored_ctrl_c_stays_ignored(synth):
+    """Workers leave Ctrl-C to the trainer (spawned workers would otherwise die mid-batch); a run started with
+    Ctrl-C ignored (in the background) does not start catching it."""
+    import signal
+
+    from uvis.train import trainer as trainer_mod
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        trainer_mod._ignore_ctrl_c(0)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        with trainer_mod._step_boundary_interrupts(True) as interrupted:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and not interrupted()
+    finally:
+        signal.signal(signal.SIGINT, before)
+    root, _, pseudo = synth
+    t = trainer_mod.Trainer(tiny_config(root, pseudo, "run_workers", steps=1, num_workers=1), progress=False)
+    assert t._loader().worker_init_fn is trainer_mod._ignore_ctrl_c

@@ -281,6 +281,10 @@ class Pipeline:
             pseudo_label_collection(self.collection, paths.pseudo, pl_config, weights=config.dino_weights,
                                     device=config.device, batch_size=config.maskcut_batch_size,
                                     progress=config.progress, skip_bad=config.skip_bad_videos)
+            if config.skip_bad_videos:
+                from uvis.pseudo.collection import skipped_videos
+
+                self._note_left_out("pseudo-label", skipped_videos(self.collection, paths.pseudo))
         _mark_complete(paths.pseudo, settings)
 
     def name(self, config: RunConfig, paths: RunPaths) -> None:
@@ -351,10 +355,19 @@ class Pipeline:
 
         tracker = TrackerConfig() if config.track_memory else TrackerConfig.minvis_baseline()
         segmenter = Segmenter.from_run(paths.model, config.device, tracker_config=tracker, top_k=config.top_k)
-        segment_collection(self.collection, self.collection.items, segmenter, paths.segment,
-                           batch_size=config.segment_batch_size, progress=config.progress,
-                           skip_bad=config.skip_bad_videos)
+        summary = segment_collection(self.collection, self.collection.items, segmenter, paths.segment,
+                                     batch_size=config.segment_batch_size, progress=config.progress,
+                                     skip_bad=config.skip_bad_videos)
+        self._note_left_out("segment", summary["unreadable"])
         _mark_complete(paths.segment, settings)
+
+    def _note_left_out(self, step: str, unreadable: dict[str, str]) -> None:
+        """Say which videos --skip-bad-videos left out. The step still counts as finished (later steps were made
+        without them), so a rerun into this folder keeps them out; after repairing them, use a new --out."""
+        if unreadable:
+            names = ", ".join(sorted(unreadable)[:5]) + (" ..." if len(unreadable) > 5 else "")
+            self.log(f"[{step}] left out {len(unreadable)} unreadable video(s): {names}. This run folder keeps them "
+                     "out; to include them once repaired, run again with a new --out")
 
     def evaluate(self, paths: RunPaths) -> dict[str, dict[str, Any]]:
         """Class-aware (where the vocabulary names the ground truth's classes) and class-agnostic metrics."""
@@ -440,4 +453,6 @@ class Pipeline:
 
 
 def run_pipeline(config: RunConfig, stop_after: str = "report", *, log: Callable[[str], None] = print) -> Path:
+    if config.device == "auto":  # every step picks CUDA when present from None
+        config = dataclasses.replace(config, device=None)
     return Pipeline(config, log=log).run(stop_after)

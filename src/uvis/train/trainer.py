@@ -100,8 +100,11 @@ def _step_boundary_interrupts(active: bool) -> Iterator[Callable[[], bool]]:
     if not active or threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
-    hit: list[bool] = []
     previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:  # started with Ctrl-C ignored (e.g. in the background): leave it so
+        yield lambda: False
+        return
+    hit: list[bool] = []
 
     def note(signum: int, frame: Any) -> None:
         hit.append(True)
@@ -112,6 +115,12 @@ def _step_boundary_interrupts(active: bool) -> Iterator[Callable[[], bool]]:
         yield lambda: bool(hit)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """Data-loader workers leave Ctrl-C to the training process, which finishes its step and checkpoints; a
+    worker killed by it (the default where workers are spawned, not forked) would break that step's batch."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -324,7 +333,7 @@ class Trainer:
         return torch.utils.data.DataLoader(
             self.dataset, batch_sampler=self.sampler, num_workers=self.config.num_workers, collate_fn=collate,
             pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(self.config.seed),
-            persistent_workers=False)
+            persistent_workers=False, worker_init_fn=_ignore_ctrl_c if self.config.num_workers else None)
 
     def _metrics_writer(self):
         path = self.out / "metrics.jsonl"
