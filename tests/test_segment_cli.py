@@ -265,3 +265,16 @@ def test_unreadable_single_video_leaves_no_output_folder(tmp_path, monkeypatch, 
     assert main(["segment", str(tmp_path / "fake.mp4"), "--model", "x", "--out", str(out), "--no-progress"]) == 2
     assert "fake.mp4" in capsys.readouterr().err
     assert not out.exists()  # nothing half-made to clean up
+
+
+def test_skip_bad_videos_when_none_can_be_read(tmp_path, monkeypatch, capsys):
+    vids = tmp_path / "vids"
+    vids.mkdir()
+    (vids / "a.mp4").write_text("not a video")
+    (vids / "b.mp4").write_bytes(b"")
+    inject(monkeypatch, _BlobPredictor())
+    out = tmp_path / "out"
+    code = main(["segment", str(vids), "--model", "x", "--out", str(out), "--no-progress", "--skip-bad-videos"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "none of the 2 videos could be read" in err and "\n" not in err
+    assert not out.exists()

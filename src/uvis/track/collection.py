@@ -105,6 +105,9 @@ def segment_collection(
         atomic.write_json(record_path, record)
         records.append(record)
         done += 1
+    if unreadable and len(unreadable) == len(collection.items):
+        raise UserError(f"none of the {len(unreadable)} videos could be read ({next(iter(unreadable.values()))})",
+                        path=collection.root, fix="check the input videos")
     # Every finished video of the collection (also those of other shards / earlier runs), gathered and written
     # under the folder's lock so that shards finishing together cannot drop each other's last videos.
     wanted = {i.video_id for i in items}
