@@ -84,18 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def resolve_device(device: str | None) -> str:
-    import torch
+    from uvis.features.dino import pick_device
 
-    if not device:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"unknown --device '{device}'", fix="use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise UserError(f"--device {device} but {torch.cuda.device_count()} CUDA device(s) are visible",
-                        fix="use --device cpu, or leave --device out (CUDA when present)")
-    return device
+    return str(pick_device(device or None))
 
 
 def load_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:

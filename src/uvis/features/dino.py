@@ -195,17 +195,19 @@ class Features:
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The one check of a ``--device`` value for every command: ``None``/``auto`` (CUDA when present), ``cpu``,
+    ``cuda``, ``cuda:N``; anything else, or a GPU that is not there, is a one-line error."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise UserError(f"unknown device '{device}'", fix="use --device auto, cpu, cuda or cuda:N") from None
+        raise UserError(f"unknown --device '{device}'", fix="use --device auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("CUDA requested but no GPU is visible", fix="use --device cpu or auto")
+        raise UserError(f"--device {device} but no CUDA device is visible", fix="use --device cpu or auto")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"no GPU {dev.index}: {torch.cuda.device_count()} visible",
-                        fix=f"use --device cuda:N with N < {torch.cuda.device_count()}")
+        raise UserError(f"no GPU '{device}': {torch.cuda.device_count()} visible",
+                        fix=f"use --device cuda:N with N < {torch.cuda.device_count()}, or cuda")
     return dev
 
 

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from uvis.data import atomic
 from uvis.errors import UserError
 from uvis.features.dino import autocast_dtype
+from uvis.features.dino import pick_device as check_device
 from uvis.model.loss import SetCriterion
 from uvis.model.model import build_model
 from uvis.pseudo.format import PseudoLabels, load_pseudo_labels
@@ -58,25 +59,19 @@ class WarmupPoly:
 
 
 def pick_device(name: str, local_rank: int = 0, *, distributed_run: bool = False) -> torch.device:
-    """``auto``, ``cpu``, ``cuda`` (under torchrun: the GPU of the process's local rank) or ``cuda:N``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or (name.startswith("cuda:") and name.removeprefix("cuda:").isdigit()):
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {name} but no CUDA device is visible", fix="use --device cpu or auto")
-        if name == "cuda":
-            return torch.device("cuda", local_rank)
-        index = name.removeprefix("cuda:")
-        if int(index) >= torch.cuda.device_count():
-            raise UserError(f"no GPU '{name}': {torch.cuda.device_count()} visible",
-                            fix=f"use --device cuda:N with N < {torch.cuda.device_count()}, or cuda")
-        if distributed_run:
-            raise UserError(f"--device {name} under torchrun", fix="use --device cuda: each process takes the GPU "
-                                                                   "of its LOCAL_RANK")
-        return torch.device("cuda", int(index))
-    raise UserError(f"unknown --device '{name}'", fix="use --device auto, cpu, cuda or cuda:N")
+    """``auto``, ``cpu``, ``cuda`` (under torchrun: the GPU of the process's local rank) or ``cuda:N``, checked by
+    ``uvis.features.dino.pick_device``; training runs on a CPU or CUDA only."""
+    if name not in ("auto", "cpu") and not name.startswith("cuda"):
+        raise UserError(f"unknown --device '{name}'", fix="use --device auto, cpu, cuda or cuda:N")
+    dev = check_device(name)
+    if dev.type != "cuda":
+        return dev
+    if dev.index is None:
+        return torch.device("cuda", local_rank)
+    if distributed_run:
+        raise UserError(f"--device {name} under torchrun", fix="use --device cuda: each process takes the GPU "
+                                                               "of its LOCAL_RANK")
+    return dev
 
 
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
