@@ -333,18 +333,13 @@ def to_rles(masks: torch.Tensor, scores: torch.Tensor, *, on_device: bool | None
     """
     b, n = masks.shape[:2]
     keep = masks.flatten(2).any(-1)
-    s = scores.cpu().numpy()
+    kept, s = keep.cpu().numpy(), scores.cpu().numpy()
     if masks.is_cuda if on_device is None else on_device:
-        rles = iter(mask_utils.encode_tensor(masks[keep]))
-        kept = keep.cpu().numpy()
-        return [[FrameMask(next(rles), float(s[i, j])) for j in range(n) if kept[i, j]] for i in range(b)]
-    m = masks.cpu().numpy()
-    kept = keep.cpu().numpy()
-    out: list[list[FrameMask]] = []
-    for frame_masks, frame_scores, k in zip(m, s, kept, strict=True):
-        rles = mask_utils.encode_many(frame_masks[k]) if k.any() else []
-        out.append([FrameMask(r, float(sc)) for r, sc in zip(rles, frame_scores[k], strict=True)])
-    return out
+        rles = mask_utils.encode_tensor(masks[keep])
+    else:
+        rles = mask_utils.encode_many(masks.cpu().numpy()[kept])
+    ordered = iter(rles)  # the kept masks, frame by frame
+    return [[FrameMask(next(ordered), float(s[i, j])) for j in range(n) if kept[i, j]] for i in range(b)]
 
 
 def crf_available() -> bool:
