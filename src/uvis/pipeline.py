@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from uvis.data import atomic
-from uvis.data.sources import Collection, discover
+from uvis.data.sources import Collection, discover, unreadable_list
 from uvis.errors import UserError
 
 STEPS = ("pseudo-label", "name", "train", "segment", "evaluate", "report")
@@ -365,9 +365,8 @@ class Pipeline:
         """Say which videos --skip-bad-videos left out. The step still counts as finished (later steps were made
         without them), so a rerun into this folder keeps them out; after repairing them, use a new --out."""
         if unreadable:
-            names = ", ".join(sorted(unreadable)[:5]) + (" ..." if len(unreadable) > 5 else "")
-            self.log(f"[{step}] left out {len(unreadable)} unreadable video(s): {names}. This run folder keeps them "
-                     "out; to include them once repaired, run again with a new --out")
+            self.log(f"[{step}] left out {unreadable_list(unreadable)}. This run folder keeps them out; to include "
+                     "them once repaired, run again with a new --out")
 
     def evaluate(self, paths: RunPaths) -> dict[str, dict[str, Any]]:
         """Class-aware (where the vocabulary names the ground truth's classes) and class-agnostic metrics."""

@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uvis.data.sources import discover, parse_shard
+    from uvis.data.sources import discover, parse_shard, unreadable_list
     from uvis.errors import UserError
 
     shard = parse_shard(args.shard) if args.shard else None
@@ -98,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
         from uvis.pseudo.collection import skipped_videos
 
         if skipped := skipped_videos(collection, args.out):
-            print(f"skipped {len(skipped)} unreadable video(s): {', '.join(sorted(skipped)[:5])}"
-                  f"{' ...' if len(skipped) > 5 else ''} (errors in {Path(args.out) / 'videos'}/*.failed.json)")
+            print(f"skipped {unreadable_list(skipped)} (errors in {Path(args.out) / 'videos'}/*.failed.json)")
     if not out.exists():
         then = " and named" if vocabulary is not None else ""
         print(f"shard done; {out} is written{then} once every shard has finished (rerun any shard to merge)")

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from uvis.data.sources import Collection, discover, parse_shard
+from uvis.data.sources import Collection, discover, parse_shard, unreadable_list
 from uvis.errors import UserError
 from uvis.track.collection import segment_collection
 from uvis.track.segmenter import FramePredictor, Segmenter
@@ -196,7 +196,5 @@ def run(args: argparse.Namespace) -> int:
         if wanted:
             print(f"  {label:<15} {path}")
     if summary["unreadable"]:
-        names = sorted(summary["unreadable"])
-        print(f"  skipped {len(names)} unreadable video(s): {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
-              f" (errors in {args.out / 'summary.json'})")
+        print(f"  skipped {unreadable_list(summary['unreadable'])} (errors in {args.out / 'summary.json'})")
     return 0

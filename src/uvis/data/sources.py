@@ -13,6 +13,7 @@ Ground truth, when the input has it, comes along as a ``Dataset`` so results can
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,13 @@ class Collection:
         if count < 1 or not 0 <= index < count:
             raise UserError(f"bad shard {index}/{count}", fix="use --shard i/n with 0 <= i < n")
         return self.items[index::count]
+
+
+def unreadable_list(names: Iterable[str], shown: int = 5) -> str:
+    """'N unreadable video(s): a, b, c ...' for the messages of --skip-bad-videos."""
+    names = sorted(names)
+    more = " ..." if len(names) > shown else ""
+    return f"{len(names)} unreadable video(s): {', '.join(names[:shown])}{more}"
 
 
 def parse_shard(text: str) -> tuple[int, int]:
