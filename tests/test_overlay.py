@@ -127,17 +127,22 @@ def test_contact_sheet_layout():
         contact_sheet([], cols=2, thumb_width=10)
 
 
+def _davis_round_trip(root, masks, track_ids):
+    """Write one frame's id PNG (and a frame) in the DAVIS layout under ``root`` and read it with load_davis."""
+    h, w = masks[0].shape
+    save_id_png(root / "Annotations" / "480p" / "s" / "00000.png", instance_id_map(np.stack(masks), track_ids, h, w))
+    frames = root / "JPEGImages" / "480p" / "s"
+    frames.mkdir(parents=True)
+    Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(frames / "00000.jpg")
+    return load_davis(root)
+
+
 def test_save_id_png_16bit_round_trip_via_davis_reader(tmp_path):
     """More than 255 ids are written as a 16-bit PNG; reading it back keeps every id an object (the 0/255
     'DAVIS-2016 binary' rule is for 8-bit greyscale masks only)."""
     a = _square(12, 16, 0, 4, 0, 4)
     b = _square(12, 16, 6, 12, 8, 16)
-    ids = instance_id_map(np.stack([a, b]), [7, 300], 12, 16)
-    save_id_png(tmp_path / "Annotations" / "480p" / "s" / "00000.png", ids)
-    frames = tmp_path / "JPEGImages" / "480p" / "s"
-    frames.mkdir(parents=True)
-    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(frames / "00000.jpg")
-    ds = load_davis(tmp_path)
+    ds = _davis_round_trip(tmp_path, [a, b], [7, 300])
     assert len(ds.tracks) == 2
     assert np.array_equal(mask_utils.decode(ds.tracks[0].segmentations[0]), a)
     assert np.array_equal(mask_utils.decode(ds.tracks[1].segmentations[0]), b)
@@ -147,12 +152,7 @@ def test_save_id_png_track_255_survives_the_davis_void_rule(tmp_path):
     """Palette index 255 is void in DAVIS-style masks, so a track with id 255 must be written so it reads back."""
     a = _square(12, 16, 0, 4, 0, 4)
     b = _square(12, 16, 6, 12, 8, 16)
-    ids = instance_id_map(np.stack([a, b]), [3, 255], 12, 16)
-    save_id_png(tmp_path / "Annotations" / "480p" / "s" / "00000.png", ids)
-    frames = tmp_path / "JPEGImages" / "480p" / "s"
-    frames.mkdir(parents=True)
-    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(frames / "00000.jpg")
-    ds = load_davis(tmp_path)
+    ds = _davis_round_trip(tmp_path, [a, b], [3, 255])
     assert len(ds.tracks) == 2
     assert np.array_equal(mask_utils.decode(ds.tracks[1].segmentations[0]), b)
 

@@ -17,6 +17,7 @@ from uvis.data.synthetic import SYNTHETIC_CLASSES, make_dataset
 from uvis.errors import UserError
 from uvis.features import dino
 from uvis.pipeline import RunConfig, run_pipeline, step_settings
+from uvis.track.segmenter import Segmenter
 
 
 @pytest.fixture()
@@ -39,6 +40,21 @@ def _config(sample, out, **kw) -> RunConfig:
                 segment_batch_size=2)
     base.update(kw)
     return RunConfig(**base)
+
+
+def _interrupt_second_video(monkeypatch):
+    """Make Segmenter.segment raise KeyboardInterrupt (Ctrl-C) on the second video; returns the real method."""
+    original = Segmenter.segment
+    calls = {"n": 0}
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # Ctrl-C while the second video is being segmented
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "segment", interrupted)
+    return original
 
 
 def test_full_pipeline_with_stage1_writes_every_step(sample, tmp_path, tiny_weights):
@@ -85,24 +101,13 @@ def test_interrupted_run_resumes_to_the_same_result(sample, tmp_path, monkeypatc
     whole = tmp_path / "whole"
     run_pipeline(_config(sample, whole, pseudo_from_ground_truth=True), "segment", log=lambda s: None)
 
-    from uvis.track import segmenter as segmenter_module
-
-    original = segmenter_module.Segmenter.segment
-    calls = {"n": 0}
-
-    def interrupted(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:  # Ctrl-C while the second video is being segmented
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(segmenter_module.Segmenter, "segment", interrupted)
+    original = _interrupt_second_video(monkeypatch)
     resumed = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(_config(sample, resumed, pseudo_from_ground_truth=True), "segment", log=lambda s: None)
     assert not (resumed / "4-segment" / "step.json").exists()
     assert not (resumed / "4-segment" / "results.json").exists()
-    monkeypatch.setattr(segmenter_module.Segmenter, "segment", original)
+    monkeypatch.setattr(Segmenter, "segment", original)
     run_pipeline(_config(sample, resumed, pseudo_from_ground_truth=True), "segment", log=lambda s: None)
     assert (resumed / "4-segment" / "results.json").read_text() == (whole / "4-segment" / "results.json").read_text()
 
@@ -163,23 +168,12 @@ def test_report_command_reproduces_the_config(sample, tmp_path, monkeypatch):
 
 def test_interrupted_step_rerun_with_other_settings_is_refused(sample, tmp_path, monkeypatch):
     """A half-made step folder must not be finished with other settings (its first videos would keep the old ones)."""
-    from uvis.track import segmenter as segmenter_module
-
-    original = segmenter_module.Segmenter.segment
-    calls = {"n": 0}
-
-    def interrupted(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:  # Ctrl-C while the second video is being segmented
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(segmenter_module.Segmenter, "segment", interrupted)
+    original = _interrupt_second_video(monkeypatch)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(_config(sample, out, pseudo_from_ground_truth=True), "segment", log=lambda s: None)
     assert len(list((out / "4-segment" / "videos").glob("*.json"))) == 1
-    monkeypatch.setattr(segmenter_module.Segmenter, "segment", original)
+    monkeypatch.setattr(Segmenter, "segment", original)
     with pytest.raises(UserError, match="other settings.*top_k"):
         run_pipeline(_config(sample, out, pseudo_from_ground_truth=True, top_k=3), "segment", log=lambda s: None)
     assert not (out / "4-segment" / "step.json").exists()
