@@ -42,7 +42,8 @@ class RunConfig:
     device: str | None = None
     progress: bool = True
     skip_bad_videos: bool = False  # report an unreadable video and go on without it (default: stop on it)
-    # stage 1a: MaskCut
+    # stage 1a: MaskCut on DINO keys ("dino") or MotionCut on residual motion ("motion", no weights)
+    features: str = "dino"
     backbone: str = "dino_vitb8"
     dino_weights: str | None = None
     num_masks: int = 3
@@ -74,7 +75,7 @@ class RunConfig:
 
 # The settings each step's output depends on (cumulative: a step also depends on all earlier ones).
 STEP_FIELDS: dict[str, tuple[str, ...]] = {
-    "pseudo-label": ("data", "frames", "backbone", "dino_weights", "num_masks", "resolution", "solver",
+    "pseudo-label": ("data", "frames", "features", "backbone", "dino_weights", "num_masks", "resolution", "solver",
                      "pseudo_from_ground_truth"),
     "name": ("classes", "clip_model", "clip_weights", "templates", "prototypes"),
     "train": ("train_preset", "train_steps", "train_batch_size", "backbone_weights", "image_size", "train_videos"),
@@ -108,7 +109,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 # RunConfig field -> its ``uvis run`` flag (fields missing here have no flag: Python API only)
 _FLAGS: dict[str, str] = {
-    "frames": "--frames", "device": "--device", "backbone": "--backbone", "dino_weights": "--weights",
+    "frames": "--frames", "device": "--device", "features": "--features", "backbone": "--backbone", "dino_weights": "--weights",
     "num_masks": "--num-masks", "solver": "--solver", "clip_model": "--clip-model", "clip_weights": "--clip-weights",
     "templates": "--templates", "train_preset": "--preset", "train_steps": "--steps",
     "train_batch_size": "--batch-size", "backbone_weights": "--backbone-weights",
@@ -273,10 +274,15 @@ class Pipeline:
         else:
             from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
             from uvis.pseudo.maskcut import MaskCutConfig
+            from uvis.pseudo.motioncut import MotionCutConfig
 
+            if config.features == "motion":
+                self.log("[pseudo-label] stage 1 from motion (--features motion): MotionCut on residual optical "
+                         "flow, no pretrained weights")
             pl_config = PseudoLabelConfig(
-                backbone=config.backbone,
+                backbone=config.backbone, features=config.features,
                 maskcut=MaskCutConfig(resolution=config.resolution, num_masks=config.num_masks, solver=config.solver),
+                motion=MotionCutConfig(num_masks=config.num_masks),
             )
             pseudo_label_collection(self.collection, paths.pseudo, pl_config, weights=config.dino_weights,
                                     device=config.device, batch_size=config.maskcut_batch_size,
@@ -295,6 +301,12 @@ class Pipeline:
             from uvis.pseudo.format import load_pseudo_labels
 
             load_pseudo_labels(paths.pseudo_file).save(paths.named_file)  # ground truth is already named
+        elif config.features == "motion" and not self._clip_available(config):
+            from uvis.pseudo.format import load_pseudo_labels
+
+            self.log("[name] no CLIP weights: the motion pseudo-labels stay class-agnostic ('object'); pass "
+                     "--clip-weights to name them")
+            load_pseudo_labels(paths.pseudo_file).save(paths.named_file)
         else:
             from uvis.pseudo.clip_model import ClipConfig
             from uvis.pseudo.name_labels import name_file
@@ -307,6 +319,18 @@ class Pipeline:
                       PrototypeConfig(enabled=config.prototypes), parts_dir=paths.named / "parts",
                       progress=config.progress)
         _mark_complete(paths.named, settings)
+
+    @staticmethod
+    def _clip_available(config: RunConfig) -> bool:
+        """Whether the CLIP weights for naming can be had (found locally or downloaded)."""
+        from uvis.errors import WeightsNotFoundError
+        from uvis.pseudo.clip_model import ClipConfig, find_weights
+
+        try:
+            find_weights(ClipConfig(model_name=config.clip_model, weights=config.clip_weights))
+        except WeightsNotFoundError:
+            return False
+        return True
 
     def train(self, config: RunConfig, paths: RunPaths) -> None:
         settings = step_settings(config, "train")

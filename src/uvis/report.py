@@ -279,6 +279,9 @@ def write_run_report(pipeline, paths, results: dict[str, dict[str, dict]]) -> Pa
     inputs.overlay_rows = _overlay_samples(paths.segment / "overlays",
                                            tracks=_tracks_per_video(paths.segment / "summary.json"))
     inputs.training = _training_log(paths.model / "metrics.jsonl")
+    if config.features == "motion" and not config.pseudo_from_ground_truth:
+        inputs.notes.append("Stage 1 came from motion (--features motion): MotionCut masks on residual optical flow, "
+                            "with no pretrained weights and no ground truth in stages 1-3.")
     if config.pseudo_from_ground_truth:
         inputs.masks_heading = "Training labels (the ground truth, standing in for pseudo-labels)"
         inputs.notes.append("Stage 1 was replaced by the ground truth (--pseudo-from-ground-truth): these numbers "

@@ -28,10 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or a folder of those")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--frames", default=None, help="frame root for a YouTube-VIS JSON (default: JPEGImages beside it)")
+    p.add_argument("--features", choices=["dino", "motion"], default="dino",
+                   help="dino: MaskCut on DINO keys (default, the paper's stage 1); motion: MotionCut on residual "
+                        "optical flow, no weights needed (class-agnostic; see docs/pseudo-label.md)")
     p.add_argument("--backbone", default="dino_vitb8", choices=[n for n in VITS if n != "tiny"] + ["tiny"],
                    metavar="NAME", help="DINO backbone: dino_vits16, dino_vits8, dino_vitb16, dino_vitb8 (default)")
     p.add_argument("--weights", default=None, help="checkpoint file, or a folder holding it under its official name")
-    p.add_argument("--num-masks", type=int, default=3, help="cuts per frame (default: 3)")
+    p.add_argument("--num-masks", type=int, default=None, help="cuts per frame (default: 3 with dino, 1 with motion)")
     p.add_argument("--resolution", type=int, default=480, help="square size frames are resized to (default: 480)")
     p.add_argument("--tau", type=float, default=0.15, help="affinity threshold (default: 0.15)")
     p.add_argument("--solver", default="eigh", choices=["eigh", "subspace"], help="MaskCut eigensolver: eigh = exact (Lanczos on CPU, dense on GPU); subspace = batched iterative, for GPUs")
@@ -84,12 +87,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
         from uvis.pseudo.maskcut import MaskCutConfig
+        from uvis.pseudo.motioncut import MotionCutConfig
 
+        if args.features == "motion" and args.crf:
+            raise UserError("--crf refines MaskCut's masks; motion masks are refined by their flow",
+                            fix="drop --crf, or use --features dino")
         config = PseudoLabelConfig(
             backbone=args.backbone,
             amp=not args.fp32,
-            maskcut=MaskCutConfig(resolution=args.resolution, tau=args.tau, num_masks=args.num_masks, crf=args.crf,
-                                  solver=args.solver),
+            features=args.features,
+            maskcut=MaskCutConfig(resolution=args.resolution, tau=args.tau, num_masks=args.num_masks or 3,
+                                  crf=args.crf, solver=args.solver),
+            motion=MotionCutConfig(num_masks=args.num_masks or 1),
         )
         out = pseudo_label_collection(collection, args.out, config, weights=args.weights, device=args.device,
                                       batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,

@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", choices=STEPS, default="report", help="last step to run (default: report)")
     p.add_argument("--device", help="auto, cpu or cuda (default auto: cuda when available; pick a GPU with "
                                     "CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--features", choices=["dino", "motion"], default="dino",
+                   help="stage 1: MaskCut on DINO keys (dino, default) or MotionCut on residual optical flow, no "
+                        "weights needed (motion; without CLIP weights the labels stay class-agnostic)")
     p.add_argument("--backbone", default="dino_vitb8", help="DINO backbone for MaskCut (default dino_vitb8)")
     p.add_argument("--weights", help="DINO weights file or folder (default: $UVIS_WEIGHTS_DIR, cache, download)")
     p.add_argument("--clip-weights", help="CLIP weights file or folder")
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     config = RunConfig(
         data=args.data, out=args.out, frames=args.frames, classes=classes, device=args.device,
-        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, backbone=args.backbone, dino_weights=args.weights, num_masks=args.num_masks,
+        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, features=args.features, backbone=args.backbone, dino_weights=args.weights, num_masks=args.num_masks,
         solver=args.solver, pseudo_from_ground_truth=args.pseudo_from_ground_truth, clip_model=args.clip_model,
         clip_weights=args.clip_weights, templates=args.templates, prototypes=not args.no_prototypes,
         train_preset=args.preset, train_steps=args.steps, train_batch_size=args.batch_size,

@@ -72,9 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="report an unreadable video and go on with the others (default: stop on it); a rerun "
                         "tries it again")
     g = p.add_argument_group("training-free path (--model none)")
+    g.add_argument("--features", choices=["auto", "dino", "motion"], default="auto",
+                   help="stage-1 masks: MaskCut on DINO keys (dino), MotionCut on residual motion with no weights "
+                        "(motion), or dino when its weights are found and motion otherwise (auto, the default)")
     g.add_argument("--backbone", default="dino_vitb8", help="DINO ViT for MaskCut (default dino_vitb8)")
     g.add_argument("--dino-weights", help="DINO checkpoint file, or a folder holding it under its official name")
-    g.add_argument("--num-masks", type=int, default=3, help="MaskCut masks per frame (default 3)")
+    g.add_argument("--num-masks", type=int, default=None,
+                   help="stage-1 masks per frame (default 3 with dino, 1 with motion)")
     g.add_argument("--resolution", type=int, default=480, help="MaskCut input size (default 480)")
     g.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
     g.add_argument("--clip-pretrained", default="openai", help="pretrained tag naming the weights file")
@@ -105,14 +109,61 @@ def load_predictor(args: argparse.Namespace, device: str, collection: Collection
     return ModelPredictor.from_run(run_dir, device, clip_weights=args.clip_weights)
 
 
+def choose_features(args: argparse.Namespace) -> str:
+    """``--features auto``: dino when its weights are found (or downloaded), else motion, said in one line."""
+    if args.features != "auto":
+        return args.features
+    from uvis.errors import WeightsNotFoundError
+    from uvis.features.dino import VITS
+    from uvis.features.weights import resolve
+
+    arch = VITS.get(args.backbone)
+    if arch is None or arch.spec is None or args.dino_weights:
+        return "dino"  # the loader reports an unknown name or a bad --dino-weights path itself
+    try:
+        resolve(arch.spec, None, flag="--dino-weights")
+    except WeightsNotFoundError:
+        print(f"no DINO weights ({arch.spec.filename}): using the weights-free motion features "
+              f"(--features motion); see the README's weights section to use DINO")
+        return "motion"
+    return "dino"
+
+
+def _clip_for_motion(args: argparse.Namespace, clip_cfg: Any) -> Any:
+    """With motion features CLIP is optional: without --classes and without its weights, objects are tracked by
+    colour and all named 'object'."""
+    if args.classes:
+        return clip_cfg
+    from uvis.errors import WeightsNotFoundError
+    from uvis.pseudo.clip_model import find_weights
+
+    try:
+        find_weights(clip_cfg)
+    except WeightsNotFoundError:
+        print("no CLIP weights: every object is named 'object' and tracked by its colours (pass --clip-weights "
+              "or --classes to name objects)")
+        return None
+    return clip_cfg
+
+
 def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
-    """MaskCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept)."""
+    """MaskCut or MotionCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept).
+
+    With motion features and no CLIP weights (nor --classes), the weights-free mode: one class, 'object'."""
     from uvis.pseudo.clip_model import ClipConfig
     from uvis.pseudo.maskcut import MaskCutConfig
+    from uvis.pseudo.motioncut import MotionCutConfig
     from uvis.pseudo.vocabulary import Vocabulary, parse_classes
-    from uvis.track.stage1_predictor import Stage1Config, Stage1FramePredictor
+    from uvis.track.stage1_predictor import OBJECT, Stage1Config, Stage1FramePredictor
 
-    if args.classes:
+    features = choose_features(args)
+    clip_cfg: Any = ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
+                               weights=args.clip_weights)
+    if features == "motion":
+        clip_cfg = _clip_for_motion(args, clip_cfg)
+    if clip_cfg is None:
+        vocabulary = OBJECT
+    elif args.classes:
         vocabulary = parse_classes(args.classes)
     elif collection.dataset is not None and collection.dataset.categories:
         vocabulary = Vocabulary.from_categories(collection.dataset.categories)
@@ -120,10 +171,13 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
         raise UserError("--model none names objects with CLIP and needs a vocabulary", path=args.input,
                         fix='pass the class names, e.g. --classes "person,dog,skateboard"')
     cfg = Stage1Config(
-        backbone=args.backbone, dino_weights=args.dino_weights,
-        maskcut=MaskCutConfig(num_masks=args.num_masks, resolution=args.resolution),
-        clip=ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained, weights=args.clip_weights),
+        features=features, backbone=args.backbone, dino_weights=args.dino_weights,
+        maskcut=MaskCutConfig(num_masks=args.num_masks or 3, resolution=args.resolution),
+        motion=MotionCutConfig(num_masks=args.num_masks or 1),
+        clip=clip_cfg,
     )
+    args.features = features  # recorded in the results' settings
+    args.num_masks = cfg.maskcut.num_masks if features == "dino" else cfg.motion.num_masks
     try:
         return Stage1FramePredictor.create(vocabulary, cfg, device)
     except UserError as e:  # the DINO loader names its own CLI's flag; here it is --dino-weights
@@ -157,7 +211,11 @@ def result_settings(args: argparse.Namespace, segmenter: Segmenter) -> dict[str,
         "tracker": dataclasses.asdict(segmenter.tracker_config),
         "top_k": segmenter.top_k,
     }
-    if none:
+    if none and args.features == "motion":
+        predictor: Any = segmenter.predictor
+        settings["stage1"] = {"features": "motion", "motion": predictor.proposals.config.to_json(),
+                              "clip": None if predictor.clip is None else [args.clip_model, args.clip_pretrained]}
+    elif none:
         settings["stage1"] = {k: getattr(args, k) for k in ("backbone", "num_masks", "resolution", "clip_model",
                                                             "clip_pretrained")}
     return settings

@@ -157,6 +157,16 @@ class Video:
         return np.stack(list(self))
 
 
+def with_next_frame(batches: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Each batch with the frame that follows it (None after the last batch), for models that look one frame
+    ahead (motion); reads one batch ahead."""
+    current = next(batches, None)
+    while current is not None:
+        following = next(batches, None)
+        yield current, (following[0] if following is not None else None)
+        current = following
+
+
 def prefetched(items: Iterator[Any]) -> Iterator[Any]:
     """The items of ``items``, each produced on a worker thread while the previous one is being used."""
     from concurrent.futures import ThreadPoolExecutor

@@ -30,27 +30,43 @@ import numpy as np
 from uvis import __version__
 from uvis.data import atomic
 from uvis.data.sources import Collection, VideoItem, to_ytvis_video
-from uvis.data.video import list_frames
+from uvis.data.video import list_frames, with_next_frame
 from uvis.data.ytvis import Category
 from uvis.data.ytvis import Video as YtvisVideo
 from uvis.errors import UserError
 from uvis.pseudo.format import FrameInstance, PseudoLabels
 from uvis.pseudo.maskcut import FrameMask, MaskCut, MaskCutConfig, require_crf
+from uvis.pseudo.motioncut import MotionCut, MotionCutConfig
 
 CONFIG_NAME = "config.json"
 MERGED_NAME = "pseudo_labels.json"
 PART_FORMAT = 1
 
 
+FEATURES = ("dino", "motion")
+
+
 @dataclass(frozen=True)
 class PseudoLabelConfig:
-    """Everything that changes the pseudo-labels (device and batch size do not, up to float rounding)."""
+    """Everything that changes the pseudo-labels (device and batch size do not, up to float rounding).
+
+    ``features``: ``"dino"`` (MaskCut on DINO keys, the paper's stage 1) or ``"motion"`` (MotionCut on residual
+    motion, no weights needed; ``uvis.pseudo.motioncut``).
+    """
 
     backbone: str = "dino_vitb8"
     maskcut: MaskCutConfig = field(default_factory=MaskCutConfig)
     amp: bool = True  # bf16/fp16 autocast for the DINO forward on GPU (the eigensolve is always fp32)
+    features: str = "dino"
+    motion: MotionCutConfig = field(default_factory=MotionCutConfig)
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURES:
+            raise UserError(f"unknown stage-1 features '{self.features}'", fix=f"use one of {', '.join(FEATURES)}")
 
     def to_json(self) -> dict[str, Any]:
+        if self.features == "motion":
+            return {"stage": "motioncut", "features": "motion", "motion": self.motion.to_json()}
         return {"stage": "maskcut", "backbone": self.backbone, "amp": self.amp, "maskcut": self.maskcut.to_json()}
 
 
@@ -157,8 +173,11 @@ def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progr
     annotations: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     frame_index = 0
-    for batch in video.batches(batch_size, prefetch=True):
-        for frame_masks in labeller(batch):
+    temporal = getattr(labeller, "temporal", False)  # MotionCut: also sees the frame after each batch
+    if temporal:
+        labeller.start_video()  # type: ignore[attr-defined]
+    for batch, following in with_next_frame(video.batches(batch_size, prefetch=True)):
+        for frame_masks in (labeller(batch, following) if temporal else labeller(batch)):  # type: ignore[call-arg]
             for m in frame_masks:
                 inst = FrameInstance(video_id=item.video_id, frame_index=frame_index, segmentation=m.rle,
                                      score=m.score, category_id=m.category_id, class_prob=m.class_prob)
@@ -294,6 +313,11 @@ def pseudo_label_collection(
     Returns the path of the merged ``pseudo_labels.json`` (see ``label_collection``).
     """
     config = config or PseudoLabelConfig()
+    if config.features == "motion":
+        job = LabellingJob(stage="motioncut", description="uvis pseudo-labels (MotionCut on residual motion)",
+                           settings=config.to_json(), make_labeller=lambda: MotionCut(config.motion))
+        return label_collection(collection, out_dir, job, batch_size=batch_size, shard=shard, overwrite=overwrite,
+                                progress=progress, skip_bad=skip_bad)
     if config.maskcut.crf:
         require_crf()
 
