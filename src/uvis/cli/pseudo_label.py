@@ -15,7 +15,7 @@ NAMED_NAME = "pseudo_labels_named.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from uvis.features.dino import VITS
+    from uvis.features.dino import backbone_help
 
     p = subparsers.add_parser(
         "pseudo-label",
@@ -28,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or a folder of those")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--frames", default=None, help="frame root for a YouTube-VIS JSON (default: JPEGImages beside it)")
-    p.add_argument("--backbone", default="dino_vitb8", choices=[n for n in VITS if n != "tiny"] + ["tiny"],
-                   metavar="NAME", help="DINO backbone: dino_vits16, dino_vits8, dino_vitb16, dino_vitb8 (default)")
+    p.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
     p.add_argument("--weights", default=None, help="checkpoint file, or a folder holding it under its official name")
     p.add_argument("--num-masks", type=int, default=3, help="cuts per frame (default: 3)")
     p.add_argument("--resolution", type=int, default=480, help="square size frames are resized to (default: 480)")

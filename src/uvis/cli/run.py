@@ -8,6 +8,8 @@ from uvis.pipeline import ABLATIONS, STEPS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from uvis.features.dino import backbone_help
+
     p = subparsers.add_parser(
         "run",
         help="raw videos to evaluated tracks: pseudo-label, name, train, segment, evaluate, report",
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", choices=STEPS, default="report", help="last step to run (default: report)")
     p.add_argument("--device", help="auto, cpu or cuda (default auto: cuda when available; pick a GPU with "
                                     "CUDA_VISIBLE_DEVICES)")
-    p.add_argument("--backbone", default="dino_vitb8", help="DINO backbone for MaskCut (default dino_vitb8)")
+    p.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
     p.add_argument("--weights", help="DINO weights file or folder (default: $UVIS_WEIGHTS_DIR, cache, download)")
     p.add_argument("--clip-weights", help="CLIP weights file or folder")
     p.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")

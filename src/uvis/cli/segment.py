@@ -35,6 +35,8 @@ from uvis.track.tracker import TrackerConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from uvis.features.dino import backbone_help
+
     p = subparsers.add_parser(
         "segment",
         help="segment and track every object in videos",
@@ -72,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="report an unreadable video and go on with the others (default: stop on it); a rerun "
                         "tries it again")
     g = p.add_argument_group("training-free path (--model none)")
-    g.add_argument("--backbone", default="dino_vitb8", help="DINO ViT for MaskCut (default dino_vitb8)")
+    g.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
     g.add_argument("--dino-weights", help="DINO checkpoint file, or a folder holding it under its official name")
     g.add_argument("--num-masks", type=int, default=3, help="MaskCut masks per frame (default 3)")
     g.add_argument("--resolution", type=int, default=480, help="MaskCut input size (default 480)")

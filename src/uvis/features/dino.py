@@ -70,8 +70,11 @@ VITS: dict[str, DinoArch] = {
     "dino_vitb8": _vit("dino_vitb8", 8, 768, 12, "dino_vitbase8_pretrain", "DINO ViT-B/8",
                        "vit_base_patch8_224.dino", "facebook/dino-vitb8"),
     # A few-kilobyte ViT for tests: same code path, weights saved by the test in the official layout.
+    # Its Hugging Face names (never published) let tests lay out a fake Hugging Face cache.
     "tiny": DinoArch("tiny", 8, 48, 2, 3, WeightsSpec("dino_tiny_test.pth", "file:///nonexistent/dino_tiny_test.pth",
-                                                      title="test-only tiny DINO"), 32),
+                                                      title="test-only tiny DINO",
+                                                      hf_repo="timm/vit_tiny_test_patch8_32.dino", hf_files=_TIMM_FILES), 32,
+                     timm_name="vit_tiny_test_patch8_32.dino", hf_name="uvis-tests/dino-tiny"),
 }
 RESNET50_SPEC = _spec("dino_resnet50_pretrain", "DINO ResNet-50")
 BACKBONES = [*VITS, "dino_resnet50"]
@@ -87,6 +90,13 @@ def backbone_names() -> list[str]:
     return out
 
 
+def backbone_help(default: str = "dino_vitb8") -> str:
+    """The ``--backbone`` help of every command that runs MaskCut."""
+    return (f"DINO ViT for MaskCut: {', '.join(REAL_VITS)} (default {default}); timm's names "
+            f"({', '.join(str(VITS[n].timm_name) for n in REAL_VITS)}) take timm's copy from the Hugging Face hub, "
+            f"{', '.join(str(VITS[n].hf_name) for n in REAL_VITS)} the transformers layout (converted)")
+
+
 def backbone(name: str) -> tuple[DinoArch, WeightsSpec]:
     """The architecture and the weights file of a ``--backbone`` name: ``dino_vitb8`` (the official file, also
     found in the Hugging Face cache under timm's copy), timm's ``vit_base_patch8_224.dino`` (also as
@@ -98,11 +108,11 @@ def backbone(name: str) -> tuple[DinoArch, WeightsSpec]:
         return VITS[name], spec
     bare = name.removeprefix("hf-hub:").removeprefix("timm/")
     for arch in VITS.values():
-        if bare == arch.timm_name:
+        if arch.timm_name is not None and bare == arch.timm_name:
             assert arch.spec is not None
             return arch, WeightsSpec(filename=_TIMM_FILES[0], url="", title=f"{arch.spec.title}, timm's copy",
                                      hf_repo=f"timm/{arch.timm_name}", hf_files=_TIMM_FILES)
-        if name.removeprefix("hf-hub:") == arch.hf_name:
+        if arch.hf_name is not None and name.removeprefix("hf-hub:") == arch.hf_name:
             assert arch.spec is not None
             return arch, WeightsSpec(filename=_TIMM_FILES[0], url="", title=f"{arch.spec.title}, transformers layout",
                                      hf_repo=arch.hf_name, hf_files=_TIMM_FILES)
