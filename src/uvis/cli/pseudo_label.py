@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from uvis.cli.name import add_naming_arguments, naming_configs, note_single_class
 
@@ -56,9 +57,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def stage1_needs(args: argparse.Namespace, *, dino: bool, dino_flag: str, clip: bool) -> list[Any]:
+    """The weights files of stage 1 (for ``check_needs``): DINO when MaskCut runs (its path: the value of
+    ``dino_flag``), and CLIP when naming. Shared by ``pseudo-label`` and ``segment --model none``."""
+    from uvis.features.dino import vit_need
+    from uvis.pseudo.clip_model import ClipConfig, clip_need
+
+    dino_weights = getattr(args, dino_flag.removeprefix("--").replace("-", "_"))
+    needs = [vit_need(args.backbone, dino_weights, dino_flag, "MaskCut")] if dino else []
+    if clip:
+        needs.append(clip_need(ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
+                                          weights=args.clip_weights), "naming masks"))
+    return needs
+
+
 def run(args: argparse.Namespace) -> int:
     from uvis.data.sources import discover, parse_shard, unreadable_list
     from uvis.errors import UserError
+    from uvis.features.weights import check_needs
 
     shard = parse_shard(args.shard) if args.shard else None
     device = None if args.device == "auto" else args.device
@@ -74,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         vocabulary = choose_vocabulary(args.classes, collection.dataset.categories if collection.dataset else [],
                                        source=args.data)
         note_single_class("pseudo-label", vocabulary)
+    check_needs(stage1_needs(args, dino=not args.model, dino_flag="--weights", clip=vocabulary is not None))
     if args.model:
         from uvis.pseudo.self_training import SelfTrainingConfig, self_train_collection
 

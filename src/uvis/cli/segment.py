@@ -109,6 +109,8 @@ def load_predictor(args: argparse.Namespace, device: str, collection: Collection
 
 def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
     """MaskCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept)."""
+    from uvis.cli.pseudo_label import stage1_needs
+    from uvis.features.weights import check_needs
     from uvis.pseudo.clip_model import ClipConfig
     from uvis.pseudo.maskcut import MaskCutConfig
     from uvis.pseudo.vocabulary import Vocabulary, parse_classes
@@ -121,6 +123,7 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     else:
         raise UserError("--model none names objects with CLIP and needs a vocabulary", path=args.input,
                         fix='pass the class names, e.g. --classes "person,dog,skateboard"')
+    check_needs(stage1_needs(args, dino=True, dino_flag="--dino-weights", clip=True))  # all missing files at once
     cfg = Stage1Config(
         backbone=args.backbone, dino_weights=args.dino_weights,
         maskcut=MaskCutConfig(num_masks=args.num_masks, resolution=args.resolution),
