@@ -110,7 +110,7 @@ def load_predictor(args: argparse.Namespace, device: str, collection: Collection
 def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
     """MaskCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept)."""
     from uvis.cli.pseudo_label import stage1_needs
-    from uvis.features.weights import check_needs
+    from uvis.features.weights import check_needs, provenance
     from uvis.pseudo.clip_model import ClipConfig
     from uvis.pseudo.maskcut import MaskCutConfig
     from uvis.pseudo.vocabulary import Vocabulary, parse_classes
@@ -123,14 +123,17 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     else:
         raise UserError("--model none names objects with CLIP and needs a vocabulary", path=args.input,
                         fix='pass the class names, e.g. --classes "person,dog,skateboard"')
-    check_needs(stage1_needs(args, dino=True, dino_flag="--dino-weights", clip=True))  # all missing files at once
+    dino_file, clip_file = check_needs(stage1_needs(args, dino=True, dino_flag="--dino-weights", clip=True))
     cfg = Stage1Config(
         backbone=args.backbone, dino_weights=args.dino_weights,
         maskcut=MaskCutConfig(num_masks=args.num_masks, resolution=args.resolution),
         clip=ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained, weights=args.clip_weights),
     )
     try:
-        return Stage1FramePredictor.create(vocabulary, cfg, device)
+        predictor = Stage1FramePredictor.create(vocabulary, cfg, device)
+        # recorded per video: a rerun with other weights is refused instead of mixing results
+        predictor.weights_id = {"dino": provenance(dino_file), "clip": provenance(clip_file)}
+        return predictor
     except UserError as e:  # the DINO loader names its own CLI's flag; here it is --dino-weights
         if e.fix is None or not re.search(r"(?<![\w-])--weights", e.fix):
             raise

@@ -175,8 +175,8 @@ def missing_description(spec: WeightsSpec, reason: str | None = None) -> str:
 def missing_fix(spec: WeightsSpec, flag: str) -> str:
     if spec.url:
         where = ' or '.join(places(spec)[:2])
-        return (f"run `uvis weights download` where there is network access, or download {download_url(spec)} "
-                f"and put it at {where}, or pass its path with {flag}, or set ${MIRROR_ENV} to a server holding it")
+        return (f"run `uvis weights download` where there is network access, or download {spec.url} and put it "
+                f"at {where}, or pass its path with {flag}, or set ${MIRROR_ENV} to a server holding it")
     return (f"run `uvis weights download` where there is network access (unset HF_HUB_OFFLINE), or pass the file "
             f"with {flag}")
 
@@ -233,8 +233,8 @@ def download_file(spec: WeightsSpec, target: Path, validate: Validator | None = 
     timeout = download_timeout()
 
     def fail(reason: str) -> DownloadError:
-        return DownloadError(f"pretrained weights {spec.label}: download from {url} failed: {reason}",
-                             fix=missing_fix(spec, flag))
+        return DownloadError(f"pretrained weights {spec.label} not found in {' or '.join(places(spec))}, and the "
+                             f"download from {url} failed: {reason}", fix=missing_fix(spec, flag))
 
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
