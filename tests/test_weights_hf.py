@@ -157,3 +157,31 @@ def test_backbone_help_lists_only_real_backbones(capsys):
     text = capsys.readouterr().out
     assert "dino_vitb8" in text and "vit_base_patch8_224.dino" in text and "facebook/dino-vitb8" in text
     assert "tiny" not in text
+
+
+def test_a_download_from_the_hub_is_loaded_before_it_is_used_and_a_bad_one_deleted(tmp_path, monkeypatch):
+    """Online (HF_HUB_OFFLINE unset) the file comes from ``hf_hub_download``; here a stand-in for the network
+    puts files into the cache as huggingface_hub does."""
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    served = {"pytorch_model.bin": b"not a checkpoint at all"}
+    calls = []
+
+    def fake_download(repo, filename, **kwargs):
+        calls.append((repo, filename))
+        if filename not in served:
+            raise EntryNotFoundError(f"{filename} not in {repo}")
+        return str(hf_cache_file(repo, filename, served[filename]))
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    with pytest.raises(WeightsNotFoundError, match=r"not the expected weights \(.*cannot read weights.*it was deleted"):
+        dino.load_vit("vit_tiny_test_patch8_32.dino")
+    assert calls == [("timm/vit_tiny_test_patch8_32.dino", "model.safetensors"),
+                     ("timm/vit_tiny_test_patch8_32.dino", "pytorch_model.bin")]
+    root = weights.hf_cache_dir() / "models--timm--vit_tiny_test_patch8_32.dino"
+    assert not list((root / "blobs").iterdir()) and not list((root / "snapshots").rglob("*.bin"))
+    state = _tiny_state(seed=3)
+    served["model.safetensors"] = _safetensors_bytes(state, tmp_path)
+    _same(dino.load_vit("vit_tiny_test_patch8_32.dino"), state)

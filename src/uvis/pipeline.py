@@ -271,7 +271,7 @@ class Pipeline:
             if name not in ABLATIONS:
                 raise UserError(f"unknown ablation '{name}'", fix=f"use some of: {', '.join(ABLATIONS)}")
 
-    # ---------------------------------------------------------------------------------------weights
+    # --------------------------------------------------------------------------------------- weights
     def weights_needed(self, stop_after: str = "report") -> dict[str, Need]:
         """The pretrained files the steps up to ``stop_after`` use, by role (``dino``, ``clip``, ``backbone``).
 

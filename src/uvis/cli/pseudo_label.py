@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from uvis.cli.name import add_naming_arguments, naming_configs, note_single_class
+
+if TYPE_CHECKING:
+    from uvis.features.weights import Need
 
 NAMED_NAME = "pseudo_labels_named.json"
 
@@ -57,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def stage1_needs(args: argparse.Namespace, *, dino: bool, dino_flag: str, clip: bool) -> list[Any]:
+def stage1_needs(args: argparse.Namespace, *, dino: bool, dino_flag: str, clip: bool) -> list[Need]:
     """The weights files of stage 1 (for ``check_needs``): DINO when MaskCut runs (its path: the value of
     ``dino_flag``), and CLIP when naming. Shared by ``pseudo-label`` and ``segment --model none``."""
     from uvis.features.dino import vit_need

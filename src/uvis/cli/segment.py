@@ -125,9 +125,9 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
                         fix='pass the class names, e.g. --classes "person,dog,skateboard"')
     dino_file, clip_file = check_needs(stage1_needs(args, dino=True, dino_flag="--dino-weights", clip=True))
     cfg = Stage1Config(
-        backbone=args.backbone, dino_weights=args.dino_weights,
+        backbone=args.backbone, dino_weights=dino_file,  # the files just found: the ones recorded
         maskcut=MaskCutConfig(num_masks=args.num_masks, resolution=args.resolution),
-        clip=ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained, weights=args.clip_weights),
+        clip=ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained, weights=clip_file),
     )
     try:
         predictor = Stage1FramePredictor.create(vocabulary, cfg, device)

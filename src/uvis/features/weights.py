@@ -161,18 +161,21 @@ def resolve(spec: WeightsSpec, path: str | Path | None = None, *, download: bool
     raise missing_weights_error(spec, flag)
 
 
-def missing_weights_error(spec: WeightsSpec, flag: str = "--weights", reason: str | None = None) -> WeightsNotFoundError:
-    return WeightsNotFoundError(f"pretrained weights {missing_description(spec, reason)}", fix=missing_fix(spec, flag))
+def missing_weights_error(spec: WeightsSpec, flag: str = "--weights") -> WeightsNotFoundError:
+    return WeightsNotFoundError(f"pretrained weights {missing_description(spec)}", fix=missing_fix(spec, flag))
 
 
-def missing_description(spec: WeightsSpec, reason: str | None = None) -> str:
+def missing_description(spec: WeightsSpec) -> str:
+    if not spec.url and not spec.hf_repo:
+        return f"{spec.label} not found"
     source = download_url(spec) if spec.url else f"the Hugging Face hub ({spec.hf_repo})"
     offline = " (HF_HUB_OFFLINE is set)" if not spec.url and hf_offline() else ""
-    why = f": {reason}" if reason else ""
-    return f"{spec.label} not found in {' or '.join(places(spec))} and not downloaded from {source}{offline}{why}"
+    return f"{spec.label} not found in {' or '.join(places(spec))} and not downloaded from {source}{offline}"
 
 
 def missing_fix(spec: WeightsSpec, flag: str) -> str:
+    if not spec.url and not spec.hf_repo:
+        return f"pass the weights file with {flag}"
     if spec.url:
         where = ' or '.join(places(spec)[:2])
         return (f"run `uvis weights download` where there is network access, or download {spec.url} and put it "
@@ -309,9 +312,12 @@ def hf_download(spec: WeightsSpec, validate: Validator | None = None, flag: str 
             try:
                 validate(path)
             except UserError as e:
-                raise DownloadError(f"pretrained weights {spec.label}: the downloaded file is not the expected "
-                                    f"weights ({_reason_of(e)})", path=path,
-                                    fix=f"delete it, or pass the weights path with {flag}") from None
+                blob = path.resolve()  # never keep a bad file: the snapshot's link and the blob it points to
+                path.unlink(missing_ok=True)
+                blob.unlink(missing_ok=True)
+                raise DownloadError(f"pretrained weights {spec.label}: the file downloaded from the Hugging Face hub "
+                                    f"is not the expected weights ({_reason_of(e)}); it was deleted",
+                                    fix=f"check the repository name, or pass the weights path with {flag}") from None
         return path
     raise DownloadError(f"pretrained weights {spec.label}: {'; '.join(reasons)}", fix=missing_fix(spec, flag))
 
