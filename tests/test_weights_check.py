@@ -107,3 +107,11 @@ def test_pseudo_from_ground_truth_needs_no_stage_1_weights(sample, tmp_path):
     with pytest.raises(WeightsNotFoundError, match="3 pretrained weights files are missing"):
         Pipeline(RunConfig(data=str(sample), out=str(tmp_path / "x"))).check_weights()
     assert not (tmp_path / "x").exists()
+
+
+def test_report_lists_the_weights_with_their_sha256(tmp_path):
+    from uvis.report import ReportInputs, write_report
+
+    inputs = ReportInputs(title="t", weights={"DINO features for MaskCut (stage 1)": {"file": "d.pth", "sha256": "ab" * 32}})
+    text = write_report(tmp_path, inputs).read_text()
+    assert "## Pretrained weights" in text and f"| DINO features for MaskCut (stage 1) | d.pth | `{'ab' * 32}` |" in text
