@@ -22,8 +22,11 @@ from typing import Any
 from uvis.data import atomic
 from uvis.data.sources import Collection, discover, unreadable_list
 from uvis.errors import UserError
+from uvis.features.weights import Need, check_needs, provenance
 
 STEPS = ("pseudo-label", "name", "train", "segment", "evaluate", "report")
+WEIGHTS_STEP = {"dino": "pseudo-label", "clip": "name", "backbone": "train"}  # the first step each file is used in
+WEIGHTS_FILE = "weights.json"  # in the run folder: every weights file the run used, with its sha256
 STEP_FILE = "step.json"
 # Written when a train or segment step starts: their own resume would finish a half-made folder under new
 # settings (a checkpoint's config, finished videos), so a rerun must match the settings it was started with.
@@ -171,6 +174,13 @@ def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
     if marker.is_file() and not _is_complete(folder, settings):
         old = json.loads(marker.read_text()).get("settings", {})
         changed = sorted(k for k in set(old) | set(settings) if old.get(k) != json.loads(json.dumps(settings)).get(k))
+        if "weights" in changed:
+            others = [k for k in changed if k != "weights"]
+            raise UserError(f"{folder.name} was made with other weights "
+                            f"({_weights_change(old.get('weights'), settings.get('weights'))})"
+                            + (f" and other settings ({', '.join(others)})" if others else ""), path=folder,
+                            fix="pass the weights it was made with, use a new --out folder, or delete that step "
+                                "folder to redo it")
         raise UserError(
             f"{folder.name} was made with other settings ({', '.join(changed)})",
             path=folder,
@@ -190,6 +200,28 @@ def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
                 path=folder,
                 fix="rerun with the settings it was started with, use a new --out folder, or delete that step folder",
             )
+
+
+def _weights_change(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
+    """Which weights file changed: ``dino: a.pth sha256 1234abcd… -> now b.pth sha256 5678ef01…``."""
+    old, new = old or {}, new or {}
+
+    def show(entry: dict[str, str] | None) -> str:
+        return f"{entry.get('file')} sha256 {str(entry.get('sha256'))[:12]}…" if entry else "none recorded"
+
+    return "; ".join(f"{role}: {show(old.get(role))} -> now {show(new.get(role))}"
+                     for role in sorted(set(old) | set(new)) if old.get(role) != new.get(role))
+
+
+def _available(need: Need) -> bool:
+    """Whether an optional weights file can be had (found, or downloaded and verified)."""
+    from uvis.errors import WeightsNotFoundError
+
+    try:
+        check_needs([need])
+    except WeightsNotFoundError:
+        return False
+    return True
 
 
 def _davis_j(dataset: Any, tracks: list[Any]) -> dict[str, float]:
@@ -243,11 +275,53 @@ class Pipeline:
     def __init__(self, config: RunConfig, *, log: Callable[[str], None] = print):
         self.config = config
         self.log = log
+        self.weight_files: dict[str, Path] = {}  # role -> the file used (set by ``run``'s check)
+        self.weights: dict[str, dict[str, str]] = {}  # role -> {"file", "sha256"}, recorded by each step
         self.collection: Collection = discover(config.data, frames=config.frames)
         self.out = Path(config.out)
         for name in config.ablations:
             if name not in ABLATIONS:
                 raise UserError(f"unknown ablation '{name}'", fix=f"use some of: {', '.join(ABLATIONS)}")
+
+    # --------------------------------------------------------------------------------------- weights
+    def weights_needed(self, stop_after: str = "report") -> dict[str, Need]:
+        """The pretrained files the steps up to ``stop_after`` use, by role (``dino``, ``clip``, ``backbone``).
+
+        None for stage 1 when the ground truth stands in for it; the model's backbone only with DINO
+        initialisation. ``check_weights`` resolves them all before the first step runs.
+        """
+        from uvis.features.dino import vit_need
+        from uvis.pseudo.clip_model import ClipConfig, clip_need
+        from uvis.train import TrainConfig
+
+        last = STEPS.index(stop_after)
+        needs: dict[str, Need] = {}
+        config = self.config
+        if not config.pseudo_from_ground_truth:
+            if config.features == "dino":
+                needs["dino"] = vit_need(config.backbone, config.dino_weights, "--weights", "MaskCut (pseudo-label)")
+            clip = clip_need(ClipConfig(model_name=config.clip_model, weights=config.clip_weights),
+                             "naming masks (name)")
+            # motion labels are named when CLIP can be had, and stay class-agnostic otherwise
+            if last >= STEPS.index("name") and (config.features == "dino" or _available(clip)):
+                needs["clip"] = clip
+        if last >= STEPS.index("train"):
+            preset = TrainConfig.preset_config(config.train_preset, data="", pseudo="", out="",
+                                               backbone_weights=config.backbone_weights)
+            for need in preset.weights_needed():
+                needs["backbone"] = need
+        return needs
+
+    def check_weights(self, stop_after: str = "report") -> dict[str, Path]:
+        """Resolve (find, or download and verify) every needed file at once; all missing ones in one error."""
+        needs = self.weights_needed(stop_after)
+        return dict(zip(needs, check_needs(list(needs.values())), strict=True))
+
+    def _with_weights(self, settings: dict[str, Any], step: str) -> dict[str, Any]:
+        """``settings`` plus the name and sha256 of each weights file the steps up to ``step`` use."""
+        used = {role: self.weights[role] for role in WEIGHTS_STEP
+                if role in self.weights and STEPS.index(WEIGHTS_STEP[role]) <= STEPS.index(step)}
+        return {**settings, "weights": used} if used else settings
 
     # ----------------------------------------------------------------------------------------- steps
     def vocabulary(self, config: RunConfig):  # noqa: ANN201 (Vocabulary; imported lazily)
@@ -258,7 +332,7 @@ class Pipeline:
                                  source=config.data, fix="pass --config configs/NAME.toml or --classes \"a,b,c\"")
 
     def pseudo_label(self, config: RunConfig, paths: RunPaths) -> None:
-        settings = step_settings(config, "pseudo-label")
+        settings = self._with_weights(step_settings(config, "pseudo-label"), "pseudo-label")
         if self._skip("pseudo-label", paths.pseudo, settings):
             return
         if config.pseudo_from_ground_truth:
@@ -284,7 +358,7 @@ class Pipeline:
                 maskcut=MaskCutConfig(resolution=config.resolution, num_masks=config.num_masks, solver=config.solver),
                 motion=MotionCutConfig(num_masks=config.num_masks),
             )
-            pseudo_label_collection(self.collection, paths.pseudo, pl_config, weights=config.dino_weights,
+            pseudo_label_collection(self.collection, paths.pseudo, pl_config, weights=self.weight_files.get("dino"),
                                     device=config.device, batch_size=config.maskcut_batch_size,
                                     progress=config.progress, skip_bad=config.skip_bad_videos)
             if config.skip_bad_videos:
@@ -294,14 +368,14 @@ class Pipeline:
         _mark_complete(paths.pseudo, settings)
 
     def name(self, config: RunConfig, paths: RunPaths) -> None:
-        settings = step_settings(config, "name")
+        settings = self._with_weights(step_settings(config, "name"), "name")
         if self._skip("name", paths.named, settings):
             return
         if config.pseudo_from_ground_truth:
             from uvis.pseudo.format import load_pseudo_labels
 
             load_pseudo_labels(paths.pseudo_file).save(paths.named_file)  # ground truth is already named
-        elif config.features == "motion" and not self._clip_available(config):
+        elif "clip" not in self.weight_files:  # motion labels without CLIP weights
             from uvis.pseudo.format import load_pseudo_labels
 
             self.log("[name] no CLIP weights: the motion pseudo-labels stay class-agnostic ('object'); pass "
@@ -314,26 +388,14 @@ class Pipeline:
             from uvis.pseudo.prototypes import PrototypeConfig
 
             name_file(paths.pseudo_file, self.collection, paths.named_file, self.vocabulary(config),
-                      ClipConfig(model_name=config.clip_model, weights=config.clip_weights, device=config.device),
+                      ClipConfig(model_name=config.clip_model, weights=self.weight_files.get("clip"), device=config.device),
                       NamingConfig(templates=config.templates, text_cache_dir=str(self.out / ".cache")),
                       PrototypeConfig(enabled=config.prototypes), parts_dir=paths.named / "parts",
                       progress=config.progress)
         _mark_complete(paths.named, settings)
 
-    @staticmethod
-    def _clip_available(config: RunConfig) -> bool:
-        """Whether the CLIP weights for naming can be had (found locally or downloaded)."""
-        from uvis.errors import WeightsNotFoundError
-        from uvis.pseudo.clip_model import ClipConfig, find_weights
-
-        try:
-            find_weights(ClipConfig(model_name=config.clip_model, weights=config.clip_weights))
-        except WeightsNotFoundError:
-            return False
-        return True
-
     def train(self, config: RunConfig, paths: RunPaths) -> None:
-        settings = step_settings(config, "train")
+        settings = self._with_weights(step_settings(config, "train"), "train")
         if self._skip("train", paths.model, settings):
             return
         from uvis.train import TrainConfig, train
@@ -346,7 +408,7 @@ class Pipeline:
         train_config = TrainConfig.preset_config(
             config.train_preset, data=config.frames or config.data, pseudo=str(pseudo_file),
             out=str(paths.model), steps=config.train_steps, batch_size=config.train_batch_size,
-            device=config.device, backbone_weights=config.backbone_weights, image_size=image_size)
+            device=config.device, backbone_weights=_str_or_none(self.weight_files.get("backbone")), image_size=image_size)
         resume = (paths.model / "checkpoint.pt").is_file()
         if resume:
             self.log(f"[train] resuming from {paths.model / 'checkpoint.pt'}")
@@ -370,7 +432,7 @@ class Pipeline:
         return pseudo
 
     def segment(self, config: RunConfig, paths: RunPaths) -> None:
-        settings = step_settings(config, "segment")
+        settings = self._with_weights(step_settings(config, "segment"), "segment")
         if self._skip("segment", paths.segment, settings):
             return
         from uvis.track.collection import segment_collection
@@ -452,8 +514,12 @@ class Pipeline:
         """Run every step up to ``stop_after``; return the run folder."""
         if stop_after not in STEPS:
             raise UserError(f"unknown step '{stop_after}'", fix=f"use one of: {', '.join(STEPS)}")
+        self.weight_files = self.check_weights(stop_after)  # every file, before the first step starts
+        self.weights = {role: provenance(path) for role, path in self.weight_files.items()}
         self.out.mkdir(parents=True, exist_ok=True)
         atomic.write_json(self.out / "run_config.json", dataclasses.asdict(self.config), indent=2)
+        atomic.write_json(self.out / WEIGHTS_FILE, {role: {**self.weights[role], "path": str(path.resolve())}
+                                                    for role, path in self.weight_files.items()}, indent=2)
         paths = self.run_variant(self.config, None, stop_after)
         if STEPS.index(stop_after) < STEPS.index("evaluate"):
             return self.out
@@ -473,6 +539,10 @@ class Pipeline:
             report = write_run_report(self, paths, results)
             self.log(f"[report] {report}")
         return self.out
+
+
+def _str_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def run_pipeline(config: RunConfig, stop_after: str = "report", *, log: Callable[[str], None] = print) -> Path:

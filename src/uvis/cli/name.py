@@ -76,6 +76,8 @@ def note_single_class(command: str, vocabulary: Vocabulary) -> None:
 def run(args: argparse.Namespace) -> int:
     from uvis.data.sources import discover
     from uvis.errors import UserError
+    from uvis.features.weights import check_needs
+    from uvis.pseudo.clip_model import clip_need
     from uvis.pseudo.format import load_pseudo_labels
     from uvis.pseudo.name_labels import name_file, naming_summary
     from uvis.pseudo.vocabulary import choose_vocabulary
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     vocabulary = choose_vocabulary(args.classes, dataset_categories, pseudo.categories, source=args.data)
     note_single_class("name", vocabulary)
     clip_cfg, naming_cfg, proto_cfg = naming_configs(args, out.parent / ".uvis-cache", args.device)
+    check_needs([clip_need(clip_cfg)])  # before any video is read
     named = name_file(pseudo, collection, out, vocabulary, clip_cfg, naming_cfg, proto_cfg,
                       embeddings=not args.no_embeddings, progress=True)
     print(naming_summary(out, named, vocabulary))

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from uvis.cli.name import add_naming_arguments, naming_configs, note_single_class
+
+if TYPE_CHECKING:
+    from uvis.features.weights import Need
 
 NAMED_NAME = "pseudo_labels_named.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from uvis.features.dino import VITS
+    from uvis.features.dino import backbone_help
 
     p = subparsers.add_parser(
         "pseudo-label",
@@ -31,8 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--features", choices=["dino", "motion"], default="dino",
                    help="dino: MaskCut on DINO keys (default, the paper's stage 1); motion: MotionCut on residual "
                         "optical flow, no weights needed (class-agnostic; see docs/pseudo-label.md)")
-    p.add_argument("--backbone", default="dino_vitb8", choices=[n for n in VITS if n != "tiny"] + ["tiny"],
-                   metavar="NAME", help="DINO backbone: dino_vits16, dino_vits8, dino_vitb16, dino_vitb8 (default)")
+    p.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
     p.add_argument("--weights", default=None, help="checkpoint file, or a folder holding it under its official name")
     p.add_argument("--num-masks", type=int, default=None, help="cuts per frame (default: 3 with dino, 1 with motion)")
     p.add_argument("--resolution", type=int, default=480, help="square size frames are resized to (default: 480)")
@@ -60,9 +63,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def stage1_needs(args: argparse.Namespace, *, dino: bool, dino_flag: str, clip: bool) -> list[Need]:
+    """The weights files of stage 1 (for ``check_needs``): DINO when MaskCut runs (its path: the value of
+    ``dino_flag``), and CLIP when naming. Shared by ``pseudo-label`` and ``segment --model none``."""
+    from uvis.features.dino import vit_need
+    from uvis.pseudo.clip_model import ClipConfig, clip_need
+
+    dino_weights = getattr(args, dino_flag.removeprefix("--").replace("-", "_"))
+    needs = [vit_need(args.backbone, dino_weights, dino_flag, "MaskCut")] if dino else []
+    if clip:
+        needs.append(clip_need(ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
+                                          weights=args.clip_weights), "naming masks"))
+    return needs
+
+
 def run(args: argparse.Namespace) -> int:
     from uvis.data.sources import discover, parse_shard, unreadable_list
     from uvis.errors import UserError
+    from uvis.features.weights import check_needs
 
     shard = parse_shard(args.shard) if args.shard else None
     device = None if args.device == "auto" else args.device
@@ -78,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         vocabulary = choose_vocabulary(args.classes, collection.dataset.categories if collection.dataset else [],
                                        source=args.data)
         note_single_class("pseudo-label", vocabulary)
+    check_needs(stage1_needs(args, dino=not args.model and args.features == "dino", dino_flag="--weights",
+                             clip=vocabulary is not None))
     if args.model:
         from uvis.pseudo.self_training import SelfTrainingConfig, self_train_collection
 

@@ -8,6 +8,8 @@ from uvis.pipeline import ABLATIONS, STEPS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from uvis.features.dino import backbone_help
+
     p = subparsers.add_parser(
         "run",
         help="raw videos to evaluated tracks: pseudo-label, name, train, segment, evaluate, report",
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--features", choices=["dino", "motion"], default="dino",
                    help="stage 1: MaskCut on DINO keys (dino, default) or MotionCut on residual optical flow, no "
                         "weights needed (motion; without CLIP weights the labels stay class-agnostic)")
-    p.add_argument("--backbone", default="dino_vitb8", help="DINO backbone for MaskCut (default dino_vitb8)")
+    p.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
     p.add_argument("--weights", help="DINO weights file or folder (default: $UVIS_WEIGHTS_DIR, cache, download)")
     p.add_argument("--clip-weights", help="CLIP weights file or folder")
     p.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")

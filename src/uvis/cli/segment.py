@@ -35,6 +35,8 @@ from uvis.track.tracker import TrackerConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from uvis.features.dino import backbone_help
+
     p = subparsers.add_parser(
         "segment",
         help="segment and track every object in videos",
@@ -75,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--features", choices=["auto", "dino", "motion"], default="auto",
                    help="stage-1 masks: MaskCut on DINO keys (dino), MotionCut on residual motion with no weights "
                         "(motion), or dino when its weights are found and motion otherwise (auto, the default)")
-    g.add_argument("--backbone", default="dino_vitb8", help="DINO ViT for MaskCut (default dino_vitb8)")
+    g.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
     g.add_argument("--dino-weights", help="DINO checkpoint file, or a folder holding it under its official name")
     g.add_argument("--num-masks", type=int, default=None,
                    help="stage-1 masks per frame (default 3 with dino, 1 with motion)")
@@ -113,43 +115,45 @@ def choose_features(args: argparse.Namespace) -> str:
     """``--features auto``: dino when its weights are found (or downloaded), else motion, said in one line."""
     if args.features != "auto":
         return args.features
+    if args.dino_weights:
+        return "dino"  # the user named a DINO file: a bad path is reported, never replaced by motion
     from uvis.errors import WeightsNotFoundError
-    from uvis.features.dino import VITS
-    from uvis.features.weights import resolve
+    from uvis.features.dino import vit_need
+    from uvis.features.weights import check_needs
 
-    arch = VITS.get(args.backbone)
-    if arch is None or arch.spec is None or args.dino_weights:
-        return "dino"  # the loader reports an unknown name or a bad --dino-weights path itself
+    need = vit_need(args.backbone, None, "--dino-weights", "MaskCut")
     try:
-        resolve(arch.spec, None, flag="--dino-weights")
+        check_needs([need])
     except WeightsNotFoundError:
-        print(f"no DINO weights ({arch.spec.filename}): using the weights-free motion features "
+        print(f"no DINO weights ({need.spec.filename}): using the weights-free motion features "
               f"(--features motion); see the README's weights section to use DINO")
         return "motion"
     return "dino"
 
 
-def _clip_for_motion(args: argparse.Namespace, clip_cfg: Any) -> Any:
+def _optional_clip(args: argparse.Namespace) -> Path | None:
     """With motion features CLIP is optional: without --classes and without its weights, objects are tracked by
     colour and all named 'object'."""
-    if args.classes:
-        return clip_cfg
+    from uvis.cli.pseudo_label import stage1_needs
     from uvis.errors import WeightsNotFoundError
-    from uvis.pseudo.clip_model import find_weights
+    from uvis.features.weights import check_needs
 
     try:
-        find_weights(clip_cfg)
+        return check_needs(stage1_needs(args, dino=False, dino_flag="--dino-weights", clip=True))[0]
     except WeightsNotFoundError:
-        print("no CLIP weights: every object is named 'object' and tracked by its colours (pass --clip-weights "
-              "or --classes to name objects)")
-        return None
-    return clip_cfg
+        if args.classes:
+            raise
+    print("no CLIP weights: every object is named 'object' and tracked by its colours (pass --clip-weights "
+          "or --classes to name objects)")
+    return None
 
 
 def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
     """MaskCut or MotionCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept).
 
     With motion features and no CLIP weights (nor --classes), the weights-free mode: one class, 'object'."""
+    from uvis.cli.pseudo_label import stage1_needs
+    from uvis.features.weights import check_needs, provenance
     from uvis.pseudo.clip_model import ClipConfig
     from uvis.pseudo.maskcut import MaskCutConfig
     from uvis.pseudo.motioncut import MotionCutConfig
@@ -157,11 +161,12 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     from uvis.track.stage1_predictor import OBJECT, Stage1Config, Stage1FramePredictor
 
     features = choose_features(args)
-    clip_cfg: Any = ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
-                               weights=args.clip_weights)
+    dino_file: Path | None = None
     if features == "motion":
-        clip_cfg = _clip_for_motion(args, clip_cfg)
-    if clip_cfg is None:
+        clip_file = _optional_clip(args)
+    else:
+        dino_file, clip_file = check_needs(stage1_needs(args, dino=True, dino_flag="--dino-weights", clip=True))
+    if clip_file is None:
         vocabulary = OBJECT
     elif args.classes:
         vocabulary = parse_classes(args.classes)
@@ -171,15 +176,20 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
         raise UserError("--model none names objects with CLIP and needs a vocabulary", path=args.input,
                         fix='pass the class names, e.g. --classes "person,dog,skateboard"')
     cfg = Stage1Config(
-        features=features, backbone=args.backbone, dino_weights=args.dino_weights,
+        features=features, backbone=args.backbone, dino_weights=dino_file,  # the files just found: the ones recorded
         maskcut=MaskCutConfig(num_masks=args.num_masks or 3, resolution=args.resolution),
         motion=MotionCutConfig(num_masks=args.num_masks or 1),
-        clip=clip_cfg,
+        clip=None if clip_file is None else ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
+                                                       weights=clip_file),
     )
     args.features = features  # recorded in the results' settings
     args.num_masks = cfg.maskcut.num_masks if features == "dino" else cfg.motion.num_masks
     try:
-        return Stage1FramePredictor.create(vocabulary, cfg, device)
+        predictor = Stage1FramePredictor.create(vocabulary, cfg, device)
+        # recorded per video: a rerun with other weights is refused instead of mixing results
+        predictor.weights_id = {name: provenance(f) for name, f in (("dino", dino_file), ("clip", clip_file))
+                                if f is not None}
+        return predictor
     except UserError as e:  # the DINO loader names its own CLI's flag; here it is --dino-weights
         if e.fix is None or not re.search(r"(?<![\w-])--weights", e.fix):
             raise

@@ -321,12 +321,15 @@ def pseudo_label_collection(
     if config.maskcut.crf:
         require_crf()
 
-    def make() -> FrameLabeller:
-        from uvis.features.dino import DinoFeatures
+    from uvis.features.dino import DinoFeatures, resolve_vit
+    from uvis.features.weights import provenance
 
-        return MaskCut(DinoFeatures(config.backbone, weights, device, amp=config.amp), config.maskcut)
+    weights_file = resolve_vit(config.backbone, weights)  # before any work; recorded (sha256) in config.json
+
+    def make() -> FrameLabeller:
+        return MaskCut(DinoFeatures(config.backbone, weights_file, device, amp=config.amp), config.maskcut)
 
     job = LabellingJob(stage="maskcut", description="uvis pseudo-labels (MaskCut on DINO features)",
-                       settings=config.to_json(), make_labeller=make)
+                       settings={**config.to_json(), "weights": provenance(weights_file)}, make_labeller=make)
     return label_collection(collection, out_dir, job, batch_size=batch_size, shard=shard, overwrite=overwrite,
                             progress=progress, skip_bad=skip_bad)

@@ -173,7 +173,7 @@ def motion_cut(motion: FrameMotion, config: MotionCutConfig = MotionCutConfig())
         region = cv2.resize(fg.reshape(grid).astype(np.uint8), (grid[1] * p, grid[0] * p),
                             interpolation=cv2.INTER_NEAREST)
         region = np.pad(region, ((0, h - region.shape[0]), (0, w - region.shape[1])), mode="edge")
-        k = 2 * config.grow + 1
+        k = 2 * config.grow * p + 1  # grow is in patches
         gate = cv2.dilate(region, np.ones((k, k), np.uint8)) > 0 if config.grow else region > 0
         mask = gate & (pixel > pixel_floor) & ~taken
         mask = _pieces(mask, max(1, int(config.min_area_frac * h * w)))

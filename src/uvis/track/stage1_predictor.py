@@ -61,6 +61,8 @@ class Stage1FramePredictor:
         self.temporal = isinstance(proposals, MotionCut)
         self.naming = naming or NamingConfig()
         self._templates = TEMPLATE_SETS[self.naming.templates]
+        # {"dino": {"file", "sha256"}, "clip": {...}} when known: `uvis segment` records it per video
+        self.weights_id: dict[str, dict[str, str]] | None = None
         self._set(vocabulary if clip is not None else OBJECT)
 
     @classmethod

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uvis.model.config import ModelConfig
 from uvis.model.loss import LossConfig
+
+if TYPE_CHECKING:
+    from uvis.features.weights import Need
 
 
 @dataclass
@@ -61,6 +64,19 @@ class TrainConfig:
     checkpoint_every: int = 1000
     log_every: int = 20
     clip_distill: bool = True
+
+    def weights_needed(self) -> list[Need]:
+        """The pretrained file the model's backbone is initialised from (none with ``init="random"``)."""
+        if self.init != "dino":
+            return []
+        from uvis.features.dino import resnet50_need, vit_need
+        from uvis.model.backbone import VITS
+
+        name = self.model.backbone
+        if name in VITS:  # a DINO ViT (the test-size one has no file: its loader says so)
+            return [vit_need(name, self.backbone_weights, "--backbone-weights", "the model's backbone initialisation")
+                    ] if VITS[name][4] is not None else []
+        return [resnet50_need(self.backbone_weights)]
 
     @staticmethod
     def preset_config(name: str, num_classes: int = 1, **overrides: Any) -> TrainConfig:

@@ -30,6 +30,7 @@ from uvis.data import atomic
 from uvis.errors import UserError
 from uvis.features.dino import autocast_dtype
 from uvis.features.dino import pick_device as check_device
+from uvis.features.weights import check_needs
 from uvis.model.loss import SetCriterion
 from uvis.model.model import build_model
 from uvis.pseudo.format import PseudoLabels, load_pseudo_labels
@@ -200,6 +201,7 @@ class Trainer:
         if config.amp not in ("auto", "bf16", "fp16", "off"):
             raise UserError(f"unknown amp mode '{config.amp}'", fix="use auto, bf16, fp16 or off")
         self.config, self.out, self.progress = config, out, progress
+        check_needs(config.weights_needed())  # the backbone's weights file, before the data is read
         probe = pick_device(config.device)
         self.dist = distributed.init_from_env(probe.type)
         self.device = pick_device(config.device, self.dist.local_rank, distributed_run=self.dist.enabled)
