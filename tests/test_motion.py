@@ -141,10 +141,9 @@ def _scene_folder(tmp_path, name="clip", **kw):
     return folder, truth
 
 
-def test_pseudo_label_features_motion_needs_no_weights_and_resumes(tmp_path, capsys, monkeypatch):
+def test_pseudo_label_features_motion_needs_no_weights_and_resumes(tmp_path, capsys):
     from uvis.cli.main import main
 
-    monkeypatch.setenv("UVIS_WEIGHTS_DIR", str(tmp_path / "no-weights"))
     folder, truth = _scene_folder(tmp_path)
     out = tmp_path / "pl"
     assert main(["pseudo-label", str(folder), "--features", "motion", "--out", str(out), "--no-progress",
@@ -175,13 +174,10 @@ def test_pseudo_label_motion_with_crf_is_a_user_error(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_segment_model_none_falls_back_to_motion_without_weights(tmp_path, capsys, monkeypatch):
+def test_segment_model_none_falls_back_to_motion_without_weights(tmp_path, capsys):
     from uvis.cli.main import main
 
-    monkeypatch.setenv("UVIS_WEIGHTS_DIR", str(tmp_path / "no-weights"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setattr("uvis.features.weights.resolve", _offline_resolve)
-    monkeypatch.setattr("uvis.pseudo.clip_model.resolve", _offline_resolve)
+    # no weights anywhere and no network (tests/conftest.py)
     frames, truth = camera_scene(8)
     video = tmp_path / "clip.mp4"
     write_video(video, list(frames), fps=10)
@@ -202,19 +198,11 @@ def test_segment_model_none_falls_back_to_motion_without_weights(tmp_path, capsy
     assert record["settings"]["stage1"]["features"] == "motion"
 
 
-def test_segment_motion_with_classes_needs_clip(tmp_path, capsys, monkeypatch):
+def test_segment_motion_with_classes_needs_clip(tmp_path, capsys):
     from uvis.cli.main import main
 
-    monkeypatch.setattr("uvis.pseudo.clip_model.resolve", _offline_resolve)
     folder, _ = _scene_folder(tmp_path)
     code = main(["segment", str(folder), "--model", "none", "--features", "motion", "--classes", "dog",
                  "--out", str(tmp_path / "seg"), "--no-progress"])
     assert code == 2
     assert "CLIP" in capsys.readouterr().err
-
-
-def _offline_resolve(spec, path=None, *, download=True, flag="--weights"):
-    """The weights lookup with no file anywhere and no network: the usual not-found error."""
-    from uvis.features.weights import missing_weights_error
-
-    raise missing_weights_error(spec, flag)

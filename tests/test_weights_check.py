@@ -51,12 +51,22 @@ def test_run_with_a_missing_clip_file_starts_no_stage(sample, tmp_path, monkeypa
 
 
 def test_segment_model_none_names_both_missing_files_in_one_error(sample, tmp_path, capsys):
-    code = main(["segment", str(sample), "--model", "none", "--out", str(tmp_path / "seg"), "--device", "cpu",
-                 "--classes", "disc,square"])
+    code = main(["segment", str(sample), "--model", "none", "--features", "dino", "--out", str(tmp_path / "seg"),
+                 "--device", "cpu", "--classes", "disc,square"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "2 pretrained weights files are missing, nothing was started" in err
     assert "dino_vitbase8_pretrain.pth" in err and "--dino-weights" in err and "ViT-B-32.pt" in err
+    assert not (tmp_path / "seg").exists()
+
+
+def test_segment_model_none_without_dino_uses_motion_and_still_needs_clip_for_classes(sample, tmp_path, capsys):
+    code = main(["segment", str(sample), "--model", "none", "--out", str(tmp_path / "seg"), "--device", "cpu",
+                 "--classes", "disc,square"])
+    out, err = capsys.readouterr()
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "weights-free motion features" in out
+    assert "ViT-B-32.pt" in err and "--clip-weights" in err and "dino_vitbase8" not in err
     assert not (tmp_path / "seg").exists()
 
 
