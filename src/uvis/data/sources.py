@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uvis.data import ytvis
-from uvis.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Video, list_frames, open_video
+from uvis.data.validate import input_path
+from uvis.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Video, image_size, list_frames, open_video
 from uvis.errors import UserError
 
 
@@ -69,15 +70,24 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def _dataset_collection(dataset: ytvis.Dataset, root: Path) -> Collection:
+    """The videos of a dataset, each checked now (not hours into a job): it lists frames, and its first frame
+    exists and has the width and height the file gives (results at another size would fail evaluation)."""
     assert dataset.frame_root is not None
     items = [VideoItem(v.id, v.name or str(v.id), dataset.frame_root, v.file_names) for v in dataset.videos]
-    first = items[0] if items else None
-    if first is not None and first.file_names and not (dataset.frame_root / first.file_names[0]).exists():
-        raise UserError(
-            f"frame {first.file_names[0]} of video {first.name} not found under {dataset.frame_root}",
-            path=root,
-            fix="pass the folder that holds the frames with --frames",
-        )
+    for video, item in zip(dataset.videos, items, strict=True):
+        if not video.file_names:
+            raise UserError(f"video {item.name} (id {video.id}) lists no frames", path=root,
+                            fix="give every video its file_names, or remove it from the file")
+        first = dataset.frame_root / video.file_names[0]
+        if not first.exists():
+            raise UserError(f"frame {video.file_names[0]} of video {item.name} not found under {dataset.frame_root}",
+                            path=root, fix="pass the folder that holds the frames with --frames")
+        if first.is_file():
+            h, w = image_size(first)
+            if (h, w) != (video.height, video.width):
+                raise UserError(f"video {item.name} is {video.width}x{video.height} in the file, but its frame "
+                                f"{video.file_names[0]} is {w}x{h}", path=root,
+                                fix="correct the video's width and height in the file")
     return Collection(root=root, items=items, dataset=dataset)
 
 
@@ -93,9 +103,7 @@ def discover(path: str | Path, *, frames: str | Path | None = None) -> Collectio
 
     ``frames`` is the frame root of a YouTube-VIS JSON; for any other input it is a UserError.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError("no such file or folder", path=path, fix="check the path")
+    path = input_path(path)
     if path.is_file() and path.suffix.lower() == ".json":
         root = Path(frames) if frames is not None else _guess_frame_root(path)
         return _dataset_collection(ytvis.load_dataset(path, root), path)

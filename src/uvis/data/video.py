@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from uvis.data.validate import input_path
 from uvis.errors import UserError
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg"}
@@ -253,9 +254,7 @@ def open_video(
 
     ``frame_names`` may hold sub-paths relative to ``path``, as YouTube-VIS ``file_names`` do.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError("no such file or folder", path=path, fix="check the path")
+    path = input_path(path)
     if path.is_dir():
         names = list_frames(path) if frame_names is None else list(frame_names)
         if not names:

@@ -1,0 +1,160 @@
+"""Checks of user input at the boundary, shared by every command: numbers, worker counts, class lists, JSON.
+
+Numeric flags have one meaning, and one set of allowed values, wherever they appear (``--lr`` in ``train`` and
+``run``, ``--score-threshold`` in ``segment`` ...): ``FLAG_RANGES`` holds them, keyed by the argparse ``dest``.
+``check_arguments`` applies it to a parsed command line before any work starts, so ``--lr inf`` or
+``--score-threshold nan`` is one line at once, not an error after an hour of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from uvis.errors import UserError
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric flag: ``low``/``high`` bounds (None: open), each inclusive or not."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: the value must be > low (else >= low)
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+
+    def describe(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {_num(self.low)}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {_num(self.high)}")
+        return " and ".join(parts) if parts else "a finite number"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+POSITIVE = Range(0, None, low_open=True)
+AT_LEAST_ONE = Range(1)
+NON_NEGATIVE = Range(0)
+UNIT = Range(0, 1)
+COSINE = Range(-1, 1)
+
+# argparse dest -> allowed values; a float flag not listed here must still be finite.
+FLAG_RANGES: dict[str, Range] = {
+    "lr": POSITIVE,
+    "clip_weight": NON_NEGATIVE,
+    "steps": AT_LEAST_ONE,
+    "batch_size": AT_LEAST_ONE,
+    "clip_batch_size": AT_LEAST_ONE,
+    "checkpoint_every": AT_LEAST_ONE,
+    "top_k": AT_LEAST_ONE,
+    "num_masks": AT_LEAST_ONE,
+    "resolution": Range(16, 8192),
+    "workers": NON_NEGATIVE,
+    "seed": Range(0, 2**32 - 1),
+    "score_threshold": UNIT,
+    "continue_threshold": UNIT,
+    "min_score": UNIT,
+    "min_prob": UNIT,
+    "similarity_threshold": COSINE,
+    "reject_threshold": COSINE,
+    "relabel_margin": Range(0, 2),
+    "tau": Range(0, 1, high_open=True),
+    "context": Range(0, 10),
+}
+
+
+def flag_name(action: argparse.Action) -> str:
+    """The flag as the user typed it: the longest option string (``--lr``), or the positional's name."""
+    return max(action.option_strings, key=len) if action.option_strings else action.dest
+
+
+def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Every numeric flag given: finite, and inside its ``FLAG_RANGES`` entry; ``--workers`` bounded by the CPUs."""
+    for action in parser._actions:  # the parser of the command that ran
+        value = getattr(args, action.dest, None)
+        if action.type not in (int, float) or value is None or isinstance(value, bool):
+            continue
+        flag = flag_name(action)
+        allowed = FLAG_RANGES.get(action.dest)
+        if not math.isfinite(value):
+            raise UserError(f"{flag} {value} is not a finite number",
+                            fix=f"pass a number {allowed.describe() if allowed else ''}".rstrip())
+        if allowed is not None and not allowed.contains(value):
+            raise UserError(f"{flag} {_num(value)} is out of range", fix=f"pass a value {allowed.describe()}")
+    workers = getattr(args, "workers", None)
+    if isinstance(workers, int):
+        check_workers(workers)
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def max_workers() -> int:
+    """The most data-loading processes worth starting here: one per CPU (never fewer than 2 allowed)."""
+    return max(2, cpu_count())
+
+
+def check_workers(workers: int, flag: str = "--workers") -> int:
+    if workers < 0 or workers > max_workers():
+        raise UserError(f"{flag} {workers}: this machine has {cpu_count()} CPU(s)",
+                        fix=f"pass {flag} between 0 and {max_workers()}")
+    return workers
+
+
+def finite_number(value: Any, what: str, *, path: str | Path | None = None, allowed: Range | None = None,
+                  fix: str | None = None) -> float:
+    """``value`` as a float when it is a real, finite number (in ``allowed``); else a one-line error."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and (allowed is None or allowed.contains(float(value))):
+        return float(value)
+    want = allowed.describe() if allowed else "a finite number"
+    raise UserError(f"{what} is {value!r}, not {want}", path=path, fix=fix or f"use {want}")
+
+
+def parse_json_text(text: str, *, path: str | Path, fix: str) -> Any:
+    """Parsed JSON text, or one line naming the file: malformed, or nested too deep to parse."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"not valid JSON ({e})", path=path, fix=fix) from None
+    except RecursionError:
+        raise UserError("JSON nested too deeply to read", path=path, fix=fix) from None
+
+
+def input_path(path: str | Path, *, folder_ok: bool = True, file_ok: bool = True) -> Path:
+    """An input that exists and is a regular file or a folder: a FIFO, socket or device would block or fail
+    deep inside a reader."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError("no such file or folder" if folder_ok else "file not found", path=path, fix="check the path")
+    if path.is_dir():
+        if not folder_ok:
+            raise UserError("is a folder, not a file", path=path, fix="pass the file itself")
+        return path
+    if not path.is_file():
+        raise UserError("not a regular file or folder (a pipe, socket or device)", path=path,
+                        fix="save the data to a file and pass that")
+    if not file_ok:
+        raise UserError("is a file, not a folder", path=path, fix="pass the folder")
+    return path
