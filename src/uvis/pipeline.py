@@ -42,6 +42,7 @@ class RunConfig:
     device: str | None = None
     progress: bool = True
     skip_bad_videos: bool = False  # report an unreadable video and go on without it (default: stop on it)
+    accept_truncated: bool = False  # video files cut short give the frames that decode (default: an error)
     # stage 1a: MaskCut
     backbone: str = "dino_vitb8"
     dino_weights: str | None = None
@@ -71,6 +72,31 @@ class RunConfig:
     # side-by-side variants: names from ABLATIONS
     ablations: list[str] = field(default_factory=list)
 
+    def check(self) -> None:
+        """One-line errors for settings no run can use, before its first step (the same rules as the flags')."""
+        from uvis.data.validate import AT_LEAST_ONE, Range, finite_number
+
+        for name, value, allowed in (("num_masks", self.num_masks, AT_LEAST_ONE), ("resolution", self.resolution,
+                                      Range(16, 8192)), ("maskcut_batch_size", self.maskcut_batch_size, AT_LEAST_ONE),
+                                     ("top_k", self.top_k, AT_LEAST_ONE),
+                                     ("segment_batch_size", self.segment_batch_size, AT_LEAST_ONE),
+                                     ("train_steps", self.train_steps, AT_LEAST_ONE),
+                                     ("train_batch_size", self.train_batch_size, AT_LEAST_ONE)):
+            if value is not None:
+                finite_number(value, name, allowed=allowed)
+        size = self.image_size
+        if size is not None and not (isinstance(size, (tuple, list)) and len(size) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 8192 for v in size)):
+            raise UserError(f"image_size {size!r} is not (height, width) of 32..8192 pixels",
+                            fix="pass e.g. image_size=(144, 256) (--image-size 144x256)")
+        if self.classes is not None:
+            from uvis.pseudo.vocabulary import Vocabulary
+
+            Vocabulary.from_names(list(self.classes), source="classes")
+        unknown = [a for a in self.ablations if a not in ABLATIONS]
+        if unknown:
+            raise UserError(f"unknown ablation '{unknown[0]}'", fix=f"use one of {', '.join(ABLATIONS)}")
+
 
 # The settings each step's output depends on (cumulative: a step also depends on all earlier ones).
 STEP_FIELDS: dict[str, tuple[str, ...]] = {
@@ -91,18 +117,39 @@ ABLATIONS: dict[str, Callable[[RunConfig], RunConfig]] = {
 }
 
 
+CONFIG_KEYS = {"name": str, "vocabulary": dict}  # what a --config file may hold (a typo is an error, not ignored)
+VOCABULARY_KEYS = {"names"}
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """A ``configs/*.toml`` file: ``name`` and ``[vocabulary] names``."""
+    """A ``configs/*.toml`` file: ``name`` and ``[vocabulary] names``; any other key, or a wrong type, is an error."""
+    from uvis.pseudo.vocabulary import Vocabulary
+
     path = Path(path)
     if not path.is_file():
         raise UserError("config file not found", path=path, fix="pass one of the files in configs/ or your own")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"not valid TOML ({e})", path=path, fix="check the file's syntax") from None
-    names = data.get("vocabulary", {}).get("names")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) and n for n in names)):
-        raise UserError("[vocabulary] names must be a list of non-empty strings", path=path, fix="fix the list")
+        raise UserError(f"not valid TOML ({' '.join(str(e).split())})", path=path, fix="check the file's syntax") from None
+    except (OSError, RecursionError) as e:
+        raise UserError(f"cannot read the config file ({type(e).__name__})", path=path, fix="check the file") from None
+    example = 'write it as [vocabulary] names = ["dog", "cat"]'
+    for key, value in data.items():
+        if key not in CONFIG_KEYS:
+            raise UserError(f"unknown key '{key}'", path=path, fix=f"use only {', '.join(CONFIG_KEYS)} ({example})")
+        if not isinstance(value, CONFIG_KEYS[key]):
+            raise UserError(f"'{key}' is {type(value).__name__}, not a {'table' if key == 'vocabulary' else 'string'}",
+                            path=path, fix=example if key == "vocabulary" else 'write it as name = "my-dataset"')
+    vocabulary = data.get("vocabulary", {})
+    for key in vocabulary:
+        if key not in VOCABULARY_KEYS:
+            raise UserError(f"unknown key '{key}' in [vocabulary]", path=path, fix=example)
+    if "vocabulary" in data:
+        names = vocabulary.get("names")
+        if not isinstance(names, list):
+            raise UserError("[vocabulary] has no list of names", path=path, fix=example)
+        vocabulary["names"] = list(Vocabulary.from_names_checked(names, source=path).names)
     return data
 
 
@@ -116,7 +163,7 @@ _FLAGS: dict[str, str] = {
 _SWITCHES: dict[str, tuple[str, bool]] = {  # field -> (flag, the value the flag sets)
     "pseudo_from_ground_truth": ("--pseudo-from-ground-truth", True), "prototypes": ("--no-prototypes", False),
     "track_memory": ("--no-track-memory", False), "progress": ("--no-progress", False),
-    "skip_bad_videos": ("--skip-bad-videos", True),
+    "skip_bad_videos": ("--skip-bad-videos", True), "accept_truncated": ("--accept-truncated", True),
 }
 
 
@@ -242,7 +289,7 @@ class Pipeline:
     def __init__(self, config: RunConfig, *, log: Callable[[str], None] = print):
         self.config = config
         self.log = log
-        self.collection: Collection = discover(config.data, frames=config.frames)
+        self.collection: Collection = discover(config.data, frames=config.frames, accept_truncated=config.accept_truncated)
         self.out = Path(config.out)
         for name in config.ablations:
             if name not in ABLATIONS:
@@ -452,6 +499,7 @@ class Pipeline:
 
 
 def run_pipeline(config: RunConfig, stop_after: str = "report", *, log: Callable[[str], None] = print) -> Path:
+    config.check()
     if config.device == "auto":  # every step picks CUDA when present from None
         config = dataclasses.replace(config, device=None)
     return Pipeline(config, log=log).run(stop_after)

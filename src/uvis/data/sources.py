@@ -31,9 +31,11 @@ class VideoItem:
     name: str
     path: Path  # a video file, a frame folder, or a dataset's frame root
     file_names: list[str] | None = None  # frames relative to ``path`` (dataset videos)
+    accept_truncated: bool = False  # a video file cut short gives the frames that decode (else an error)
 
     def open(self) -> Video:
-        return open_video(self.path, frame_names=self.file_names, title=self.name)
+        return open_video(self.path, frame_names=self.file_names, title=self.name,
+                          accept_truncated=self.accept_truncated)
 
 
 @dataclass
@@ -98,11 +100,19 @@ def _guess_frame_root(json_path: Path) -> Path:
     return json_path.parent
 
 
-def discover(path: str | Path, *, frames: str | Path | None = None) -> Collection:
+def discover(path: str | Path, *, frames: str | Path | None = None, accept_truncated: bool = False) -> Collection:
     """Find the videos under ``path`` (see the module docstring for what is accepted).
 
     ``frames`` is the frame root of a YouTube-VIS JSON; for any other input it is a UserError.
+    ``accept_truncated``: video files cut short give the frames that decode instead of an error.
     """
+    collection = _discover(path, frames)
+    for item in collection.items:
+        item.accept_truncated = accept_truncated
+    return collection
+
+
+def _discover(path: str | Path, frames: str | Path | None) -> Collection:
     path = input_path(path)
     if path.is_file() and path.suffix.lower() == ".json":
         root = Path(frames) if frames is not None else _guess_frame_root(path)

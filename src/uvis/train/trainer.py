@@ -11,8 +11,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -114,8 +116,24 @@ def _step_boundary_interrupts(active: bool) -> Iterator[Callable[[], bool]]:
 
 def _ignore_ctrl_c(worker_id: int) -> None:
     """Data-loader workers leave Ctrl-C to the training process, which finishes its step and checkpoints; a
-    worker killed by it (the default where workers are spawned, not forked) would break that step's batch."""
+    worker killed by it (the default where workers are spawned, not forked) would break that step's batch.
+    A worker also ends with the training process, however that ends (even SIGKILL): no orphans."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    end_with_parent()
+
+
+def end_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (elsewhere a no-op)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request was made
+        os._exit(1)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -197,6 +215,7 @@ class Trainer:
                             fix="pass --resume to continue it, or a new --out")
         else:
             config.model.clip_dim = None  # a new run takes it from the embeddings file, if any
+        config.check()  # numbers (a stored config.json may have been edited) before any data or model is loaded
         if config.amp not in ("auto", "bf16", "fp16", "off"):
             raise UserError(f"unknown amp mode '{config.amp}'", fix="use auto, bf16, fp16 or off")
         self.config, self.out, self.progress = config, out, progress
