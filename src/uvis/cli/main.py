@@ -106,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     _standard_streams()
     _tolerant_output()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named with the command, as argparse does for every other usage mistake
+        where = f"uvis {args.command}" if getattr(args, "command", None) else "uvis"
+        print(f"{where}: error: unrecognized arguments: {' '.join(extra)} — fix: see {where} --help", file=sys.stderr)
+        return 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
