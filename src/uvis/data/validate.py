@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,27 +98,9 @@ def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -
             raise UserError(f"{flag} {_num(value)} is out of range", fix=f"pass a value {allowed.describe()}")
     workers = getattr(args, "workers", None)
     if isinstance(workers, int):
+        from uvis.data.workers import check_workers
+
         check_workers(workers)
-
-
-def cpu_count() -> int:
-    """CPUs this process may run on (its affinity mask, else the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def max_workers() -> int:
-    """The most data-loading processes worth starting here: one per CPU (never fewer than 2 allowed)."""
-    return max(2, cpu_count())
-
-
-def check_workers(workers: int, flag: str = "--workers") -> int:
-    if workers < 0 or workers > max_workers():
-        raise UserError(f"{flag} {workers}: this machine has {cpu_count()} CPU(s)",
-                        fix=f"pass {flag} between 0 and {max_workers()}")
-    return workers
 
 
 def finite_number(value: Any, what: str, *, path: str | Path | None = None, allowed: Range | None = None,

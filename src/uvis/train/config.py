@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from uvis.data.validate import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, finite_number, max_workers
+from uvis.data.validate import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, finite_number
+from uvis.data.workers import max_workers
 from uvis.errors import UserError
 from uvis.model.config import ModelConfig
 from uvis.model.loss import LossConfig

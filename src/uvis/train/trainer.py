@@ -11,10 +11,8 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from uvis.data import atomic
+from uvis.data.workers import end_with_parent
 from uvis.errors import UserError
 from uvis.features.dino import autocast_dtype
 from uvis.features.dino import pick_device as check_device
@@ -120,20 +119,6 @@ def _ignore_ctrl_c(worker_id: int) -> None:
     A worker also ends with the training process, however that ends (even SIGKILL): no orphans."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     end_with_parent()
-
-
-def end_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent dies (elsewhere a no-op)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before the request was made
-        os._exit(1)
 
 
 def _rng_state() -> dict[str, Any]:
