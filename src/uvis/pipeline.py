@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -201,21 +202,31 @@ def step_settings(config: RunConfig, step: str) -> dict[str, Any]:
     return {k: getattr(config, k) for k in keys}
 
 
+def _stored_settings(marker: Path) -> dict[str, Any] | None:
+    """The settings a step's ``step.json`` (or ``step.started.json``) records; None when it is damaged."""
+    try:
+        settings = json.loads(marker.read_text()).get("settings")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
 def _is_complete(folder: Path, settings: dict[str, Any]) -> bool:
     marker = folder / STEP_FILE
     if not marker.is_file():
         return False
-    try:
-        return json.loads(marker.read_text())["settings"] == json.loads(json.dumps(settings))
-    except (json.JSONDecodeError, KeyError):
-        return False
+    return _stored_settings(marker) == json.loads(json.dumps(settings))
 
 
 def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
     """Refuse to mix outputs of different settings in one folder (the user asked for something else)."""
     marker = folder / STEP_FILE
     if marker.is_file() and not _is_complete(folder, settings):
-        old = json.loads(marker.read_text()).get("settings", {})
+        old = _stored_settings(marker)
+        if old is None:  # derived data: the step is redone (its own records resume what they can)
+            print(f"{marker}: damaged step record; redoing the step", file=sys.stderr)
+            marker.unlink()
+            return
         changed = sorted(k for k in set(old) | set(settings) if old.get(k) != json.loads(json.dumps(settings)).get(k))
         raise UserError(
             f"{folder.name} was made with other settings ({', '.join(changed)})",
@@ -224,10 +235,7 @@ def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
         )
     started = folder / STARTED_FILE
     if not marker.is_file() and started.is_file():
-        try:
-            old = json.loads(started.read_text()).get("settings", {})
-        except json.JSONDecodeError:
-            old = {}
+        old = _stored_settings(started) or {}
         new = json.loads(json.dumps(settings))
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if changed:

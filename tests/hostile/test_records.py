@@ -297,3 +297,31 @@ def test_data_loader_workers_end_with_their_parent(tmp_path):
         time.sleep(0.2)
     os.kill(child, signal.SIGKILL)
     raise AssertionError("the worker outlived its parent")
+
+
+# --- uvis run's step records
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"settings": 5}', "[" * 100_000])
+def test_damaged_step_record_is_named_and_the_step_redone(tmp_path, capsys, text):
+    from uvis.pipeline import STEP_FILE, _check_no_conflict, _is_complete
+
+    folder = tmp_path / "4-segment"
+    folder.mkdir()
+    (folder / STEP_FILE).write_text(text)
+    assert not _is_complete(folder, {"a": 1})
+    _check_no_conflict(folder, {"a": 1})  # no traceback, no refusal: the step runs again
+    assert "damaged step record; redoing the step" in capsys.readouterr().err
+    assert not (folder / STEP_FILE).exists()
+
+
+def test_stored_areas_that_are_not_finite_are_recomputed(tmp_path, synth):
+    from uvis.data.ytvis import load_dataset
+
+    root, dataset = synth
+    data = json.loads((root / "annotations.json").read_text())
+    data["annotations"][0]["areas"] = [float("nan")] * len(data["annotations"][0]["segmentations"])
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(data))
+    track = load_dataset(path).tracks[0]
+    assert track.areas is None  # recomputed from the masks when needed

@@ -232,9 +232,10 @@ def _areas(areas: Any, length: int) -> list[float | None] | None:
     if not isinstance(areas, list) or len(areas) != length:
         return None
     try:
-        return [None if x is None else float(x) for x in areas]
+        values = [None if x is None else float(x) for x in areas]
     except (TypeError, ValueError):
         return None
+    return values if all(v is None or (math.isfinite(v) and v >= 0) for v in values) else None
 
 
 def _check_segmentations(
