@@ -94,9 +94,6 @@ class RunConfig:
             from uvis.pseudo.vocabulary import Vocabulary
 
             Vocabulary.from_names(list(self.classes), source="classes")
-        unknown = [a for a in self.ablations if a not in ABLATIONS]
-        if unknown:
-            raise UserError(f"unknown ablation '{unknown[0]}'", fix=f"use one of {', '.join(ABLATIONS)}")
 
 
 # The settings each step's output depends on (cumulative: a step also depends on all earlier ones).
@@ -302,6 +299,12 @@ class Pipeline:
         for name in config.ablations:
             if name not in ABLATIONS:
                 raise UserError(f"unknown ablation '{name}'", fix=f"use some of: {', '.join(ABLATIONS)}")
+        if config.train_videos is not None:  # now, not after stage 1 has run
+            names = [item.name for item in self.collection.items]
+            missing = [n for n in config.train_videos if n not in names]
+            if missing or not config.train_videos:
+                raise UserError(f"training video(s) not in the input: {', '.join(missing) or '(none given)'}",
+                                path=config.data, fix=f"name some of: {', '.join(names[:10])}")
 
     # ----------------------------------------------------------------------------------------- steps
     def vocabulary(self, config: RunConfig):  # noqa: ANN201 (Vocabulary; imported lazily)

@@ -87,6 +87,18 @@ def davis_folder(root: Path, frames: int = 2, size: tuple[int, int] = (32, 48)) 
     return root
 
 
+def png_header(width: int, height: int) -> bytes:
+    """A tiny PNG file whose header claims ``width`` x ``height`` pixels (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
 def _gt_variant(gt: dict, change) -> dict:  # noqa: ANN001 (a function editing the copy)
     data = copy.deepcopy(gt)
     change(data)
@@ -182,6 +194,11 @@ def build_corpus(root: Path) -> Corpus:
         path = h / f"{name}.toml"
         path.write_text(text)
         files[name] = path
+
+    bomb = h / "bomb_frames"
+    bomb.mkdir()
+    (bomb / "00000.png").write_bytes(png_header(40000, 8))
+    files["bomb_frames"] = bomb
 
     a_file = h / "a_file"
     a_file.write_text("not a folder")

@@ -43,6 +43,9 @@ CASES: list[tuple[str, str, str]] = [
      "--resolution 32 --device cpu --no-progress", "no video stream"),
     ("pseudo-label-garbage", "pseudo-label {garbage_mp4} --out {out} --backbone tiny --weights {dino_weights} "
      "--resolution 32 --device cpu --no-progress", "cannot open video"),
+    ("pseudo-label-bomb-frame", "pseudo-label {bomb_frames} --out {out} --backbone tiny --weights {dino_weights} "
+     "--resolution 32 --device cpu --no-progress", "at most 32768 a side"),
+    ("run-train-videos-unknown", "run {dataset} --train-videos nope --out {out}", "not in the input: nope"),
     ("segment-zero-frame-video", "segment {gt_zero_frames} --model none --out {out}", "video empty (id 99) lists no frames"),
     ("segment-wrong-size", "segment {gt_wrong_size} --model none --out {out}", "is 64x40 in the file"),
     ("run-wrong-size", "run {gt_wrong_size} --out {out}", "is 64x40 in the file"),

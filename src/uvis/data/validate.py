@@ -47,6 +47,8 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
+MAX_SIDE = 2**15  # pixels: larger than any real video (8K is 7680x4320); a bigger size is a mistake or a bomb
+
 POSITIVE = Range(0, None, low_open=True)
 AT_LEAST_ONE = Range(1)
 NON_NEGATIVE = Range(0)
@@ -121,6 +123,14 @@ def parse_json_text(text: str, *, path: str | Path, fix: str) -> Any:
         raise UserError(f"not valid JSON ({e})", path=path, fix=fix) from None
     except RecursionError:
         raise UserError("JSON nested too deeply to read", path=path, fix=fix) from None
+
+
+def frame_size(height: int, width: int, *, path: str | Path, what: str = "video") -> None:
+    """A frame size a video can have: positive, and at most ``MAX_SIDE`` a side (decoding a header that claims
+    60000x60000 would take gigabytes before failing)."""
+    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
+        raise UserError(f"{what} is {width}x{height} pixels; at most {MAX_SIDE} a side is supported", path=path,
+                        fix="scale it down, e.g. ffmpeg -i IN -vf scale=1920:-2 OUT.mp4")
 
 
 def input_path(path: str | Path, *, folder_ok: bool = True, file_ok: bool = True) -> Path:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from uvis.data.validate import input_path
+from uvis.data.validate import frame_size, input_path
 from uvis.errors import UserError
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg"}
@@ -254,6 +254,7 @@ def _probe_file(path: Path, accept_truncated: bool = False) -> Video:
         raise UserError(f"cannot open video ({_ffmpeg_message(e)})", path=path, fix="check that the file is a complete, playable video") from None
     if count == 0 or not width or not height:
         raise UserError("video has no frames", path=path, fix="pass a non-empty video")
+    frame_size(height, width, path=path)
     if declared > count:
         if not accept_truncated:
             raise UserError(f"truncated video: it declares {declared} frames but holds {count}", path=path,
@@ -297,6 +298,7 @@ def open_video(
             raise UserError("folder holds no JPEG/PNG frames", path=path, fix="pass a folder of frames or a video file")
         # Headers only (cheap): a frame of another size is reported now, not hours into a job.
         height, width = image_size(path / names[0])
+        frame_size(height, width, path=path / names[0], what="frame")
         for name in names[1:]:
             h, w = image_size(path / name)
             if (h, w) != (height, width):

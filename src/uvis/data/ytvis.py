@@ -17,10 +17,8 @@ from typing import Any
 from uvis.data import atomic
 from uvis.data import masks as mask_utils
 from uvis.data.masks import RLE
-from uvis.data.validate import input_path, parse_json_text
+from uvis.data.validate import MAX_SIDE, input_path, parse_json_text
 from uvis.errors import UserError
-
-MAX_SIDE = 2**15  # pixels: larger than any real video (8K is 7680x4320); a bigger size is a mistake in the file
 
 
 @dataclass
