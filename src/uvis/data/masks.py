@@ -80,7 +80,10 @@ def bbox(rle: RLE) -> list[float]:
     return [float(v) for v in coco_mask.toBbox(_to_coco(rle))]
 
 
-POLYGON_MARGIN = 4  # polygon coordinates may reach this many frame sizes beyond the frame, no further
+# Polygon coordinates may reach this many frame sizes, plus a fixed slack, beyond the frame (pycocotools clips them;
+# its memory grows with the outline's length, so a 1e10 must be refused, not rasterised)
+POLYGON_MARGIN = 4
+POLYGON_SLACK = 10_000
 
 
 def empty(height: int, width: int) -> RLE:
@@ -99,7 +102,7 @@ def from_polygons(polygons: Sequence[Sequence[float]], height: int, width: int) 
     if len(polygons) and isinstance(polygons[0], (int, float)):
         polygons = [polygons]  # type: ignore[list-item]
     polys = [list(map(float, p)) for p in polygons]
-    bound = POLYGON_MARGIN * max(height, width)
+    bound = POLYGON_MARGIN * max(height, width) + POLYGON_SLACK
     for p in polys:
         if len(p) % 2:
             raise ValueError(f"a polygon has an odd number of coordinates ({len(p)})")
@@ -108,7 +111,7 @@ def from_polygons(polygons: Sequence[Sequence[float]], height: int, width: int) 
         if p and not (np.isfinite(p).all() and -bound <= min(p) and max(p) <= bound):
             bad = next(v for v in p if not (np.isfinite(v) and abs(v) <= bound))
             raise ValueError(f"a polygon coordinate is {bad!r}, outside the {width}x{height} frame "
-                             f"(allowed: finite, within {POLYGON_MARGIN}x the frame size)")
+                             f"(allowed: finite, within {bound:g} pixels)")
     polys = [p for p in polys if len(p) >= 6]
     if not polys:
         return empty(height, width)
