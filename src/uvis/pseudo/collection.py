@@ -272,9 +272,10 @@ def label_collection(
     prepare_out_dir(out_dir, job.settings, overwrite)
     try:
         _label_todo(out_dir, job, todo, labeller, batch_size, progress, skip_bad)
-    except BaseException:
-        # the first video of a new folder failed (truncated, audio only ...): no part records these settings,
-        # so the corrected rerun, with any settings, must not be refused for them
+    except UserError:
+        # the first video of a new folder is unreadable (truncated, audio only ...): no part records these
+        # settings, so the corrected rerun, with any settings, must not be refused for them (an interrupted
+        # first video keeps them: a shard still at work protects the folder)
         if new_folder and not any((out_dir / "videos").glob("*.json")):
             (out_dir / CONFIG_NAME).unlink(missing_ok=True)
             for folder in (out_dir / "videos", out_dir):  # and the folders, if that leaves them empty
