@@ -129,7 +129,7 @@ def test_cli_run_with_config_file_and_bad_ablation(sample, tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[vocabulary]\nnames = [1, 2]\n")
     assert main(["run", str(sample), "--out", str(tmp_path / "r2"), "--config", str(bad)]) == 2
-    assert "names must be a list of non-empty strings" in capsys.readouterr().err
+    assert "class 1 is 1, not a name" in capsys.readouterr().err
 
 
 def test_train_on_some_videos_at_a_chosen_size_then_segment_all(sample, tmp_path):

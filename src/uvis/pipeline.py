@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class RunConfig:
     device: str | None = None
     progress: bool = True
     skip_bad_videos: bool = False  # report an unreadable video and go on without it (default: stop on it)
+    accept_truncated: bool = False  # video files cut short give the frames that decode (default: an error)
     # stage 1a: MaskCut on DINO keys ("dino") or MotionCut on residual motion ("motion", no weights)
     features: str = "dino"
     backbone: str = "dino_vitb8"
@@ -75,6 +77,28 @@ class RunConfig:
     # side-by-side variants: names from ABLATIONS
     ablations: list[str] = field(default_factory=list)
 
+    def check(self) -> None:
+        """One-line errors for settings no run can use, before its first step (the same rules as the flags')."""
+        from uvis.data.validate import AT_LEAST_ONE, Range, finite_number
+
+        for name, value, allowed in (("num_masks", self.num_masks, AT_LEAST_ONE), ("resolution", self.resolution,
+                                      Range(16, 8192)), ("maskcut_batch_size", self.maskcut_batch_size, AT_LEAST_ONE),
+                                     ("top_k", self.top_k, AT_LEAST_ONE),
+                                     ("segment_batch_size", self.segment_batch_size, AT_LEAST_ONE),
+                                     ("train_steps", self.train_steps, AT_LEAST_ONE),
+                                     ("train_batch_size", self.train_batch_size, AT_LEAST_ONE)):
+            if value is not None:
+                finite_number(value, name, allowed=allowed)
+        size = self.image_size
+        if size is not None and not (isinstance(size, (tuple, list)) and len(size) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 8192 for v in size)):
+            raise UserError(f"image_size {size!r} is not (height, width) of 32..8192 pixels",
+                            fix="pass e.g. image_size=(144, 256) (--image-size 144x256)")
+        if self.classes is not None:
+            from uvis.pseudo.vocabulary import Vocabulary
+
+            Vocabulary.from_names(list(self.classes), source="classes")
+
 
 # The settings each step's output depends on (cumulative: a step also depends on all earlier ones).
 STEP_FIELDS: dict[str, tuple[str, ...]] = {
@@ -95,18 +119,39 @@ ABLATIONS: dict[str, Callable[[RunConfig], RunConfig]] = {
 }
 
 
+CONFIG_KEYS = {"name": str, "vocabulary": dict}  # what a --config file may hold (a typo is an error, not ignored)
+VOCABULARY_KEYS = {"names"}
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """A ``configs/*.toml`` file: ``name`` and ``[vocabulary] names``."""
+    """A ``configs/*.toml`` file: ``name`` and ``[vocabulary] names``; any other key, or a wrong type, is an error."""
+    from uvis.pseudo.vocabulary import Vocabulary
+
     path = Path(path)
     if not path.is_file():
         raise UserError("config file not found", path=path, fix="pass one of the files in configs/ or your own")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"not valid TOML ({e})", path=path, fix="check the file's syntax") from None
-    names = data.get("vocabulary", {}).get("names")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) and n for n in names)):
-        raise UserError("[vocabulary] names must be a list of non-empty strings", path=path, fix="fix the list")
+        raise UserError(f"not valid TOML ({' '.join(str(e).split())})", path=path, fix="check the file's syntax") from None
+    except (OSError, RecursionError) as e:
+        raise UserError(f"cannot read the config file ({type(e).__name__})", path=path, fix="check the file") from None
+    example = 'write it as [vocabulary] names = ["dog", "cat"]'
+    for key, value in data.items():
+        if key not in CONFIG_KEYS:
+            raise UserError(f"unknown key '{key}'", path=path, fix=f"use only {', '.join(CONFIG_KEYS)} ({example})")
+        if not isinstance(value, CONFIG_KEYS[key]):
+            raise UserError(f"'{key}' is {type(value).__name__}, not a {'table' if key == 'vocabulary' else 'string'}",
+                            path=path, fix=example if key == "vocabulary" else 'write it as name = "my-dataset"')
+    vocabulary = data.get("vocabulary", {})
+    for key in vocabulary:
+        if key not in VOCABULARY_KEYS:
+            raise UserError(f"unknown key '{key}' in [vocabulary]", path=path, fix=example)
+    if "vocabulary" in data:
+        names = vocabulary.get("names")
+        if not isinstance(names, list):
+            raise UserError("[vocabulary] has no list of names", path=path, fix=example)
+        vocabulary["names"] = list(Vocabulary.from_names_checked(names, source=path).names)
     return data
 
 
@@ -120,7 +165,7 @@ _FLAGS: dict[str, str] = {
 _SWITCHES: dict[str, tuple[str, bool]] = {  # field -> (flag, the value the flag sets)
     "pseudo_from_ground_truth": ("--pseudo-from-ground-truth", True), "prototypes": ("--no-prototypes", False),
     "track_memory": ("--no-track-memory", False), "progress": ("--no-progress", False),
-    "skip_bad_videos": ("--skip-bad-videos", True),
+    "skip_bad_videos": ("--skip-bad-videos", True), "accept_truncated": ("--accept-truncated", True),
 }
 
 
@@ -158,21 +203,31 @@ def step_settings(config: RunConfig, step: str) -> dict[str, Any]:
     return {k: getattr(config, k) for k in keys}
 
 
+def _stored_settings(marker: Path) -> dict[str, Any] | None:
+    """The settings a step's ``step.json`` (or ``step.started.json``) records; None when it is damaged."""
+    try:
+        settings = json.loads(marker.read_text()).get("settings")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
 def _is_complete(folder: Path, settings: dict[str, Any]) -> bool:
     marker = folder / STEP_FILE
     if not marker.is_file():
         return False
-    try:
-        return json.loads(marker.read_text())["settings"] == json.loads(json.dumps(settings))
-    except (json.JSONDecodeError, KeyError):
-        return False
+    return _stored_settings(marker) == json.loads(json.dumps(settings))
 
 
 def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
     """Refuse to mix outputs of different settings in one folder (the user asked for something else)."""
     marker = folder / STEP_FILE
     if marker.is_file() and not _is_complete(folder, settings):
-        old = json.loads(marker.read_text()).get("settings", {})
+        old = _stored_settings(marker)
+        if old is None:  # derived data: the step is redone (its own records resume what they can)
+            print(f"{marker}: damaged step record; redoing the step", file=sys.stderr)
+            marker.unlink()
+            return
         changed = sorted(k for k in set(old) | set(settings) if old.get(k) != json.loads(json.dumps(settings)).get(k))
         if "weights" in changed:
             others = [k for k in changed if k != "weights"]
@@ -188,10 +243,7 @@ def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
         )
     started = folder / STARTED_FILE
     if not marker.is_file() and started.is_file():
-        try:
-            old = json.loads(started.read_text()).get("settings", {})
-        except json.JSONDecodeError:
-            old = {}
+        old = _stored_settings(started) or {}
         new = json.loads(json.dumps(settings))
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if changed:
@@ -277,11 +329,17 @@ class Pipeline:
         self.log = log
         self.weight_files: dict[str, Path] = {}  # role -> the file used (set by ``run``'s check)
         self.weights: dict[str, dict[str, str]] = {}  # role -> {"file", "sha256"}, recorded by each step
-        self.collection: Collection = discover(config.data, frames=config.frames)
+        self.collection: Collection = discover(config.data, frames=config.frames, accept_truncated=config.accept_truncated)
         self.out = Path(config.out)
         for name in config.ablations:
             if name not in ABLATIONS:
                 raise UserError(f"unknown ablation '{name}'", fix=f"use some of: {', '.join(ABLATIONS)}")
+        if config.train_videos is not None:  # now, not after stage 1 has run
+            names = [item.name for item in self.collection.items]
+            missing = [n for n in config.train_videos if n not in names]
+            if missing or not config.train_videos:
+                raise UserError(f"training video(s) not in the input: {', '.join(missing) or '(none given)'}",
+                                path=config.data, fix=f"name some of: {', '.join(names[:10])}")
 
     # --------------------------------------------------------------------------------------- weights
     def weights_needed(self, stop_after: str = "report") -> dict[str, Need]:
@@ -546,6 +604,7 @@ def _str_or_none(path: Path | None) -> str | None:
 
 
 def run_pipeline(config: RunConfig, stop_after: str = "report", *, log: Callable[[str], None] = print) -> Path:
+    config.check()
     if config.device == "auto":  # every step picks CUDA when present from None
         config = dataclasses.replace(config, device=None)
     return Pipeline(config, log=log).run(stop_after)

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output pseudo-label JSON")
     add_naming_arguments(p, batch_flag="--batch-size",
                          classes_help="(default: the categories of --data, else those of the pseudo-label file)")
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="use what decodes of a video file cut short (its index declares more frames than the file holds); default: an error")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-embeddings", action="store_true", help="do not write the .embeddings.npz file")
     p.set_defaults(func=run)
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".json":
         raise UserError("output must be a .json file", path=out, fix="pass --out NAME.json")
     pseudo = load_pseudo_labels(args.pseudo)
-    collection = discover(args.data, frames=args.frames)
+    collection = discover(args.data, frames=args.frames, accept_truncated=args.accept_truncated)
     dataset_categories = collection.dataset.categories if collection.dataset is not None else []
     vocabulary = choose_vocabulary(args.classes, dataset_categories, pseudo.categories, source=args.data)
     note_single_class("name", vocabulary)

@@ -47,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fp32", action="store_true", help="no bf16/fp16 autocast for DINO on GPU (slower)")
     p.add_argument("--crf", action="store_true", help="refine masks with a dense CRF (pip install 'uvis[crf]')")
     p.add_argument("--overwrite", action="store_true", help="discard parts made with other settings")
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="use what decodes of a video file cut short (its index declares more frames than the file holds); default: an error")
     p.add_argument("--skip-bad-videos", action="store_true",
                    help="report an unreadable video and go on with the others (default: stop on it); "
                         "skipped videos are left out of the merged file and retried by a rerun")
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     shard = parse_shard(args.shard) if args.shard else None
     device = None if args.device == "auto" else args.device
-    collection = discover(args.data, frames=args.frames)
+    collection = discover(args.data, frames=args.frames, accept_truncated=args.accept_truncated)
     vocabulary = None
     if args.name:
         if args.model:

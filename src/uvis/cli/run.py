@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pseudo-from-ground-truth", action="store_true",
                    help="use the input's annotations instead of stage 1 (upper bound of stages 2-3; not unsupervised)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="use what decodes of a video file cut short (its index declares more frames than the file holds); default: an error")
     p.add_argument("--skip-bad-videos", action="store_true",
                    help="report an unreadable video and go on without it (default: stop on it)")
     p.set_defaults(func=run)
@@ -66,10 +68,12 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         classes = load_config_file(args.config).get("vocabulary", {}).get("names")
     if args.classes:
-        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+        from uvis.pseudo.vocabulary import parse_classes
+
+        classes = list(parse_classes(args.classes).names)
     config = RunConfig(
         data=args.data, out=args.out, frames=args.frames, classes=classes, device=args.device,
-        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, features=args.features, backbone=args.backbone, dino_weights=args.weights, num_masks=args.num_masks,
+        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, features=args.features, accept_truncated=args.accept_truncated, backbone=args.backbone, dino_weights=args.weights, num_masks=args.num_masks,
         solver=args.solver, pseudo_from_ground_truth=args.pseudo_from_ground_truth, clip_model=args.clip_model,
         clip_weights=args.clip_weights, templates=args.templates, prototypes=not args.no_prototypes,
         train_preset=args.preset, train_steps=args.steps, train_batch_size=args.batch_size,

@@ -29,6 +29,7 @@ from typing import Any
 
 from uvis.data.sources import Collection, discover, parse_shard, unreadable_list
 from uvis.errors import UserError
+from uvis.pseudo.vocabulary import parse_classes
 from uvis.track.collection import segment_collection
 from uvis.track.segmenter import FramePredictor, Segmenter
 from uvis.track.tracker import TrackerConfig
@@ -70,6 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-png", action="store_true", help="do not write per-frame id PNGs")
     p.add_argument("--shard", help="process only shard i/n of the videos, e.g. 0/4")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="use what decodes of a video file cut short (its index declares more frames than the file holds); default: an error")
     p.add_argument("--skip-bad-videos", action="store_true",
                    help="report an unreadable video and go on with the others (default: stop on it); a rerun "
                         "tries it again")
@@ -141,7 +144,7 @@ def _optional_clip(args: argparse.Namespace) -> Path | None:
     try:
         return check_needs(stage1_needs(args, dino=False, dino_flag="--dino-weights", clip=True))[0]
     except WeightsNotFoundError:
-        if args.classes:
+        if args.classes is not None:
             raise
     print("no CLIP weights: every object is named 'object' and tracked by its colours (pass --clip-weights "
           "or --classes to name objects)")
@@ -157,7 +160,7 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     from uvis.pseudo.clip_model import ClipConfig
     from uvis.pseudo.maskcut import MaskCutConfig
     from uvis.pseudo.motioncut import MotionCutConfig
-    from uvis.pseudo.vocabulary import Vocabulary, parse_classes
+    from uvis.pseudo.vocabulary import Vocabulary
     from uvis.track.stage1_predictor import OBJECT, Stage1Config, Stage1FramePredictor
 
     features = choose_features(args)
@@ -168,7 +171,7 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
         dino_file, clip_file = check_needs(stage1_needs(args, dino=True, dino_flag="--dino-weights", clip=True))
     if clip_file is None:
         vocabulary = OBJECT
-    elif args.classes:
+    elif args.classes is not None:
         vocabulary = parse_classes(args.classes)
     elif collection.dataset is not None and collection.dataset.categories:
         vocabulary = Vocabulary.from_categories(collection.dataset.categories)
@@ -236,15 +239,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--top-k {args.top_k}", fix="use --top-k >= 1")
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}", fix="use --batch-size >= 1")
-    collection = discover(args.input, frames=args.frames)
+    collection = discover(args.input, frames=args.frames, accept_truncated=args.accept_truncated)
     items = collection.items if not args.shard else collection.shard(*parse_shard(args.shard))
+    # empty or repeated names are an error now, before any model is loaded
+    classes = None if args.classes is None else list(parse_classes(args.classes).names)
     device = resolve_device(args.device)
     start = time.perf_counter()
     predictor = load_predictor(args, device, collection)
     # the stage-1 predictor takes --classes itself (open vocabulary, see _stage1_predictor)
-    classes = None if not args.classes or args.model.lower() == "none" else \
-        [c.strip() for c in args.classes.split(",") if c.strip()]
-    segmenter = Segmenter(predictor, tracker_config=tracker_config(args), vocabulary=classes, top_k=args.top_k)
+    segmenter = Segmenter(predictor, tracker_config=tracker_config(args), top_k=args.top_k,
+                          vocabulary=None if args.model.lower() == "none" else classes)
     summary = segment_collection(collection, items, segmenter, args.out, batch_size=args.batch_size,
                                  write_png=not args.no_png, write_overlay=not args.no_overlay,
                                  progress=not args.no_progress, settings=result_settings(args, segmenter),

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uvis.data import ytvis
-from uvis.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Video, list_frames, open_video
+from uvis.data.validate import input_path
+from uvis.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Video, image_size, list_frames, open_video
 from uvis.errors import UserError
 
 
@@ -30,9 +31,11 @@ class VideoItem:
     name: str
     path: Path  # a video file, a frame folder, or a dataset's frame root
     file_names: list[str] | None = None  # frames relative to ``path`` (dataset videos)
+    accept_truncated: bool = False  # a video file cut short gives the frames that decode (else an error)
 
     def open(self) -> Video:
-        return open_video(self.path, frame_names=self.file_names, title=self.name)
+        return open_video(self.path, frame_names=self.file_names, title=self.name,
+                          accept_truncated=self.accept_truncated)
 
 
 @dataclass
@@ -69,15 +72,24 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def _dataset_collection(dataset: ytvis.Dataset, root: Path) -> Collection:
+    """The videos of a dataset, each checked now (not hours into a job): it lists frames, and its first frame
+    exists and has the width and height the file gives (results at another size would fail evaluation)."""
     assert dataset.frame_root is not None
     items = [VideoItem(v.id, v.name or str(v.id), dataset.frame_root, v.file_names) for v in dataset.videos]
-    first = items[0] if items else None
-    if first is not None and first.file_names and not (dataset.frame_root / first.file_names[0]).exists():
-        raise UserError(
-            f"frame {first.file_names[0]} of video {first.name} not found under {dataset.frame_root}",
-            path=root,
-            fix="pass the folder that holds the frames with --frames",
-        )
+    for video, item in zip(dataset.videos, items, strict=True):
+        if not video.file_names:
+            raise UserError(f"video {item.name} (id {video.id}) lists no frames", path=root,
+                            fix="give every video its file_names, or remove it from the file")
+        first = dataset.frame_root / video.file_names[0]
+        if not first.exists():
+            raise UserError(f"frame {video.file_names[0]} of video {item.name} not found under {dataset.frame_root}",
+                            path=root, fix="pass the folder that holds the frames with --frames")
+        if first.is_file():
+            h, w = image_size(first)
+            if (h, w) != (video.height, video.width):
+                raise UserError(f"video {item.name} is {video.width}x{video.height} in the file, but its frame "
+                                f"{video.file_names[0]} is {w}x{h}", path=root,
+                                fix="correct the video's width and height in the file")
     return Collection(root=root, items=items, dataset=dataset)
 
 
@@ -88,14 +100,20 @@ def _guess_frame_root(json_path: Path) -> Path:
     return json_path.parent
 
 
-def discover(path: str | Path, *, frames: str | Path | None = None) -> Collection:
+def discover(path: str | Path, *, frames: str | Path | None = None, accept_truncated: bool = False) -> Collection:
     """Find the videos under ``path`` (see the module docstring for what is accepted).
 
     ``frames`` is the frame root of a YouTube-VIS JSON; for any other input it is a UserError.
+    ``accept_truncated``: video files cut short give the frames that decode instead of an error.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError("no such file or folder", path=path, fix="check the path")
+    collection = _discover(path, frames)
+    for item in collection.items:
+        item.accept_truncated = accept_truncated
+    return collection
+
+
+def _discover(path: str | Path, frames: str | Path | None) -> Collection:
+    path = input_path(path)
     if path.is_file() and path.suffix.lower() == ".json":
         root = Path(frames) if frames is not None else _guess_frame_root(path)
         return _dataset_collection(ytvis.load_dataset(path, root), path)

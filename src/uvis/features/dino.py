@@ -356,6 +356,8 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise UserError(f"unknown --device '{device}'", fix="use --device auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):  # mps, xpu, meta ...: torch knows them, uvis does not run on them
+        raise UserError(f"--device {device}: uvis runs on a CPU or a CUDA GPU only", fix="use --device auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {device} but no CUDA device is visible", fix="use --device cpu or auto")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():

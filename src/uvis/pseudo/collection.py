@@ -18,7 +18,9 @@ last writes the merged file (any later run with nothing left to do merges too).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from uvis import __version__
 from uvis.data import atomic
 from uvis.data.sources import Collection, VideoItem, to_ytvis_video
 from uvis.data.video import list_frames, with_next_frame
-from uvis.data.ytvis import Category
+from uvis.data.ytvis import Category, _video
 from uvis.data.ytvis import Video as YtvisVideo
 from uvis.errors import UserError
 from uvis.pseudo.format import FrameInstance, PseudoLabels
@@ -147,11 +149,34 @@ def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) ->
 
 
 def _read_part(path: Path) -> dict[str, Any] | None:
+    """A finished video's part, or None when there is none or it is damaged (derived data: a damaged part is
+    named on stderr, and its video is labelled again)."""
     try:
         part = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except FileNotFoundError:
         return None
-    return part if isinstance(part, dict) and part.get("format") == PART_FORMAT else None
+    except (OSError, ValueError, RecursionError):
+        part = None
+    if isinstance(part, dict) and part.get("format") == PART_FORMAT and _well_formed(part, path):
+        return part
+    print(f"{path}: damaged pseudo-label part; labelling its video again", file=sys.stderr)
+    return None
+
+
+def _well_formed(part: dict[str, Any], path: Path) -> bool:
+    """The part's video entry and annotations have every field the merge reads, with its type."""
+    try:
+        video = _video(part.get("video"), "video", path)
+        annotations = part.get("annotations")
+        if not isinstance(annotations, list):
+            return False
+        for a in annotations:
+            inst = FrameInstance.from_json(a, "annotation", path)
+            if inst.video_id != video.id or not 0 <= inst.frame_index < video.length:
+                return False
+    except UserError:
+        return False
+    return True
 
 
 def _is_done(out_dir: Path, item: VideoItem) -> bool:
@@ -251,8 +276,6 @@ def label_collection(
     names it); with ``skip_bad`` it is recorded as failed, reported, left out of the merged file, and the rest
     go on (a rerun tries it again).
     """
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise UserError(f"bad batch size {batch_size}", fix="use --batch-size >= 1")
@@ -264,7 +287,32 @@ def label_collection(
     # The labeller (weights, flags) is made before the folder is touched: a run that fails here leaves no
     # config.json behind to refuse the corrected rerun.
     labeller = job.make_labeller() if todo else None
+    new_folder = not (out_dir / CONFIG_NAME).exists()
     prepare_out_dir(out_dir, job.settings, overwrite)
+    try:
+        _label_todo(out_dir, job, todo, labeller, batch_size, progress, skip_bad)
+    except UserError:
+        # the first video of a new folder is unreadable (truncated, audio only ...): no part records these
+        # settings, so the corrected rerun, with any settings, must not be refused for them (an interrupted
+        # first video keeps them: a shard still at work protects the folder)
+        if new_folder and not any((out_dir / "videos").glob("*.json")):
+            (out_dir / CONFIG_NAME).unlink(missing_ok=True)
+            for folder in (out_dir / "videos", out_dir):  # and the folders, if that leaves them empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+    with atomic.folder_lock(out_dir):
+        merged = merge_parts(collection, out_dir, job)
+    if merged is None and all(_failure(out_dir, i) for i in collection.items):
+        raise UserError(f"none of the {len(collection.items)} videos could be read (errors in videos/*.failed.json)",
+                        path=out_dir, fix="check the input videos")
+    return out_dir / MERGED_NAME
+
+
+def _label_todo(out_dir: Path, job: LabellingJob, todo: list[VideoItem], labeller: FrameLabeller | None,
+                batch_size: int, progress: bool, skip_bad: bool) -> None:
+    from tqdm import tqdm
+
     if labeller is not None:
         known = [_known_length(i) for i in todo]
         total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
@@ -281,12 +329,6 @@ def label_collection(
                     continue
                 atomic.write_json(part_path(out_dir, item.video_id), part)
                 failed_path(out_dir, item.video_id).unlink(missing_ok=True)
-    with atomic.folder_lock(out_dir):
-        merged = merge_parts(collection, out_dir, job)
-    if merged is None and all(_failure(out_dir, i) for i in collection.items):
-        raise UserError(f"none of the {len(collection.items)} videos could be read (errors in videos/*.failed.json)",
-                        path=out_dir, fix="check the input videos")
-    return out_dir / MERGED_NAME
 
 
 def skipped_videos(collection: Collection, out_dir: str | Path) -> dict[str, str]:

@@ -119,7 +119,7 @@ def _embed_video(pseudo: PseudoLabels, video_id: int, positions: list[int], sour
         if part.is_file():
             try:
                 cached = np.load(part)
-                if cached.shape[0] == len(insts):
+                if cached.ndim == 2 and cached.shape[0] == len(insts) and np.isfinite(cached).all():
                     return cached
             except (OSError, ValueError):  # damaged part: recompute
                 pass

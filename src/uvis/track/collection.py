@@ -7,8 +7,12 @@ of every finished video) and ``summary.json``.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
+import shutil
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,11 +23,17 @@ from uvis.errors import UserError
 from uvis.track.segmenter import Segmenter, VideoResult
 from uvis.track.video_tracks import VideoTrack
 
+MAX_NAME = 200  # characters of a video's output name: with ".json" / ".mp4" it fits every file system's 255
+
 
 def safe_name(name: str) -> str:
-    """A video name usable as one file name."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    return cleaned or "video"
+    """A video name usable as one file name: ASCII, and short enough for the outputs named after it (a longer
+    name keeps its start and gets a digest of the whole, so distinct names stay distinct)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "video"
+    if len(cleaned) > MAX_NAME:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        cleaned = f"{cleaned[:MAX_NAME - 13]}-{digest}"
+    return cleaned
 
 
 def _record_path(out: Path, item: VideoItem) -> Path:
@@ -31,13 +41,45 @@ def _record_path(out: Path, item: VideoItem) -> Path:
 
 
 def _load_record(path: Path, item: VideoItem) -> dict[str, Any] | None:
+    """The finished record of ``item``; None when there is none, it is another video's, or it is damaged (a
+    damaged one is derived data: it is named on stderr and the video is segmented again)."""
     try:
         record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except FileNotFoundError:
         return None
-    if record.get("video_id") != item.video_id or record.get("name") != item.name:
+    except (OSError, ValueError, RecursionError):
+        record = None
+    if isinstance(record, dict) and (record.get("video_id") != item.video_id or record.get("name") != item.name):
+        return None
+    if not _well_formed(record):
+        print(f"{path}: damaged record of video {item.name}; segmenting it again", file=sys.stderr)
         return None
     return record
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _well_formed(record: Any) -> bool:
+    """Every field a rerun reads from a record, with its type (see ``segment_collection``)."""
+    if not isinstance(record, dict):
+        return False
+    summary, tracks, results = record.get("summary"), record.get("tracks"), record.get("results")
+    if not (isinstance(summary, dict) and isinstance(summary.get("frames"), int) and _is_number(summary.get("seconds"))
+            and isinstance(tracks, list) and isinstance(results, list) and len(tracks) == len(results)):
+        return False
+    for t, r in zip(tracks, results, strict=True):
+        if not (isinstance(t, dict) and isinstance(t.get("track_id"), int) and isinstance(t.get("category_id"), int)
+                and isinstance(t.get("class"), str) and _is_number(t.get("score"))
+                and isinstance(t.get("frames_seen"), int)):
+            return False
+        segs = r.get("segmentations") if isinstance(r, dict) else None
+        if not (isinstance(segs, list) and all(isinstance(r.get(k), int) for k in ("video_id", "category_id"))
+                and _is_number(r.get("score")) and len(segs) == summary["frames"]
+                and all(s is None or (isinstance(s, dict) and isinstance(s.get("counts"), str)) for s in segs)):
+            return False
+    return isinstance(record.get("settings", {}), dict)
 
 
 def segment_collection(
@@ -88,10 +130,15 @@ def segment_collection(
             tqdm.write(f"skipped {item.name}: {e}")
             continue
         name = safe_name(item.name)
-        if write_png:
-            result.save_pngs(out / "masks" / name)
-        if write_overlay:
-            result.save_overlay(out / "overlays" / f"{name}.mp4")
+        try:
+            if write_png:
+                result.save_pngs(out / "masks" / name)
+            if write_overlay:
+                result.save_overlay(out / "overlays" / f"{name}.mp4")
+        except BaseException:  # a full disk, Ctrl-C: no half set of PNGs left beside no record (a rerun redoes it)
+            shutil.rmtree(out / "masks" / name, ignore_errors=True)
+            (out / "overlays" / f"{name}.mp4").unlink(missing_ok=True)
+            raise
         record = {
             "video_id": item.video_id,
             "name": item.name,

@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from uvis.data import atomic
+from uvis.data.workers import end_with_parent
 from uvis.errors import UserError
 from uvis.features.dino import autocast_dtype
 from uvis.features.dino import pick_device as check_device
@@ -115,8 +116,10 @@ def _step_boundary_interrupts(active: bool) -> Iterator[Callable[[], bool]]:
 
 def _ignore_ctrl_c(worker_id: int) -> None:
     """Data-loader workers leave Ctrl-C to the training process, which finishes its step and checkpoints; a
-    worker killed by it (the default where workers are spawned, not forked) would break that step's batch."""
+    worker killed by it (the default where workers are spawned, not forked) would break that step's batch.
+    A worker also ends with the training process, however that ends (even SIGKILL): no orphans."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    end_with_parent()
 
 
 def _rng_state() -> dict[str, Any]:
@@ -198,6 +201,7 @@ class Trainer:
                             fix="pass --resume to continue it, or a new --out")
         else:
             config.model.clip_dim = None  # a new run takes it from the embeddings file, if any
+        config.check()  # numbers (a stored config.json may have been edited) before any data or model is loaded
         if config.amp not in ("auto", "bf16", "fp16", "off"):
             raise UserError(f"unknown amp mode '{config.amp}'", fix="use auto, bf16, fp16 or off")
         self.config, self.out, self.progress = config, out, progress
