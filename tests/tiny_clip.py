@@ -31,7 +31,11 @@ def load_tiny_clip(path: Path) -> ClipModel:
 def patch_clip_load(monkeypatch, folder: Path) -> Path:
     """Make every ``ClipModel.load`` (whatever model it asks for) load a tiny CLIP saved in ``folder``."""
     path = save_tiny_clip(folder)
-    load = ClipModel.load
-    monkeypatch.setattr(ClipModel, "load", staticmethod(
-        lambda cfg: load(ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=path, device="cpu"))))
+    monkeypatch.setattr(ClipModel, "load", tiny_clip_loader(path))
     return path
+
+
+def tiny_clip_loader(path: Path) -> staticmethod:
+    """A replacement for ``ClipModel.load`` that loads the tiny CLIP at ``path`` whatever model is asked for."""
+    load = ClipModel.load
+    return staticmethod(lambda cfg: load(ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=path, device="cpu")))

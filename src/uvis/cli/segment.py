@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from uvis.data.sources import Collection, discover, parse_shard, unreadable_list
+from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.track.collection import segment_collection
 from uvis.track.segmenter import FramePredictor, Segmenter
@@ -164,13 +165,20 @@ def result_settings(args: argparse.Namespace, segmenter: Segmenter) -> dict[str,
 
 
 def run(args: argparse.Namespace) -> int:
+    from uvis.distributed import job
+
+    with job(args.device) as group:
+        return _run(args, group)
+
+
+def _run(args: argparse.Namespace, group: Group) -> int:
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}", fix="use --top-k >= 1")
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}", fix="use --batch-size >= 1")
     collection = discover(args.input, frames=args.frames)
     items = collection.items if not args.shard else collection.shard(*parse_shard(args.shard))
-    device = resolve_device(args.device)
+    device = resolve_device(group.device(args.device))
     start = time.perf_counter()
     predictor = load_predictor(args, device, collection)
     # the stage-1 predictor takes --classes itself (open vocabulary, see _stage1_predictor)
@@ -180,14 +188,16 @@ def run(args: argparse.Namespace) -> int:
     summary = segment_collection(collection, items, segmenter, args.out, batch_size=args.batch_size,
                                  write_png=not args.no_png, write_overlay=not args.no_overlay,
                                  progress=not args.no_progress, settings=result_settings(args, segmenter),
-                                 skip_bad=args.skip_bad_videos)
+                                 skip_bad=args.skip_bad_videos, group=group)
+    if not group.is_main:  # rank 0 speaks for the job
+        return 0
     wall = time.perf_counter() - start
     top = ", ".join(f"{k} {v}" for k, v in list(summary["classes"].items())[:8]) or "none"
     print(f"segmented {summary['segmented_now']} video(s), skipped {summary['skipped_finished']} finished "
           f"earlier; {summary['videos']} video(s) in the results")
     print(f"  frames {summary['frames']}, tracks {summary['tracks']}, classes: {top}")
     print(f"  speed {summary['fps'] if summary['fps'] is not None else '-'} frames/s (segmentation), "
-          f"wall {wall:.1f} s on {device}")
+          f"wall {wall:.1f} s on {device if not group.enabled else f'{group.world_size} processes'}")
     print(f"output in {args.out}:")
     for label, path, wanted in [("tracks (JSON)", args.out / "results.json", True),
                                 ("overlay videos", args.out / "overlays", not args.no_overlay),
