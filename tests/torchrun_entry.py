@@ -4,7 +4,9 @@ Each process runs the real command line (``uvis.cli.main.main``). Two test hooks
 
 - ``UVIS_TEST_TINY_CLIP=PATH``: every CLIP load gets the tiny random CLIP saved at PATH (no real weights here);
 - ``UVIS_TEST_KILL=RANK:VIDEO``: the process of that rank kills itself (SIGKILL, no last words) as it starts
-  pseudo-labelling that video.
+  pseudo-labelling that video;
+- ``UVIS_TEST_CWD_RANK1=DIR``: the process of rank 1 starts in DIR, so relative paths name other folders for it
+  (as a local disk would on a second machine).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def _patch() -> None:
+    if (cwd := os.environ.get("UVIS_TEST_CWD_RANK1")) and os.environ.get("RANK") == "1":
+        os.chdir(cwd)
     if path := os.environ.get("UVIS_TEST_TINY_CLIP"):
         from tiny_clip import tiny_clip_loader
         from uvis.pseudo.clip_model import ClipModel

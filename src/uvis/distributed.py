@@ -330,9 +330,9 @@ class Group:
         bad = [r for r, s in enumerate(ok) if not s]
         if bad:
             hosts = ", ".join(f"rank {r} on {self._get(f'host/{r}')}" for r in bad)
-            raise UserError(f"{hosts} cannot see the output folder rank 0 writes ({self._get('host/0')})",
-                            path=folder, fix="put --out on a file system every machine of the job mounts at "
-                                             "the same path (NFS, Lustre, ...)")
+            raise JobFailed(f"{hosts} cannot see the output folder rank 0 writes (on {self._get('host/0')})",
+                            path=folder, fix="put --out on a file system every machine of the job mounts "
+                                             "at the same path (NFS, Lustre, ...)")
 
     # ------------------------------------------------------------------------------------------- bars
     def progress(self, *, total: int | None, desc: str, unit: str, disable: bool = False) -> JobProgress:
