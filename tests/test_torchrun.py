@@ -262,3 +262,57 @@ def test_processes_that_do_not_see_the_same_output_folder_are_one_line(inputs, t
     line = lines.pop()
     assert "rank 1 on" in line and "cannot see the output folder" in line and "file system every machine" in line
     assert not (tmp_path / "out" / "videos").exists()
+
+
+# ------------------------------------------------------------------------ watching the others, in-process
+def _pair(config):
+    """Rank 0 and rank 1 of a job of two, sharing one in-memory store (no process group needed)."""
+    from uvis.distributed import DistConfig, DistInfo
+
+    store = torch.distributed.HashStore()
+    cfg = DistConfig(heartbeat_s=0.05, poll_s=0.01, **config)
+    return [Group(DistInfo(rank=r, world_size=2, grouped=True), store=store, config=cfg) for r in (0, 1)]
+
+
+def test_a_barrier_names_a_process_that_recorded_a_failure():
+    from uvis.distributed import JobFailed
+
+    zero, one = _pair({})
+    with one.task("video dog"):
+        line = one._record(1, "dog.mp4: cannot decode")
+    assert str(line) == "rank 1 of 2, video dog: dog.mp4: cannot decode"
+    with pytest.raises(JobFailed, match=r"^rank 1 of 2, video dog: dog.mp4: cannot decode$"):
+        zero.barrier()
+
+
+def test_a_barrier_does_not_wait_forever_for_a_silent_or_stuck_process():
+    from uvis.distributed import JobFailed
+
+    zero, one = _pair({"dead_after_s": 0.3})
+    one._store.set("current/1", "video cat")  # rank 1 started on cat, then went silent (no heartbeat)
+    with pytest.raises(JobFailed, match=r"^rank 1 of 2, video cat: stopped without a word: no heartbeat"):
+        zero.barrier()
+
+    zero, one = _pair({"dead_after_s": 30, "stall_after_s": 0.3})
+    one._start()  # alive (its heartbeat runs) but it never finishes a frame
+    try:
+        with pytest.raises(JobFailed, match=r"^rank 1 of 2: made no progress for"):
+            zero.barrier()
+    finally:
+        one._finish()
+
+
+def test_a_barrier_passes_once_everyone_arrives_and_the_job_bar_counts_every_process():
+    import threading
+
+    zero, one = _pair({})
+    bar0 = zero.progress(total=5, desc="x", unit="frame", disable=True)
+    bar1 = one.progress(total=5, desc="x", unit="frame", disable=True)
+    bar0.update(2)
+    bar1.update(3)
+    assert zero._count(bar0.key) == 5 and bar0.key == bar1.key
+    other = threading.Thread(target=one.barrier)
+    other.start()
+    zero.barrier()
+    other.join(timeout=5)
+    assert not other.is_alive()

@@ -227,8 +227,10 @@ class Group:
                 alive_t = now if a != alive else alive_t
                 done_t = now if d != done else done_t
                 seen[r] = (a, d, alive_t, done_t)
-                if now - alive_t > self.config.dead_after_s or self._gone(r):
-                    raise self._record(r, f"stopped without a word after {now - alive_t:.0f} s of silence "
+                if self._gone(r):
+                    raise self._record(r, "stopped without a word (killed or crashed)")
+                if now - alive_t > self.config.dead_after_s:
+                    raise self._record(r, f"stopped without a word: no heartbeat for {now - alive_t:.0f} s "
                                           "(killed, crashed or its machine went down)")
                 if now - done_t > self.config.stall_after_s:
                     raise self._record(r, f"made no progress for {now - done_t:.0f} s while the others waited "
