@@ -13,7 +13,8 @@ Layout of the output folder::
 
 A crash or Ctrl-C loses at most the video in flight; rerunning skips videos whose part exists. Shards
 (``shard=(i, n)``) split the videos round-robin, so n machines can share one folder; whichever finishes
-last writes the merged file (any later run with nothing left to do merges too).
+last writes the merged file (any later run with nothing left to do merges too). Under torchrun (``group``,
+see ``uvis.distributed``) the processes split the videos left to do by frame count and rank 0 merges.
 """
 
 from __future__ import annotations
