@@ -158,7 +158,7 @@ def test_report_command_reproduces_the_config(sample, tmp_path, monkeypatch):
                      train_videos=["a", "b"], ablations=["no-track-memory"], track_memory=False, num_masks=2,
                      segment_batch_size=8)  # the one setting here with no flag, at its default
     seen: list[RunConfig] = []
-    monkeypatch.setattr(uvis.pipeline, "run_pipeline", lambda c, stop_after: seen.append(c) or tmp_path)
+    monkeypatch.setattr(uvis.pipeline, "run_pipeline", lambda c, stop_after, **kw: seen.append(c) or tmp_path)
     command = uvis.pipeline.command_line(config)
     assert command.startswith("uvis run ") and "--image-size 32x40" in command
     assert main(shlex.split(command)[1:]) == 0

@@ -40,7 +40,11 @@ def patch_clip_load(monkeypatch, folder: Path) -> Path:
     weights_dir.mkdir(exist_ok=True)
     shutil.copy(path, weights_dir / "ViT-B-32.pt")
     monkeypatch.setenv("UVIS_WEIGHTS_DIR", str(weights_dir))
-    load = ClipModel.load
-    monkeypatch.setattr(ClipModel, "load", staticmethod(
-        lambda cfg: load(ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=path, device="cpu"))))
+    monkeypatch.setattr(ClipModel, "load", tiny_clip_loader(path))
     return path
+
+
+def tiny_clip_loader(path: Path) -> staticmethod:
+    """A replacement for ``ClipModel.load`` that loads the tiny CLIP at ``path`` whatever model is asked for."""
+    load = ClipModel.load
+    return staticmethod(lambda cfg: load(ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=path, device="cpu")))

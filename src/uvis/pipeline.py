@@ -22,6 +22,7 @@ from typing import Any
 
 from uvis.data import atomic
 from uvis.data.sources import Collection, discover, unreadable_list
+from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.features.weights import Need, check_needs, provenance
 
@@ -284,10 +285,6 @@ def _davis_j(dataset: Any, tracks: list[Any]) -> dict[str, float]:
     return {"mean": result.mean, "object_mean": result.object_mean}
 
 
-def _mark_complete(folder: Path, settings: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
-    atomic.write_json(folder / STEP_FILE, {"settings": settings, **(extra or {})}, indent=2)
-
-
 @dataclass
 class RunPaths:
     """Where each step of one variant writes."""
@@ -322,11 +319,16 @@ def _paths(config: RunConfig, main: RunConfig, variant: str | None) -> RunPaths:
 
 
 class Pipeline:
-    """Runs the steps of one ``RunConfig`` (and its ablation variants) in a run directory."""
+    """Runs the steps of one ``RunConfig`` (and its ablation variants) in a run directory.
 
-    def __init__(self, config: RunConfig, *, log: Callable[[str], None] = print):
+    Under torchrun (``group``) every process runs every step: each takes its share of the videos in stage 1 and
+    segmentation, training is one DDP job, rank 0 writes the step files, evaluates and reports.
+    """
+
+    def __init__(self, config: RunConfig, *, log: Callable[[str], None] = print, group: Group | None = None):
         self.config = config
-        self.log = log
+        self.group = group or Group.solo()
+        self.log = log if self.group.is_main else _silent
         self.weight_files: dict[str, Path] = {}  # role -> the file used (set by ``run``'s check)
         self.weights: dict[str, dict[str, str]] = {}  # role -> {"file", "sha256"}, recorded by each step
         self.collection: Collection = discover(config.data, frames=config.frames, accept_truncated=config.accept_truncated)
@@ -402,7 +404,8 @@ class Pipeline:
                                 fix="pass a dataset with annotations")
             self.log("[pseudo-label] the ground truth stands in for stage 1 (--pseudo-from-ground-truth): "
                      "no MaskCut, results are not unsupervised")
-            pseudo_labels_from_dataset(dataset, keep_categories=True).save(paths.pseudo_file)
+            if self.group.is_main:
+                pseudo_labels_from_dataset(dataset, keep_categories=True).save(paths.pseudo_file)
         else:
             from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
             from uvis.pseudo.maskcut import MaskCutConfig
@@ -418,12 +421,12 @@ class Pipeline:
             )
             pseudo_label_collection(self.collection, paths.pseudo, pl_config, weights=self.weight_files.get("dino"),
                                     device=config.device, batch_size=config.maskcut_batch_size,
-                                    progress=config.progress, skip_bad=config.skip_bad_videos)
+                                    progress=config.progress, skip_bad=config.skip_bad_videos, group=self.group)
             if config.skip_bad_videos:
                 from uvis.pseudo.collection import skipped_videos
 
                 self._note_left_out("pseudo-label", skipped_videos(self.collection, paths.pseudo))
-        _mark_complete(paths.pseudo, settings)
+        self._mark_complete(paths.pseudo, settings)
 
     def name(self, config: RunConfig, paths: RunPaths) -> None:
         settings = self._with_weights(step_settings(config, "name"), "name")
@@ -432,13 +435,15 @@ class Pipeline:
         if config.pseudo_from_ground_truth:
             from uvis.pseudo.format import load_pseudo_labels
 
-            load_pseudo_labels(paths.pseudo_file).save(paths.named_file)  # ground truth is already named
+            if self.group.is_main:  # ground truth is already named
+                load_pseudo_labels(paths.pseudo_file).save(paths.named_file)
         elif "clip" not in self.weight_files:  # motion labels without CLIP weights
             from uvis.pseudo.format import load_pseudo_labels
 
             self.log("[name] no CLIP weights: the motion pseudo-labels stay class-agnostic ('object'); pass "
                      "--clip-weights to name them")
-            load_pseudo_labels(paths.pseudo_file).save(paths.named_file)
+            if self.group.is_main:
+                load_pseudo_labels(paths.pseudo_file).save(paths.named_file)
         else:
             from uvis.pseudo.clip_model import ClipConfig
             from uvis.pseudo.name_labels import name_file
@@ -449,8 +454,8 @@ class Pipeline:
                       ClipConfig(model_name=config.clip_model, weights=self.weight_files.get("clip"), device=config.device),
                       NamingConfig(templates=config.templates, text_cache_dir=str(self.out / ".cache")),
                       PrototypeConfig(enabled=config.prototypes), parts_dir=paths.named / "parts",
-                      progress=config.progress)
-        _mark_complete(paths.named, settings)
+                      progress=config.progress, group=self.group)
+        self._mark_complete(paths.named, settings)
 
     def train(self, config: RunConfig, paths: RunPaths) -> None:
         settings = self._with_weights(step_settings(config, "train"), "train")
@@ -461,17 +466,19 @@ class Pipeline:
         pseudo_file = paths.named_file
         if config.train_videos is not None:
             pseudo_file = paths.model / "train_pseudo_labels.json"
-            self._training_subset(paths.named_file, config.train_videos).save(pseudo_file)
+            if self.group.is_main:
+                self._training_subset(paths.named_file, config.train_videos).save(pseudo_file)
         image_size = tuple(config.image_size) if config.image_size is not None else None
         train_config = TrainConfig.preset_config(
             config.train_preset, data=config.frames or config.data, pseudo=str(pseudo_file),
             out=str(paths.model), steps=config.train_steps, batch_size=config.train_batch_size,
             device=config.device, backbone_weights=_str_or_none(self.weight_files.get("backbone")), image_size=image_size)
         resume = (paths.model / "checkpoint.pt").is_file()
+        self.group.barrier()  # every process has read the folder before training writes to it
         if resume:
             self.log(f"[train] resuming from {paths.model / 'checkpoint.pt'}")
         train(train_config, resume=resume, progress=config.progress)
-        _mark_complete(paths.model, settings)
+        self._mark_complete(paths.model, settings)
 
     @staticmethod
     def _training_subset(named_file: Path, names: list[str]):  # noqa: ANN205 (PseudoLabels; imported lazily)
@@ -498,12 +505,18 @@ class Pipeline:
         from uvis.track.tracker import TrackerConfig
 
         tracker = TrackerConfig() if config.track_memory else TrackerConfig.minvis_baseline()
-        segmenter = Segmenter.from_run(paths.model, config.device, tracker_config=tracker, top_k=config.top_k)
+        segmenter = Segmenter.from_run(paths.model, self.group.device(config.device), tracker_config=tracker,
+                                       top_k=config.top_k)
         summary = segment_collection(self.collection, self.collection.items, segmenter, paths.segment,
                                      batch_size=config.segment_batch_size, progress=config.progress,
-                                     skip_bad=config.skip_bad_videos)
+                                     skip_bad=config.skip_bad_videos, group=self.group)
         self._note_left_out("segment", summary["unreadable"])
-        _mark_complete(paths.segment, settings)
+        self._mark_complete(paths.segment, settings)
+
+    def _mark_complete(self, folder: Path, settings: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+        if self.group.is_main:
+            atomic.write_json(folder / STEP_FILE, {"settings": settings, **(extra or {})}, indent=2)
+        self.group.barrier()  # the next step starts on every process with this one finished
 
     def _note_left_out(self, step: str, unreadable: dict[str, str]) -> None:
         """Say which videos --skip-bad-videos left out. The step still counts as finished (later steps were made
@@ -554,7 +567,7 @@ class Pipeline:
             self.log(f"[{step}] complete in {folder}, skipped")
             return True
         folder.mkdir(parents=True, exist_ok=True)
-        if step in RESUME_CHECKED_STEPS:
+        if step in RESUME_CHECKED_STEPS and self.group.is_main:
             atomic.write_json(folder / STARTED_FILE, {"settings": settings}, indent=2)
         self.log(f"[{step}] running into {folder}")
         return False
@@ -575,27 +588,33 @@ class Pipeline:
         self.weight_files = self.check_weights(stop_after)  # every file, before the first step starts
         self.weights = {role: provenance(path) for role, path in self.weight_files.items()}
         self.out.mkdir(parents=True, exist_ok=True)
-        atomic.write_json(self.out / "run_config.json", dataclasses.asdict(self.config), indent=2)
-        atomic.write_json(self.out / WEIGHTS_FILE, {role: {**self.weights[role], "path": str(path.resolve())}
-                                                    for role, path in self.weight_files.items()}, indent=2)
+        self.group.check_shared(self.out)
+        if self.group.is_main:
+            atomic.write_json(self.out / "run_config.json", dataclasses.asdict(self.config), indent=2)
+            atomic.write_json(self.out / WEIGHTS_FILE, {role: {**self.weights[role], "path": str(path.resolve())}
+                                                        for role, path in self.weight_files.items()}, indent=2)
         paths = self.run_variant(self.config, None, stop_after)
         if STEPS.index(stop_after) < STEPS.index("evaluate"):
             return self.out
-        results = {"uvis": self.evaluate(paths)}
-        if not self.config.pseudo_from_ground_truth:
+        main = self.group.is_main  # evaluation and the report: rank 0 only
+        results = {"uvis": self.evaluate(paths)} if main else {}
+        if main and not self.config.pseudo_from_ground_truth:
             results["baseline: stage-1 masks + IoU linking"] = self.baseline(paths)
         variant_paths = {}
         for name in self.config.ablations:
             self.log(f"[ablation {name}]")
             variant = ABLATIONS[name](self.config)
             variant_paths[name] = self.run_variant(variant, name, "segment")
-            results[name] = self.evaluate(variant_paths[name])
-        atomic.write_json(self.out / "metrics.json", results, indent=2)
-        if stop_after == "report":
+            if main:
+                results[name] = self.evaluate(variant_paths[name])
+        if main:
+            atomic.write_json(self.out / "metrics.json", results, indent=2)
+        if main and stop_after == "report":
             from uvis.report import write_run_report
 
             report = write_run_report(self, paths, results)
             self.log(f"[report] {report}")
+        self.group.barrier()  # the job ends when rank 0 has written everything
         return self.out
 
 
@@ -603,8 +622,14 @@ def _str_or_none(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def run_pipeline(config: RunConfig, stop_after: str = "report", *, log: Callable[[str], None] = print) -> Path:
+def _silent(_: str) -> None:
+    """The log of processes other than rank 0 (rank 0 speaks for the job)."""
+
+
+def run_pipeline(config: RunConfig, stop_after: str = "report", *, log: Callable[[str], None] = print,
+                 group: Group | None = None) -> Path:
+    """Run ``config``; under torchrun pass the job's ``group`` (``uvis.distributed.job``) from every process."""
     config.check()
     if config.device == "auto":  # every step picks CUDA when present from None
         config = dataclasses.replace(config, device=None)
-    return Pipeline(config, log=log).run(stop_after)
+    return Pipeline(config, log=log, group=group).run(stop_after)

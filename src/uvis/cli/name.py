@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from uvis.distributed import Group
     from uvis.pseudo.vocabulary import Vocabulary
 
 
@@ -76,6 +77,13 @@ def note_single_class(command: str, vocabulary: Vocabulary) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from uvis.distributed import job
+
+    with job(args.device) as group:
+        return _run(args, group)
+
+
+def _run(args: argparse.Namespace, group: Group) -> int:
     from uvis.data.sources import discover
     from uvis.errors import UserError
     from uvis.features.weights import check_needs
@@ -91,10 +99,11 @@ def run(args: argparse.Namespace) -> int:
     collection = discover(args.data, frames=args.frames, accept_truncated=args.accept_truncated)
     dataset_categories = collection.dataset.categories if collection.dataset is not None else []
     vocabulary = choose_vocabulary(args.classes, dataset_categories, pseudo.categories, source=args.data)
-    note_single_class("name", vocabulary)
+    if group.is_main:
+        note_single_class("name", vocabulary)
     clip_cfg, naming_cfg, proto_cfg = naming_configs(args, out.parent / ".uvis-cache", args.device)
     check_needs([clip_need(clip_cfg)])  # before any video is read
     named = name_file(pseudo, collection, out, vocabulary, clip_cfg, naming_cfg, proto_cfg,
-                      embeddings=not args.no_embeddings, progress=True)
-    print(naming_summary(out, named, vocabulary))
+                      embeddings=not args.no_embeddings, progress=True, group=group)
+    group.say(naming_summary(out, named, vocabulary))
     return 0

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from uvis.cli.name import add_naming_arguments, naming_configs, note_single_class
 
 if TYPE_CHECKING:
+    from uvis.distributed import Group
     from uvis.features.weights import Need
 
 NAMED_NAME = "pseudo_labels_named.json"
@@ -80,10 +81,18 @@ def stage1_needs(args: argparse.Namespace, *, dino: bool, dino_flag: str, clip: 
 
 
 def run(args: argparse.Namespace) -> int:
+    from uvis.distributed import job
+
+    with job(args.device) as group:
+        return _run(args, group)
+
+
+def _run(args: argparse.Namespace, group: Group) -> int:
     from uvis.data.sources import discover, parse_shard, unreadable_list
     from uvis.errors import UserError
     from uvis.features.weights import check_needs
 
+    say = group.say
     shard = parse_shard(args.shard) if args.shard else None
     device = None if args.device == "auto" else args.device
     collection = discover(args.data, frames=args.frames, accept_truncated=args.accept_truncated)
@@ -97,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         # before the long MaskCut pass, so a missing vocabulary fails at once
         vocabulary = choose_vocabulary(args.classes, collection.dataset.categories if collection.dataset else [],
                                        source=args.data)
-        note_single_class("pseudo-label", vocabulary)
+        if group.is_main:
+            note_single_class("pseudo-label", vocabulary)
     check_needs(stage1_needs(args, dino=not args.model and args.features == "dino", dino_flag="--weights",
                              clip=vocabulary is not None))
     if args.model:
@@ -105,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
         out = self_train_collection(collection, args.out, args.model, SelfTrainingConfig(min_score=args.min_score),
                                     device=device, batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,
-                                    progress=not args.no_progress, skip_bad=args.skip_bad_videos)
+                                    progress=not args.no_progress, skip_bad=args.skip_bad_videos, group=group)
     else:
         from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
         from uvis.pseudo.maskcut import MaskCutConfig
@@ -124,23 +134,24 @@ def run(args: argparse.Namespace) -> int:
         )
         out = pseudo_label_collection(collection, args.out, config, weights=args.weights, device=args.device,
                                       batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,
-                                      progress=not args.no_progress, skip_bad=args.skip_bad_videos)
+                                      progress=not args.no_progress, skip_bad=args.skip_bad_videos, group=group)
     if args.skip_bad_videos:
         from uvis.pseudo.collection import skipped_videos
 
         if skipped := skipped_videos(collection, args.out):
-            print(f"skipped {unreadable_list(skipped)} (errors in {Path(args.out) / 'videos'}/*.failed.json)")
+            say(f"skipped {unreadable_list(skipped)} (errors in {Path(args.out) / 'videos'}/*.failed.json)")
     if not out.exists():
         then = " and named" if vocabulary is not None else ""
-        print(f"shard done; {out} is written{then} once every shard has finished (rerun any shard to merge)")
+        say(f"shard done; {out} is written{then} once every shard has finished (rerun any shard to merge)")
         return 0
-    print(f"wrote {out}")
+    say(f"wrote {out}")
     if vocabulary is not None:
         from uvis.pseudo.name_labels import name_file, naming_summary
 
         named_out = Path(args.out) / NAMED_NAME
         clip_cfg, naming_cfg, proto_cfg = naming_configs(args, Path(args.out) / ".uvis-cache", device)
         named = name_file(out, collection, named_out, vocabulary, clip_cfg, naming_cfg, proto_cfg,
-                          progress=not args.no_progress)
-        print(naming_summary(named_out, named, vocabulary))
+                          progress=not args.no_progress, group=group)
+        say(naming_summary(named_out, named, vocabulary))
     return 0
+

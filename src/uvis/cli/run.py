@@ -82,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
         train_videos=[v.strip() for v in args.train_videos.split(",") if v.strip()] if args.train_videos else None,
         ablations=[a.strip() for a in args.ablate.split(",") if a.strip()],
     )
-    out = run_pipeline(config, args.stop_after)
-    print(f"done: {out}" + (f" (report: {out / 'report.md'})" if args.stop_after == "report" else ""))
+    from uvis.distributed import job
+
+    with job(args.device) as group:
+        out = run_pipeline(config, args.stop_after, group=group)
+        group.say(f"done: {out}" + (f" (report: {out / 'report.md'})" if args.stop_after == "report" else ""))
     return 0
 
 

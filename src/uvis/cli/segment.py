@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from uvis.data.sources import Collection, discover, parse_shard, unreadable_list
+from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.pseudo.vocabulary import parse_classes
 from uvis.track.collection import segment_collection
@@ -235,6 +236,13 @@ def result_settings(args: argparse.Namespace, segmenter: Segmenter) -> dict[str,
 
 
 def run(args: argparse.Namespace) -> int:
+    from uvis.distributed import job
+
+    with job(args.device) as group:
+        return _run(args, group)
+
+
+def _run(args: argparse.Namespace, group: Group) -> int:
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}", fix="use --top-k >= 1")
     if args.batch_size < 1:
@@ -243,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     items = collection.items if not args.shard else collection.shard(*parse_shard(args.shard))
     # empty or repeated names are an error now, before any model is loaded
     classes = None if args.classes is None else list(parse_classes(args.classes).names)
-    device = resolve_device(args.device)
+    device = resolve_device(group.device(args.device))
     start = time.perf_counter()
     predictor = load_predictor(args, device, collection)
     # the stage-1 predictor takes --classes itself (open vocabulary, see _stage1_predictor)
@@ -252,14 +260,16 @@ def run(args: argparse.Namespace) -> int:
     summary = segment_collection(collection, items, segmenter, args.out, batch_size=args.batch_size,
                                  write_png=not args.no_png, write_overlay=not args.no_overlay,
                                  progress=not args.no_progress, settings=result_settings(args, segmenter),
-                                 skip_bad=args.skip_bad_videos)
+                                 skip_bad=args.skip_bad_videos, group=group)
+    if not group.is_main:  # rank 0 speaks for the job
+        return 0
     wall = time.perf_counter() - start
     top = ", ".join(f"{k} {v}" for k, v in list(summary["classes"].items())[:8]) or "none"
     print(f"segmented {summary['segmented_now']} video(s), skipped {summary['skipped_finished']} finished "
           f"earlier; {summary['videos']} video(s) in the results")
     print(f"  frames {summary['frames']}, tracks {summary['tracks']}, classes: {top}")
     print(f"  speed {summary['fps'] if summary['fps'] is not None else '-'} frames/s (segmentation), "
-          f"wall {wall:.1f} s on {device}")
+          f"wall {wall:.1f} s on {device if not group.enabled else f'{group.world_size} processes'}")
     print(f"output in {args.out}:")
     for label, path, wanted in [("tracks (JSON)", args.out / "results.json", True),
                                 ("overlay videos", args.out / "overlays", not args.no_overlay),

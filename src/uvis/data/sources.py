@@ -37,6 +37,23 @@ class VideoItem:
         return open_video(self.path, frame_names=self.file_names, title=self.name,
                           accept_truncated=self.accept_truncated)
 
+    def known_length(self) -> int | None:
+        """Frame count when it is cheap to know (dataset lists, frame folders); None for video files."""
+        if self.file_names is not None:
+            return len(self.file_names)
+        return len(list_frames(self.path)) if self.path.is_dir() else None
+
+    def frame_count(self) -> int:
+        """Frame count (a video file's from its container; 1 for a video that cannot be opened, whose error
+        comes when it is processed): the weight that balances videos between processes."""
+        known = self.known_length()
+        if known is not None:
+            return known
+        try:
+            return len(self.open())
+        except UserError:
+            return 1
+
 
 @dataclass
 class Collection:

@@ -13,7 +13,8 @@ Layout of the output folder::
 
 A crash or Ctrl-C loses at most the video in flight; rerunning skips videos whose part exists. Shards
 (``shard=(i, n)``) split the videos round-robin, so n machines can share one folder; whichever finishes
-last writes the merged file (any later run with nothing left to do merges too).
+last writes the merged file (any later run with nothing left to do merges too). Under torchrun (``group``,
+see ``uvis.distributed``) the processes split the videos left to do by frame count and rank 0 merges.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ import numpy as np
 from uvis import __version__
 from uvis.data import atomic
 from uvis.data.sources import Collection, VideoItem, to_ytvis_video
-from uvis.data.video import list_frames, with_next_frame
+from uvis.data.video import with_next_frame
 from uvis.data.ytvis import Category, _video
 from uvis.data.ytvis import Video as YtvisVideo
+from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.pseudo.format import FrameInstance, PseudoLabels
 from uvis.pseudo.maskcut import FrameMask, MaskCut, MaskCutConfig, require_crf
@@ -184,13 +186,6 @@ def _is_done(out_dir: Path, item: VideoItem) -> bool:
     return part is not None and part["video"].get("name") == item.name
 
 
-def _known_length(item: VideoItem) -> int | None:
-    """Frame count when it is cheap to know (dataset lists, frame folders); None for video files."""
-    if item.file_names is not None:
-        return len(item.file_names)
-    return len(list_frames(item.path)) if item.path.is_dir() else None
-
-
 def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progress: Any = None) -> dict[str, Any]:
     """Run the labeller on every frame of one video; returns its part (YouTube-VIS video entry + annotations)."""
     video = item.open()
@@ -268,65 +263,80 @@ def label_collection(
     overwrite: bool = False,
     progress: bool = True,
     skip_bad: bool = False,
+    group: Group | None = None,
 ) -> Path:
     """Label every video of ``collection`` (or of one shard) into ``out_dir`` with ``job``'s labeller.
 
     Returns the path of the merged ``pseudo_labels.json``; it exists only once every video of the collection
     has its part (other shards may still be running). By default an unreadable video stops the run (its error
     names it); with ``skip_bad`` it is recorded as failed, reported, left out of the merged file, and the rest
-    go on (a rerun tries it again).
+    go on (a rerun tries it again). Under torchrun (``group``) each process labels its share of the videos left
+    to do, balanced by frame count; rank 0 merges once all have finished.
     """
+    group = group or Group.solo()
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise UserError(f"bad batch size {batch_size}", fix="use --batch-size >= 1")
     stale = _settings_conflict(out_dir, json.loads(json.dumps(job.settings)))
     if stale is not None and not overwrite:
         raise _refuse(out_dir, stale)  # before loading any model
+    group.check_shared(out_dir)
     items = collection.shard(*shard) if shard is not None else collection.items
     todo = list(items) if stale is not None else [item for item in items if not _is_done(out_dir, item)]
+    ids = group.broadcast([item.video_id for item in todo])  # rank 0's view: parts appear as others work
+    by_id = {item.video_id: item for item in collection.items}
+    todo = [by_id[i] for i in ids]
+    mine = [todo[i] for i in group.share([item.frame_count() for item in todo])]
     # The labeller (weights, flags) is made before the folder is touched: a run that fails here leaves no
     # config.json behind to refuse the corrected rerun.
-    labeller = job.make_labeller() if todo else None
+    labeller = job.make_labeller() if mine else None
     new_folder = not (out_dir / CONFIG_NAME).exists()
-    prepare_out_dir(out_dir, job.settings, overwrite)
+    if group.is_main:
+        prepare_out_dir(out_dir, job.settings, overwrite)
+    group.barrier()  # parts are written only after --overwrite cleared the old ones
     try:
-        _label_todo(out_dir, job, todo, labeller, batch_size, progress, skip_bad)
+        _label_todo(out_dir, job, todo, mine, labeller, batch_size, progress, skip_bad, group)
     except UserError:
         # the first video of a new folder is unreadable (truncated, audio only ...): no part records these
         # settings, so the corrected rerun, with any settings, must not be refused for them (an interrupted
         # first video keeps them: a shard still at work protects the folder)
-        if new_folder and not any((out_dir / "videos").glob("*.json")):
+        if group.is_main and new_folder and not any((out_dir / "videos").glob("*.json")):
             (out_dir / CONFIG_NAME).unlink(missing_ok=True)
             for folder in (out_dir / "videos", out_dir):  # and the folders, if that leaves them empty
                 with contextlib.suppress(OSError):
                     folder.rmdir()
         raise
-    with atomic.folder_lock(out_dir):
-        merged = merge_parts(collection, out_dir, job)
+    if group.is_main:
+        with atomic.folder_lock(out_dir):
+            merged = merge_parts(collection, out_dir, job)
+    group.barrier()  # every process sees the merged file
+    if not group.is_main:
+        merged = out_dir / MERGED_NAME if (out_dir / MERGED_NAME).exists() else None
     if merged is None and all(_failure(out_dir, i) for i in collection.items):
         raise UserError(f"none of the {len(collection.items)} videos could be read (errors in videos/*.failed.json)",
                         path=out_dir, fix="check the input videos")
     return out_dir / MERGED_NAME
 
 
-def _label_todo(out_dir: Path, job: LabellingJob, todo: list[VideoItem], labeller: FrameLabeller | None,
-                batch_size: int, progress: bool, skip_bad: bool) -> None:
-    from tqdm import tqdm
-
-    if labeller is not None:
-        known = [_known_length(i) for i in todo]
+def _label_todo(out_dir: Path, job: LabellingJob, todo: list[VideoItem], mine: list[VideoItem],
+                labeller: FrameLabeller | None, batch_size: int, progress: bool, skip_bad: bool,
+                group: Group) -> None:
+    """Label this process's share (``mine``) of the videos left to do; one progress display for all of ``todo``."""
+    if todo:
+        known = [i.known_length() for i in todo]
         total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
-        with tqdm(total=total, unit="frame", desc=job.stage, disable=not progress, dynamic_ncols=True) as bar:
-            for item in todo:
+        with group.progress(total=total, unit="frame", desc=job.stage, disable=not progress) as bar:
+            for item in mine:
                 bar.set_postfix_str(item.name[:24])
-                try:
-                    part = label_video(item, labeller, batch_size, bar)
-                except UserError as e:
-                    if not skip_bad:
-                        raise
-                    atomic.write_json(failed_path(out_dir, item.video_id), {"name": item.name, "error": str(e)})
-                    bar.write(f"skipped {item.name}: {e}")
-                    continue
+                with group.task(f"video {item.name}"):
+                    try:
+                        part = label_video(item, labeller, batch_size, bar)
+                    except UserError as e:
+                        if not skip_bad:
+                            raise
+                        atomic.write_json(failed_path(out_dir, item.video_id), {"name": item.name, "error": str(e)})
+                        bar.write(f"skipped {item.name}: {e}")
+                        continue
                 atomic.write_json(part_path(out_dir, item.video_id), part)
                 failed_path(out_dir, item.video_id).unlink(missing_ok=True)
 
@@ -349,6 +359,7 @@ def pseudo_label_collection(
     overwrite: bool = False,
     progress: bool = True,
     skip_bad: bool = False,
+    group: Group | None = None,
 ) -> Path:
     """MaskCut pseudo-labels for every video of ``collection`` (or of one shard) into ``out_dir``.
 
@@ -369,9 +380,10 @@ def pseudo_label_collection(
     weights_file = resolve_vit(config.backbone, weights)  # before any work; recorded (sha256) in config.json
 
     def make() -> FrameLabeller:
-        return MaskCut(DinoFeatures(config.backbone, weights_file, device, amp=config.amp), config.maskcut)
+        dev = group.device(device) if group is not None else device
+        return MaskCut(DinoFeatures(config.backbone, weights_file, dev, amp=config.amp), config.maskcut)
 
     job = LabellingJob(stage="maskcut", description="uvis pseudo-labels (MaskCut on DINO features)",
                        settings={**config.to_json(), "weights": provenance(weights_file)}, make_labeller=make)
     return label_collection(collection, out_dir, job, batch_size=batch_size, shard=shard, overwrite=overwrite,
-                            progress=progress, skip_bad=skip_bad)
+                            progress=progress, skip_bad=skip_bad, group=group)

@@ -19,6 +19,7 @@ from typing import Any
 
 from uvis.data import atomic
 from uvis.data.sources import Collection, VideoItem
+from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.track.segmenter import Segmenter, VideoResult
 from uvis.track.video_tracks import VideoTrack
@@ -94,16 +95,18 @@ def segment_collection(
     progress: bool = True,
     settings: dict[str, Any] | None = None,
     skip_bad: bool = False,
+    group: Group | None = None,
 ) -> dict[str, Any]:
     """Segment ``items``, skipping finished ones; then write results.json and summary.json.
 
     ``settings`` (what the results depend on: model, classes, tracker) are stored in every video record; a
     finished video made with other settings is an error rather than mixed into this run's results. An
     unreadable video stops the run (its error names it), or with ``skip_bad`` is reported, listed under
-    ``unreadable`` in the summary, and left for a rerun to try again.
+    ``unreadable`` in the summary, and left for a rerun to try again. Under torchrun (``group``) each process
+    segments its share of ``items`` (balanced by frame count) and rank 0 writes results.json and summary.json
+    once all have finished; every process returns the summary.
     """
-    from tqdm import tqdm
-
+    group = group or Group.solo()
     records: list[dict[str, Any]] = []
     done = skipped = 0
     unreadable: dict[str, str] = {}
@@ -111,53 +114,83 @@ def segment_collection(
     if len(set(names)) != len(names):
         raise UserError("two videos map to the same output name", path=collection.root,
                         fix="give the videos distinct names")
-    for item in tqdm(items, desc="videos", unit="video", disable=not progress):
-        record_path = _record_path(out, item)
-        record = _load_record(record_path, item) if record_path.exists() else None
-        if record is not None:
-            _check_settings(record, settings, record_path)
-            # finished earlier; outputs asked for now but not written then are made from the record
-            _complete_outputs(item, record, segmenter, out, write_png=write_png, write_overlay=write_overlay)
-            records.append(record)
-            skipped += 1
-            continue
-        try:
-            result = segmenter.segment(item.open(), batch_size=batch_size, progress=progress)
-        except UserError as e:
-            if not skip_bad:
-                raise
-            unreadable[item.name] = str(e)
-            tqdm.write(f"skipped {item.name}: {e}")
-            continue
-        name = safe_name(item.name)
-        try:
-            if write_png:
-                result.save_pngs(out / "masks" / name)
-            if write_overlay:
-                result.save_overlay(out / "overlays" / f"{name}.mp4")
-        except BaseException:  # a full disk, Ctrl-C: no half set of PNGs left beside no record (a rerun redoes it)
-            shutil.rmtree(out / "masks" / name, ignore_errors=True)
-            (out / "overlays" / f"{name}.mp4").unlink(missing_ok=True)
-            raise
-        record = {
-            "video_id": item.video_id,
-            "name": item.name,
-            "summary": result.summary(),
-            "tracks": [{"track_id": t.track_id, "class": t.class_name, "category_id": t.category_id,
-                        "score": t.score, "frames_seen": t.num_frames_seen} for t in result.tracks],
-            "results": [t.to_result_json() for t in result.to_ytvis(item.video_id)],
-        }
-        if settings is not None:
-            record["settings"] = settings
-        atomic.write_json(record_path, record)
-        records.append(record)
-        done += 1
+    group.check_shared(out)
+    mine = [items[i] for i in group.share([item.frame_count() for item in items])]
+    bar = group.progress(total=len(items), desc="videos", unit="video", disable=not progress)
+    with bar:
+        for item in mine:
+            with group.task(f"video {item.name}"):
+                record, done_now = _segment_one(item, segmenter, out, batch_size=batch_size, write_png=write_png,
+                                                write_overlay=write_overlay, settings=settings, skip_bad=skip_bad,
+                                                progress=progress and not group.enabled, unreadable=unreadable,
+                                                note=bar.write)
+            bar.update(1)
+            if record is not None:
+                records.append(record)
+                done += done_now
+                skipped += not done_now
+    counts = group.gather((done, skipped, unreadable))
+    done, skipped = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    unreadable = {name: error for c in counts for name, error in c[2].items()}
     if unreadable and len(unreadable) == len(collection.items):
         raise UserError(f"none of the {len(unreadable)} videos could be read ({next(iter(unreadable.values()))})",
                         path=collection.root, fix="check the input videos")
-    # Every finished video of the collection (also those of other shards / earlier runs), gathered and written
-    # under the folder's lock so that shards finishing together cannot drop each other's last videos.
-    wanted = {i.video_id for i in items}
+    summary = _write_collection_files(collection, {i.video_id for i in mine}, records, segmenter, out,
+                                      settings=settings, done=done, skipped=skipped, unreadable=unreadable) \
+        if group.is_main else None
+    return group.broadcast(summary)
+
+
+def _segment_one(item: VideoItem, segmenter: Segmenter, out: Path, *, batch_size: int, write_png: bool,
+                 write_overlay: bool, settings: dict[str, Any] | None, skip_bad: bool, progress: bool,
+                 unreadable: dict[str, str], note: Any) -> tuple[dict[str, Any] | None, bool]:
+    """(the video's record, whether it was segmented now); (None, False) for an unreadable one with skip_bad."""
+    record_path = _record_path(out, item)
+    record = _load_record(record_path, item) if record_path.exists() else None
+    if record is not None:
+        _check_settings(record, settings, record_path)
+        # finished earlier; outputs asked for now but not written then are made from the record
+        _complete_outputs(item, record, segmenter, out, write_png=write_png, write_overlay=write_overlay)
+        return record, False
+    try:
+        result = segmenter.segment(item.open(), batch_size=batch_size, progress=progress)
+    except UserError as e:
+        if not skip_bad:
+            raise
+        unreadable[item.name] = str(e)
+        note(f"skipped {item.name}: {e}")
+        return None, False
+    name = safe_name(item.name)
+    try:
+        if write_png:
+            result.save_pngs(out / "masks" / name)
+        if write_overlay:
+            result.save_overlay(out / "overlays" / f"{name}.mp4")
+    except BaseException:  # a full disk, Ctrl-C: no half set of PNGs left beside no record (a rerun redoes it)
+        shutil.rmtree(out / "masks" / name, ignore_errors=True)
+        (out / "overlays" / f"{name}.mp4").unlink(missing_ok=True)
+        raise
+    record = {
+        "video_id": item.video_id,
+        "name": item.name,
+        "summary": result.summary(),
+        "tracks": [{"track_id": t.track_id, "class": t.class_name, "category_id": t.category_id,
+                    "score": t.score, "frames_seen": t.num_frames_seen} for t in result.tracks],
+        "results": [t.to_result_json() for t in result.to_ytvis(item.video_id)],
+    }
+    if settings is not None:
+        record["settings"] = settings
+    atomic.write_json(record_path, record)
+    return record, True
+
+
+def _write_collection_files(collection: Collection, wanted: set[int], records: list[dict[str, Any]],
+                            segmenter: Segmenter, out: Path, *, settings: dict[str, Any] | None, done: int,
+                            skipped: int, unreadable: dict[str, str]) -> dict[str, Any]:
+    """results.json and summary.json from ``records`` (the videos in ``wanted``) and the finished records of
+    every other video of the collection (other shards, other processes, earlier runs)."""
+    # Gathered and written under the folder's lock so that shards finishing together cannot drop each
+    # other's last videos.
     with atomic.folder_lock(out):
         for item in collection.items:
             if item.video_id in wanted:

@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from uvis import distributed
 from uvis.data import atomic
 from uvis.data.workers import end_with_parent
 from uvis.errors import UserError
@@ -36,7 +37,6 @@ from uvis.model.loss import SetCriterion
 from uvis.model.model import build_model
 from uvis.pseudo.format import PseudoLabels, load_pseudo_labels
 from uvis.pseudo.name_labels import embeddings_path, load_embeddings
-from uvis.train import distributed
 from uvis.train.config import TrainConfig
 from uvis.train.dataset import FrameDataset, StepBatchSampler, collate, resolve_frame_paths, vocabulary_of
 
