@@ -369,3 +369,33 @@ def test_rles_found_on_the_device_equal_the_host_path():
     device = mc.to_rles(masks, scores, on_device=True)
     assert [len(f) for f in host] == [3, 0, 4]
     assert [[(m.rle, m.score) for m in f] for f in device] == [[(m.rle, m.score) for m in f] for f in host]
+
+
+def test_crf_refine_is_the_references_densecrf():
+    """``crf_refine`` = CutLER's ``crf.densecrf`` (bilinear to the image size, float64 softmax of [bg, fg], the
+    same CRF) followed by the script's ``binary_fill_holes(... >= 0.5)``."""
+    pytest.importorskip("pydensecrf.densecrf", reason="the optional uvis[crf] extra (pydensecrf2) is not installed")
+    import pydensecrf.densecrf as dcrf
+    import pydensecrf.utils as crf_utils
+    from scipy import ndimage
+
+    def reference(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        h, w = mask.shape
+        fg = mask.reshape(1, h, w).astype(float)
+        logits = torch.from_numpy(np.concatenate((1 - fg, fg), axis=0))
+        logits = torch.nn.functional.interpolate(logits.unsqueeze(0), size=image.shape[:2], mode="bilinear").squeeze()
+        probs = torch.nn.functional.softmax(logits, dim=0).cpu().numpy()
+        d = dcrf.DenseCRF2D(w, h, 2)
+        d.setUnaryEnergy(np.ascontiguousarray(crf_utils.unary_from_softmax(probs)))
+        d.addPairwiseGaussian(sxy=3, compat=7)
+        d.addPairwiseBilateral(sxy=50, srgb=5, rgbim=np.ascontiguousarray(image), compat=10)
+        q = np.array(d.inference(10)).reshape((2, h, w))
+        return ndimage.binary_fill_holes(np.argmax(q, axis=0).astype(np.float32) >= 0.5)
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 60, (48, 48, 3), dtype=np.uint8)
+    image[10:30, 12:36] += 150  # a bright object
+    mask = np.zeros((48, 48), bool)
+    mask[8:32, 8:32] = True  # a blocky mask around it, as a patch mask enlarged
+    ours = mc.crf_refine(image, mask)
+    assert np.array_equal(ours, reference(image, mask)) and ours[15, 20] and not ours[40, 40]

@@ -270,6 +270,8 @@ def resize_frames(frames: np.ndarray | torch.Tensor, size: tuple[int, int] | int
     """
     from uvis.data.resample import pil_resize
 
+    if isinstance(frames, np.ndarray) and not frames.flags.writeable:
+        frames = frames.copy()  # torch cannot wrap a read-only array (decoded frames often are)
     t = torch.as_tensor(frames)
     if t.ndim == 3:
         t = t[None]

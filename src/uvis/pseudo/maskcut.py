@@ -2,7 +2,8 @@
 
 Semantics follow the reference ``maskcut/maskcut.py`` (with TokenCut's ``detect_box`` and ``metric.IoU``):
 
-1. the frame is resized to a fixed square (480) and the last DINO block's keys give one node per patch;
+1. the frame is resized to a fixed square (480) with PIL's Lanczos, pixel for pixel (``uvis.features.dino.
+   resize_frames``), and the last DINO block's keys give one node per patch;
 2. affinity = cosine similarity of L2-normalised keys, binarised: 1 where > tau (0.15), else eps (1e-5);
 3. the second-smallest generalised eigenvector of (D - A) x = lambda D x, computed here as
    D^-1/2 times the eigenvector of the symmetric I - D^-1/2 A D^-1/2 (fp32; Lanczos on the CPU, batched
@@ -14,12 +15,31 @@ Semantics follow the reference ``maskcut/maskcut.py`` (with TokenCut's ``detect_
 6. from the second mask on, a mask is dropped (all zero) when its IoU with the previous mask is > 0.5 or it
    covers <= 1% of the patches; the first mask is never filtered, as in the reference;
 7. the kept foreground patches get zero features for the next cut (they join the graph with eps edges only);
-8. each mask loses the pixels of the masks before it, so the N outputs are disjoint (with ``crf``, again after
-   the CRF refinement, which can grow masks into each other; the reference never enforces disjointness).
+8. each mask loses the patches of the masks before it, so the N masks are disjoint (the reference subtracts the
+   earlier masks at 480 x 480 after a nearest-neighbour enlargement, which is the same thing);
+9. to frame size as the reference: nearest to the square, PIL's bicubic resize to the frame, pixels above half
+   the resized mask's maximum (``upsample_masks``); each mask on its own, so a few border pixels can belong to
+   two masks. With ``crf``: the CRF refines each disjoint 480 x 480 mask on the Lanczos square DINO saw (the
+   reference's ``I_new``), fills holes, drops a mask whose refinement has IoU < 0.5 with it, and keeps the
+   refined masks as they are (not made disjoint again, as in the reference), then step 9.
 
-Eigenvector sign: LAPACK returns either sign, and the reference's corner rule only has an effect for one of
-them (with the other, the seed rule always flips back onto the seed's side). We fix the sign so the
-eigenvector is positive at the seed, the sign under which both rules apply as written.
+Identical to CutLER's script on the same keys: the 480 x 480 input, every step above, and the frame-size
+masks. Where they can differ:
+- eigenvector sign. LAPACK returns either sign, and in the reference the corner rule only has an effect when the
+  eigenvector happens to be positive at the seed: with the other sign the bipartition misses the seed, and
+  whether or not the corner rule flips it, the seed rule lands on the seed's side. We fix the sign positive at
+  the seed, so the corner rule always applies as written. A cut differs from the reference's exactly when LAPACK
+  returned the negative sign and the seed's side covers >= 3 corners: there uvis takes the other side, and the
+  later cuts of that frame follow from a different painting (``benchmarks/maskcut_vs_cutler.py`` counts them);
+- floating point: the keys (timm's ViT vs DINO's; bf16 autocast on GPU unless ``--fp32``) and the eigensolver
+  (fp32 Lanczos vs scipy's float64 dense solve) differ in the last bits, which can only matter in near-ties (an
+  edge at exactly tau, a patch at exactly the mean);
+- scores (below), and a mask whose resize has no zero pixel: the reference then sets its "background" to the
+  non-zero minimum and pycocotools encodes a garbled mask; here it stays the pixels above half the maximum;
+- PIL's pass order: Pillow >= 13 resizes vertically first when the height loses more than twice as many pixels
+  as the width (``uvis.data.resample``). uvis follows Pillow 13 (the pinned version), so against a reference
+  run under an older Pillow, masks of frames wider but less tall than the square (e.g. 640x360) can differ by
+  a few border pixels.
 
 Score (CutLER's pseudo-labels all carry 1): ``1 - Ncut/2`` of the kept mask on that cut's binary graph, where
 Ncut = cut/vol(S) + cut/vol(rest); 1 for a perfectly separated object, near 0 for an arbitrary split.
