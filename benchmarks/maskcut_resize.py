@@ -4,7 +4,8 @@
 - patch masks -> frame: ``uvis.pseudo.maskcut.upsample_masks`` (nearest to 480, PIL bicubic, > max/2, exact) vs
   bilinear from the patch grid thresholded at 0.5.
 
-``--engine torch`` times the integer torch restatement (what runs on a GPU) instead of PIL on the CPU.
+``--engine torch`` times the integer torch restatement (what runs on a GPU) instead of PIL on the CPU. Each size
+also checks that the torch restatement on ``--device`` gives PIL's pixels.
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/maskcut_resize.py --device cpu
     PYTHONPATH=src python benchmarks/maskcut_resize.py --device cuda --batch-size 16
@@ -84,8 +85,13 @@ def main() -> None:
         exact_masks = timed(partial(upsample_masks, masks, size, (480, 480), engine=args.engine), device,
                             args.repeats)
         approx_masks = timed(partial(approx_upsample, masks, size), device, args.repeats)
+        # the torch restatement on this device against PIL itself (CPU), pixel for pixel
+        same_frames = torch.equal(exact_torch(on_dev).cpu(), preprocess(frames, 480))
+        same_masks = torch.equal(upsample_masks(masks, size, (480, 480), engine="torch").cpu(),
+                                 upsample_masks(masks.cpu(), size, (480, 480), engine="pil"))
         print(f"{size[1]}x{size[0]}: frames->480 exact {exact_frames:.4f} vs approx {approx_frames:.4f}; "
-              f"masks->frame exact {exact_masks:.4f} vs approx {approx_masks:.4f}")
+              f"masks->frame exact {exact_masks:.4f} vs approx {approx_masks:.4f}; "
+              f"torch on {device.type} == PIL: frames {same_frames}, masks {same_masks}")
 
 
 if __name__ == "__main__":

@@ -145,6 +145,7 @@ def main() -> None:
     p.add_argument("--per-sequence", type=int, default=2, help="frames per DAVIS sequence")
     p.add_argument("--real", type=int, default=2, help="frames from the real 1280x720 clips")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--no-warmup", action="store_true", help="time the first frame too (slow backbones)")
     p.add_argument("--tau", type=float, default=0.15)
     p.add_argument("--crf", action="store_true", help="both sides with the dense CRF (needs pydensecrf2)")
     p.add_argument("--json", type=Path, default=None)
@@ -159,9 +160,10 @@ def main() -> None:
     frames = pick_frames(args.davis, args.real_frames, args.per_sequence, args.real)[: args.max_frames]
     print(f"{platform.processor() or 'cpu'}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
           f"{args.backbone}; {len(frames)} frames; crf {args.crf}", flush=True)
-    runner(read_image(frames[0])[None])  # warm-up, untimed (both sides)
-    reference(frames[0])
-    reference.cuts.clear()
+    if not args.no_warmup:  # untimed, both sides
+        runner(read_image(frames[0])[None])
+        reference(frames[0])
+        reference.cuts.clear()
     rows, t_ours, t_ref = [], 0.0, 0.0
     for path in frames:
         t0 = time.perf_counter()

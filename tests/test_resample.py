@@ -66,3 +66,15 @@ def test_weights_are_pillows_fixed_point():
         pil_weights(10, 5, "box")
     with pytest.raises(ValueError, match="engine"):
         pil_resize(torch.zeros(4, 4, dtype=torch.uint8), (2, 2), engine="numpy")
+
+
+@needs_pillow13
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs in benchmarks/gpu/run_all.sh 3)")
+def test_torch_engine_on_cuda_equals_pil():
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (2, 3, 720, 1280), dtype=np.uint8)
+    ours = pil_resize(torch.from_numpy(frames).cuda(), (480, 480), "lanczos", engine="torch").cpu()
+    assert torch.equal(ours, pil_resize(torch.from_numpy(frames), (480, 480), "lanczos", engine="pil"))
+    cells = torch.from_numpy((rng.random((2, 3, 60, 60)) > 0.7).astype(np.uint8) * 255)
+    ours = pil_resize(cells.cuda(), (360, 640), "bicubic", block=(8, 8), engine="torch").cpu()
+    assert torch.equal(ours, pil_resize(cells, (360, 640), "bicubic", block=(8, 8), engine="pil"))
