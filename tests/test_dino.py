@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -143,3 +144,19 @@ def test_resnet50_official_layout(tmp_path):
     torch.save(state, tmp_path / "broken.pth")
     with pytest.raises(UserError, match="layer4.2.bn3.weight"):
         dino.load_resnet50(tmp_path / "broken.pth")
+
+
+def test_preprocess_is_the_references_input():
+    """CutLER's MaskCut: ``Image.resize((480, 480), LANCZOS)``, then torchvision's ToTensor and Normalize."""
+    from PIL import Image
+
+    frames = np.random.default_rng(0).integers(0, 256, (2, 45, 70, 3), dtype=np.uint8)
+    x = dino.preprocess(frames, 32)
+    assert torch.equal(dino.resize_frames(frames, 32, device="cpu"), dino.resize_frames(torch.from_numpy(frames), 32))
+    for frame, ours in zip(frames, x, strict=True):
+        square = np.array(Image.fromarray(frame).resize((32, 32), Image.Resampling.LANCZOS))
+        ref = torch.from_numpy(square).permute(2, 0, 1).float().div(255)
+        ref = (ref - torch.tensor(dino.IMAGENET_MEAN)[:, None, None]) / torch.tensor(dino.IMAGENET_STD)[:, None, None]
+        assert torch.equal(ours, ref)
+    with pytest.raises(ValueError, match="uint8"):
+        dino.preprocess(frames.astype(np.float32), 32)

@@ -68,6 +68,7 @@ if [ "$part" = 1 ]; then
     step "maskcut-throughput" 60 "$PY" benchmarks/maskcut.py --device "$dev" --backbones ${vit%% *} \
         --solver subspace --frames "$mc_big" --batch-size 32 --warmup 1 --no-breakdown \
         --json "$json_dir/maskcut-throughput.json"
+    step maskcut-resize 30 "$PY" benchmarks/maskcut_resize.py --device "$dev" --batch-size "$mc_batch" --engine torch
     step naming 60 "$PY" benchmarks/naming.py --device "$dev" --frames "$nm_frames" --masks-per-frame 8 \
         --batch-size "$nm_batch" --repeats 3
 elif [ "$part" = 2 ]; then

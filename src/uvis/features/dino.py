@@ -416,24 +416,38 @@ class DinoFeatures:
         return Features(keys=keys.float(), tokens=tokens[:, prefix:].float(), grid=(h, w))
 
 
-def preprocess(frames: np.ndarray | torch.Tensor, size: tuple[int, int] | int, *,
-               device: str | torch.device | None = None) -> torch.Tensor:
-    """uint8 frames [B, H, W, 3] (or one [H, W, 3]) -> normalised float [B, 3, h, w] at ``size`` on ``device``.
+def resize_frames(frames: np.ndarray | torch.Tensor, size: tuple[int, int] | int, *,
+                  device: str | torch.device | None = None) -> torch.Tensor:
+    """uint8 frames [B, H, W, 3] (or one [H, W, 3]) -> uint8 [B, 3, h, w] at ``size`` on ``device``.
 
-    Resizing runs on ``device`` (bicubic with antialiasing, close to the PIL Lanczos resize MaskCut uses) so
-    a GPU does it for the whole batch.
+    The resize is PIL's Lanczos, pixel for pixel, as CutLER's MaskCut does it (``Image.resize(..., LANCZOS)``),
+    computed in integer arithmetic on ``device`` (``uvis.data.resample``), so a GPU does the whole batch.
     """
+    from uvis.data.resample import pil_resize
+
+    if isinstance(frames, np.ndarray) and not frames.flags.writeable:
+        frames = frames.copy()  # torch cannot wrap a read-only array (decoded frames often are)
     t = torch.as_tensor(frames)
     if t.ndim == 3:
         t = t[None]
-    if t.ndim != 4 or t.shape[-1] != 3:
-        raise ValueError(f"expected [B, H, W, 3] uint8 frames, got {tuple(t.shape)}")
+    if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != torch.uint8:
+        raise ValueError(f"expected [B, H, W, 3] uint8 frames, got {tuple(t.shape)} {t.dtype}")
     if device is not None:
         t = t.to(device, non_blocking=True)
-    x = t.permute(0, 3, 1, 2).float().div_(255.0)
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    if tuple(x.shape[2:]) != size:
-        x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0.0, 1.0)
+    size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return pil_resize(t.permute(0, 3, 1, 2), size, "lanczos")
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, 3, h, w] -> float [B, 3, h, w] in ImageNet units, as torchvision's ToTensor + Normalize."""
+    x = images.float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def preprocess(frames: np.ndarray | torch.Tensor, size: tuple[int, int] | int, *,
+               device: str | torch.device | None = None) -> torch.Tensor:
+    """uint8 frames [B, H, W, 3] (or one [H, W, 3]) -> normalised float [B, 3, h, w] at ``size`` on ``device``:
+    ``normalise(resize_frames(...))``, i.e. the tensor CutLER's MaskCut gives DINO for the same frame."""
+    return normalise(resize_frames(frames, size, device=device))
