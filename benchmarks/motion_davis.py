@@ -43,6 +43,7 @@ ABLATIONS: dict[str, dict] = {
     "sigma 1.0": {"sigma": 1.0},
     "min contrast 1.0": {"min_contrast": 1.0},
     "flow preset fast": {"motion": {"flow_preset": "fast"}},
+    "flow at 428 px (patch 8)": {"motion": {"work_size": 428, "patch": 8, "ransac_threshold": 1.0}},
 }
 
 
@@ -116,6 +117,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=1, help="score every n-th frame (all frames are processed)")
     ap.add_argument("--ablate", action="store_true", help="also run each ablation")
     ap.add_argument("--only", default=None, help="comma-separated ablation names to run")
+    ap.add_argument("--set", default="", help="try other settings, e.g. 'sigma=0.3,motion.work_size=640'")
     ap.add_argument("--tracker", action="store_true", help="also run stage 1 + tracker (uvis segment)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/uvis-motion-davis"))
     ap.add_argument("--json", type=Path, default=None)
@@ -127,6 +129,15 @@ def main() -> None:
         names = args.only.split(",")
     report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}",
                     "anchors": ANCHORS, "stage1": {}}
+    if args.set:
+        changes: dict = {}
+        for item in args.set.split(","):
+            key, value = item.split("=")
+            target = changes.setdefault("motion", {}) if key.startswith("motion.") else changes
+            target[key.removeprefix("motion.")] = type(getattr(
+                MotionConfig() if key.startswith("motion.") else MotionCutConfig(), key.removeprefix("motion.")))(value)
+        ABLATIONS[f"set {args.set}"] = changes
+        names = [f"set {args.set}"]
     for name in names:
         cfg = make_config(ABLATIONS[name])
         per_seq, spf, empty = stage1_j(args.davis, cfg, args.every)

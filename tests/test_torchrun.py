@@ -140,7 +140,7 @@ def test_pseudo_label_and_name_under_torchrun_equal_one_process(inputs, tmp_path
     # uvis name on the same pseudo-labels: byte for byte (naming records no timings of its own)
     pseudo = one_out / "pseudo_labels.json"
     name = ["name", pseudo, "--data", inputs["data"], "--out", "named/named.json", "--classes", "a,b,c",
-            "--templates", "single", "--device", "cpu"]
+            "--templates", "single", "--device", "cpu", "--clip-weights", inputs["clip"]]
     monkeypatch.setattr(ClipModel, "load", tiny_clip_loader(inputs["clip"]))  # the file the jobs load
     with one_process(tmp_path / "one"):
         assert uvis(name) == 0
@@ -158,7 +158,7 @@ def test_pseudo_label_and_name_under_torchrun_equal_one_process(inputs, tmp_path
 @pytest.mark.slow
 def test_segment_under_torchrun_equals_one_process(inputs, tmp_path, monkeypatch):
     args = ["segment", inputs["data"], "--model", "none", "--dino-weights", inputs["weights"], *TINY_DINO,
-            "--classes", "a,b", "--batch-size", "2", "--out", "seg", "--no-progress"]
+            "--classes", "a,b", "--batch-size", "2", "--out", "seg", "--no-progress", "--clip-weights", inputs["clip"]]
     monkeypatch.setattr(ClipModel, "load", tiny_clip_loader(inputs["clip"]))  # the file the jobs load
     with one_process(tmp_path / "one"):
         assert uvis(args) == 0
@@ -185,7 +185,7 @@ def test_run_under_torchrun(inputs, tmp_path, monkeypatch):
     batches, so its weights differ from one process's); evaluation and the report come from rank 0."""
     args = ["run", inputs["data"], "--out", "run", "--weights", inputs["weights"], "--backbone", "tiny",
             "--num-masks", "2", "--templates", "single", "--preset", "tiny", "--steps", "2", "--image-size", "32x32",
-            "--device", "cpu", "--no-progress"]
+            "--device", "cpu", "--no-progress", "--clip-weights", inputs["clip"]]
     monkeypatch.setattr(ClipModel, "load", tiny_clip_loader(inputs["clip"]))  # the file the jobs load
     with one_process(tmp_path / "one"):
         assert uvis(args) == 0

@@ -35,10 +35,10 @@ def require_cv2() -> Any:
 class MotionConfig:
     """How residual motion is measured (everything that changes it)."""
 
-    work_size: int = 428  # long side, in pixels, at which flow is computed (DAVIS 854x480 -> 428x240)
-    patch: int = 8  # pixels of the working size per node of the patch grid
+    work_size: int = 854  # long side, in pixels, at which flow is computed (never upscaled; 1280x720 -> 854x480)
+    patch: int = 16  # pixels of the working size per node of the patch grid
     flow_preset: str = "medium"  # OpenCV DIS preset
-    ransac_threshold: float = 1.0  # pixels (working size): flow within this of the homography is background
+    ransac_threshold: float = 2.0  # pixels (working size): flow within this of the homography is background
 
     def __post_init__(self) -> None:
         if self.flow_preset not in FLOW_PRESETS:
