@@ -29,6 +29,7 @@ import numpy as np
 
 from uvis import __version__
 from uvis.data import atomic
+from uvis.data.progress import progress as progress_reporter
 from uvis.data.sources import Collection, VideoItem, to_ytvis_video
 from uvis.data.video import list_frames
 from uvis.data.ytvis import Category
@@ -232,8 +233,6 @@ def label_collection(
     names it); with ``skip_bad`` it is recorded as failed, reported, left out of the merged file, and the rest
     go on (a rerun tries it again).
     """
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise UserError(f"bad batch size {batch_size}", fix="use --batch-size >= 1")
@@ -249,7 +248,7 @@ def label_collection(
     if labeller is not None:
         known = [_known_length(i) for i in todo]
         total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
-        with tqdm(total=total, unit="frame", desc=job.stage, disable=not progress, dynamic_ncols=True) as bar:
+        with progress_reporter(total, job.stage, "frame", enabled=progress) as bar:
             for item in todo:
                 bar.set_postfix_str(item.name[:24])
                 try:

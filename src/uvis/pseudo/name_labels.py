@@ -31,6 +31,7 @@ import torch
 
 from uvis.data import atomic
 from uvis.data import masks as mask_utils
+from uvis.data.progress import progress as progress_reporter
 from uvis.data.sources import Collection
 from uvis.data.video import read_image
 from uvis.data.ytvis import Video as YtvisVideo
@@ -168,17 +169,16 @@ def name_and_embed(
     crop_key = _crop_key(clip, naming_cfg)
     emb_rows: list[np.ndarray] = []
     videos = [v.id for v in pseudo.videos]
-    if progress:
-        from tqdm import tqdm
-
-        videos = tqdm(videos, desc="naming", unit="video")
+    bar = progress_reporter(len(order), "naming", "mask", enabled=progress)
     by_video: dict[int, list[int]] = {}
     for p in order:
         by_video.setdefault(pseudo.instances[p].video_id, []).append(p)
-    for vid in videos:
-        positions = by_video.get(vid, [])
-        if positions:
-            emb_rows.append(_embed_video(pseudo, vid, positions, source, clip, naming_cfg, parts, crop_key))
+    with bar:
+        for vid in videos:
+            positions = by_video.get(vid, [])
+            if positions:
+                emb_rows.append(_embed_video(pseudo, vid, positions, source, clip, naming_cfg, parts, crop_key))
+                bar.update(len(positions))
     emb = np.concatenate(emb_rows) if emb_rows else np.zeros((0, clip.embed_dim), np.float32)
 
     probs = classify(torch.from_numpy(emb), text, clip.logit_scale).numpy() if len(emb) else \

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from uvis.data import atomic
+from uvis.data.progress import progress as progress_reporter
 from uvis.data.sources import Collection, VideoItem
 from uvis.errors import UserError
 from uvis.track.segmenter import Segmenter, VideoResult
@@ -60,8 +61,6 @@ def segment_collection(
     unreadable video stops the run (its error names it), or with ``skip_bad`` is reported, listed under
     ``unreadable`` in the summary, and left for a rerun to try again.
     """
-    from tqdm import tqdm
-
     records: list[dict[str, Any]] = []
     done = skipped = 0
     unreadable: dict[str, str] = {}
@@ -69,7 +68,8 @@ def segment_collection(
     if len(set(names)) != len(names):
         raise UserError("two videos map to the same output name", path=collection.root,
                         fix="give the videos distinct names")
-    for item in tqdm(items, desc="videos", unit="video", disable=not progress):
+    bar = progress_reporter(len(items), "videos", "video", enabled=progress)
+    for item in items:
         record_path = _record_path(out, item)
         record = _load_record(record_path, item) if record_path.exists() else None
         if record is not None:
@@ -78,6 +78,7 @@ def segment_collection(
             _complete_outputs(item, record, segmenter, out, write_png=write_png, write_overlay=write_overlay)
             records.append(record)
             skipped += 1
+            bar.update(1)
             continue
         try:
             result = segmenter.segment(item.open(), batch_size=batch_size, progress=progress)
@@ -85,7 +86,8 @@ def segment_collection(
             if not skip_bad:
                 raise
             unreadable[item.name] = str(e)
-            tqdm.write(f"skipped {item.name}: {e}")
+            bar.write(f"skipped {item.name}: {e}")
+            bar.update(1)
             continue
         name = safe_name(item.name)
         if write_png:
@@ -105,6 +107,8 @@ def segment_collection(
         atomic.write_json(record_path, record)
         records.append(record)
         done += 1
+        bar.update(1)
+    bar.close()
     if unreadable and len(unreadable) == len(collection.items):
         raise UserError(f"none of the {len(unreadable)} videos could be read ({next(iter(unreadable.values()))})",
                         path=collection.root, fix="check the input videos")

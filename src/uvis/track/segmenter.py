@@ -24,6 +24,7 @@ import torch
 
 from uvis.data import masks as mask_utils
 from uvis.data import ytvis
+from uvis.data.progress import progress as progress_reporter
 from uvis.data.video import Video, open_video, write_video
 from uvis.errors import UserError
 from uvis.track.tracker import Tracker, TrackerConfig
@@ -219,13 +220,8 @@ class Segmenter:
         tracker = Tracker(self.tracker_config)
         acc = VideoTrackAccumulator(self.vocabulary)
         start = time.perf_counter()
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            # disable=None: shown on a terminal only; redirected to a file, this bar (nested in a collection's
-            # "videos" bar) would only leave cursor-movement escapes in the log
-            bar = tqdm(total=video.num_frames, desc=video.name, unit="frame", leave=False, disable=None)
+        # a bar on a terminal; in a log (nohup, SLURM) a line every interval with frames/s and ETA
+        bar = progress_reporter(video.num_frames, f"segment {video.name}", "frame", enabled=progress, leave=False)
         try:
             with torch.inference_mode():
                 for batch in video.batches(batch_size, prefetch=True):
@@ -238,11 +234,9 @@ class Segmenter:
                                                f"video frames {(video.height, video.width)}")
                         det = self._prepare(det)
                         acc.add(det, tracker.update(det))
-                    if bar is not None:
-                        bar.update(len(batch))
+                    bar.update(len(batch))
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         if acc.num_frames != video.num_frames:  # container frame counts can be off: trust the decoder
             video.num_frames = acc.num_frames
             if len(video.frame_names) != acc.num_frames:
