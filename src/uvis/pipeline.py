@@ -38,6 +38,7 @@ class RunConfig:
     data: str
     out: str
     frames: str | None = None
+    fps: float | None = None  # frame rate of frame folders (overlays); None: the dataset's own, else 30
     classes: list[str] | None = None  # vocabulary; None: --config file, else the dataset's categories
     device: str | None = None
     progress: bool = True
@@ -108,7 +109,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 # RunConfig field -> its ``uvis run`` flag (fields missing here have no flag: Python API only)
 _FLAGS: dict[str, str] = {
-    "frames": "--frames", "device": "--device", "backbone": "--backbone", "dino_weights": "--weights",
+    "frames": "--frames", "fps": "--fps", "device": "--device", "backbone": "--backbone", "dino_weights": "--weights",
     "num_masks": "--num-masks", "solver": "--solver", "clip_model": "--clip-model", "clip_weights": "--clip-weights",
     "templates": "--templates", "train_preset": "--preset", "train_steps": "--steps",
     "train_batch_size": "--batch-size", "backbone_weights": "--backbone-weights",
@@ -242,7 +243,7 @@ class Pipeline:
     def __init__(self, config: RunConfig, *, log: Callable[[str], None] = print):
         self.config = config
         self.log = log
-        self.collection: Collection = discover(config.data, frames=config.frames)
+        self.collection: Collection = discover(config.data, frames=config.frames, fps=config.fps)
         self.out = Path(config.out)
         for name in config.ablations:
             if name not in ABLATIONS:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from uvis.cli.options import add_fps_argument
 from uvis.data.sources import Collection, discover, parse_shard, unreadable_list
 from uvis.errors import UserError
 from uvis.track.collection import segment_collection
@@ -46,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(MaskCut masks + CLIP embeddings)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--frames", help="frame root of a YouTube-VIS JSON input (default: JPEGImages beside it)")
+    add_fps_argument(p)
     p.add_argument("--classes", help="comma-separated class names to report, e.g. 'dog,skateboard' (any names with "
                                      "--model none or a model trained with CLIP embeddings)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -168,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--top-k {args.top_k}", fix="use --top-k >= 1")
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}", fix="use --batch-size >= 1")
-    collection = discover(args.input, frames=args.frames)
+    collection = discover(args.input, frames=args.frames, fps=args.fps)
     items = collection.items if not args.shard else collection.shard(*parse_shard(args.shard))
     device = resolve_device(args.device)
     start = time.perf_counter()

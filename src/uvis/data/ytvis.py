@@ -20,6 +20,8 @@ from uvis.data import masks as mask_utils
 from uvis.data.masks import RLE
 from uvis.errors import UserError
 
+#: Frame rate of YouTube-VIS frame folders: the annotated frames are every 5th frame of 30 fps video.
+YTVIS_FPS = 6.0
 
 @dataclass
 class Category:

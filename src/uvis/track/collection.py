@@ -100,7 +100,7 @@ def segment_collection(
             "summary": result.summary(),
             "tracks": [{"track_id": t.track_id, "class": t.class_name, "category_id": t.category_id,
                         "score": t.score, "frames_seen": t.num_frames_seen} for t in result.tracks],
-            "results": [t.to_result_json() for t in result.to_ytvis(item.video_id)],
+            "results": result.results_json(item.video_id, item.name),
         }
         if settings is not None:
             record["settings"] = settings

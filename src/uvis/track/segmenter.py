@@ -22,8 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from uvis.data import atomic, ytvis
 from uvis.data import masks as mask_utils
-from uvis.data import ytvis
 from uvis.data.progress import progress as progress_reporter
 from uvis.data.video import Video, open_video, write_video
 from uvis.errors import UserError
@@ -71,11 +71,18 @@ class VideoResult:
             "classes": sorted({t.class_name for t in self.tracks}),
             "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 2) if self.seconds > 0 else None,
+            "frame_rate": round(self.video.fps, 3),  # of the video itself (playback; the overlay's)
         }
 
+    def results_json(self, video_id: int = 1, video_name: str | None = None) -> list[dict[str, Any]]:
+        """YouTube-VIS results ({video_id, category_id, score, segmentations}), each with its ``track_id`` and
+        the ``video`` name (default: the video's own); the official tools and ``uvis eval`` ignore those two."""
+        name = self.video.name if video_name is None else video_name
+        return [t.to_result_json(video_id, name) for t in self.tracks]
+
     def save_json(self, path: str | Path, video_id: int = 1) -> Path:
-        """YouTube-VIS results (a list of {video_id, category_id, score, segmentations}), written atomically."""
-        ytvis.save_results(path, self.to_ytvis(video_id))
+        """``results_json`` written atomically."""
+        atomic.write_json(path, self.results_json(video_id))
         return Path(path)
 
     def id_maps(self) -> Iterator[np.ndarray]:
