@@ -24,6 +24,7 @@ COMMANDS: list[str] = [
     "uvis.cli.segment",
     "uvis.cli.eval",
     "uvis.cli.import_davis",
+    "uvis.cli.export",
 ]
 
 

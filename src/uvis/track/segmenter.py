@@ -109,18 +109,25 @@ class VideoResult:
     def frame_stems(self) -> list[str]:
         return [Path(n).stem for n in self.video.frame_names]
 
+    def draw_frame(self, t: int, frame: np.ndarray, width: int | None = None) -> np.ndarray:
+        """Frame ``t`` with its tracks' coloured masks and labels (track id, class, score); ``width``: drawn on
+        the frame scaled to that width, so that the labels are sized for it (contact sheets)."""
+        from uvis.data.overlay import draw_overlay
+        from uvis.data.video import resize
+
+        if width is not None and width != frame.shape[1]:
+            frame = resize(frame, (max(1, round(frame.shape[0] * width / frame.shape[1])), width))
+        present = [tr for tr in reversed(self.tracks) if tr.segmentations[t] is not None]  # best drawn last
+        if not present:
+            return frame
+        masks = np.stack([mask_utils.decode(tr.segmentations[t]) for tr in present])
+        labels = [f"{tr.track_id} {tr.class_name} {tr.score:.2f}" for tr in present]
+        return draw_overlay(frame, masks, [tr.track_id for tr in present], labels)
+
     def overlay_frames(self) -> Iterator[np.ndarray]:
         """The video again (streamed from its source) with coloured masks, track ids and class names."""
-        from uvis.data.overlay import draw_overlay
-
         for t, frame in enumerate(self.video):
-            present = [tr for tr in reversed(self.tracks) if tr.segmentations[t] is not None]  # best drawn last
-            if not present:
-                yield frame
-                continue
-            masks = np.stack([mask_utils.decode(tr.segmentations[t]) for tr in present])
-            labels = [f"{tr.track_id} {tr.class_name} {tr.score:.2f}" for tr in present]
-            yield draw_overlay(frame, masks, [tr.track_id for tr in present], labels)
+            yield self.draw_frame(t, frame)
 
     def save_overlay(self, path: str | Path) -> Path:
         """An mp4 of the overlay, at the source's frame rate; written atomically."""
