@@ -195,3 +195,20 @@ def test_fiftyone_export_loads_back_in_fiftyone(segmented, tmp_path, mongod):
                 assert label == tr.class_name and confidence == pytest.approx(tr.score, abs=1e-6)
                 assert box == pytest.approx([x / w, y / h, bw / w, bh / h], abs=1e-6)
                 assert area == mask_utils.area(tr.segmentations[t]) and shape == [bh, bw]
+
+
+def test_readme_supervision_video_sink_example(segmented, tmp_path):
+    """The README's example: supervision annotates every frame by track and writes a video with its VideoSink."""
+    sv = pytest.importorskip("supervision", reason="supervision is not installed (pip install 'uvis[interop]')")
+    from uvis.data.video import open_video
+    from uvis.export.supervision_detections import frames_with_detections
+
+    item, result = load_output_folder(segmented)[0]
+    path = tmp_path / f"{item.name}.mp4"
+    info = sv.VideoInfo(result.video.width, result.video.height, round(result.video.fps))
+    with sv.VideoSink(str(path), info) as sink:
+        for frame, detections in frames_with_detections(result):
+            frame = sv.MaskAnnotator(color_lookup=sv.ColorLookup.TRACK).annotate(frame.copy(), detections)
+            sink.write_frame(frame[..., ::-1])
+    video = open_video(path)
+    assert video.num_frames == result.num_frames and video.fps == pytest.approx(6.0)

@@ -56,16 +56,9 @@ def test_draw_overlay_label_is_drawn_near_mask():
 
 
 def _label_boxes(masks, texts, h, w):
-    from PIL import ImageDraw
+    from uvis.data.overlay import label_sizes, place_labels
 
-    from uvis.data.overlay import label_font, place_labels
-
-    draw = ImageDraw.Draw(Image.new("RGB", (w, h)))
-    font = label_font(h)
-    sizes = []
-    for t in texts:
-        left, top, right, bottom = draw.textbbox((0, 0), t, font=font)
-        sizes.append((right - left + 4, bottom - top + 4))
+    sizes = label_sizes(texts, h)
     return place_labels(masks, sizes, h, w), sizes
 
 

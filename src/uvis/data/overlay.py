@@ -58,6 +58,23 @@ def _fit_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
 Box = tuple[int, int, int, int]  # left, top, right, bottom (exclusive)
 
 
+def _label_pad(frame_height: int) -> int:
+    font = label_font(frame_height)
+    return max(1, round(font.size / 8)) if hasattr(font, "size") else 1
+
+
+def _box_sizes(extents: Sequence[tuple[float, float, float, float]], pad: int) -> list[tuple[int, int]]:
+    return [(int(r - left) + 2 * pad, int(b - top) + 2 * pad) for left, top, r, b in extents]
+
+
+def label_sizes(texts: Sequence[str], frame_height: int) -> list[tuple[int, int]]:
+    """Width and height of the box of each label (text and padding) as ``draw_overlay`` draws it on a frame of
+    this height: the ``sizes`` of :func:`place_labels`."""
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    font = label_font(frame_height)
+    return _box_sizes([draw.textbbox((0, 0), t, font=font) for t in texts], _label_pad(frame_height))
+
+
 def _overlaps(box: Box, placed: np.ndarray) -> np.ndarray:
     return ((placed[:, 0] < box[2]) & (box[0] < placed[:, 2]) & (placed[:, 1] < box[3]) & (box[1] < placed[:, 3]))
 
@@ -176,8 +193,7 @@ def draw_overlay(
         return image
     pil = Image.fromarray(image)
     draw = ImageDraw.Draw(pil)
-    font = label_font(h)
-    pad = max(1, round(font.size / 8)) if hasattr(font, "size") else 1
+    font, pad = label_font(h), _label_pad(h)
     # a label goes on the part of its mask that is seen: masks drawn later cover earlier ones
     seen: list[np.ndarray] = [np.zeros(0, bool)] * len(fitted)
     above = np.zeros((h, w), bool)
@@ -187,8 +203,7 @@ def draw_overlay(
         above |= fitted[i]
     todo = [i for i in reversed(range(len(fitted))) if labels[i] and fitted[i].any()]  # best (drawn last) first
     extents = [draw.textbbox((0, 0), labels[i], font=font) for i in todo]
-    sizes = [(r - left + 2 * pad, b - top + 2 * pad) for left, top, r, b in extents]
-    boxes = place_labels([seen[i] for i in todo], sizes, h, w)
+    boxes = place_labels([seen[i] for i in todo], _box_sizes(extents, pad), h, w)
     for i, box in zip(todo, boxes, strict=True):
         if box is None:
             continue
