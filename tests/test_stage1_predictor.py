@@ -67,8 +67,11 @@ def test_frame_folder_without_classes_uses_the_starting_vocabulary(setup, tmp_pa
     root, common = setup
     folder = root / "JPEGImages" / "synth_0000"
     out = tmp_path / "o"
-    assert main(["segment", str(folder), "--model", "none", "--out", str(out), *common]) == 0
+    # with progress on (logged: not a terminal), which also prints the CPU time estimate
+    assert main(["segment", str(folder), "--model", "none", "--out", str(out),
+                 *[a for a in common if a != "--no-progress"]]) == 0
     err = capsys.readouterr().err
+    assert "segment synth_0000: done, 5 frames in" in err
     assert "no --classes given: naming objects with the starting vocabulary of configs/videos.toml" in err
     assert json.loads((out / "summary.json").read_text())["vocabulary"] == list(STARTING_VOCABULARY)
     # one vocabulary: the file users edit and the default are the same list

@@ -10,7 +10,6 @@ import argparse
 from pathlib import Path
 
 from uvis.cli.name import add_naming_arguments, naming_configs, note_single_class
-from uvis.cli.options import note_cpu_speed
 
 NAMED_NAME = "pseudo_labels_named.json"
 
@@ -45,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-bad-videos", action="store_true",
                    help="report an unreadable video and go on with the others (default: stop on it); "
                         "skipped videos are left out of the merged file and retried by a rerun")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines, no CPU time estimate")
     st = p.add_argument_group("self-training (instead of MaskCut)")
     st.add_argument("--model", default=None, metavar="RUN_DIR",
                     help="label frames with the confident predictions of the model trained in RUN_DIR (uvis train)")
@@ -86,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
         from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
         from uvis.pseudo.maskcut import MaskCutConfig
 
-        note_cpu_speed(device, args.backbone, args.resolution, collection)
         config = PseudoLabelConfig(
             backbone=args.backbone,
             amp=not args.fp32,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from uvis.cli.options import add_fps_argument, note_cpu_speed
+from uvis.cli.options import add_fps_argument
 from uvis.pipeline import ABLATIONS, STEPS
 
 
@@ -75,11 +75,6 @@ def run(args: argparse.Namespace) -> int:
         train_videos=[v.strip() for v in args.train_videos.split(",") if v.strip()] if args.train_videos else None,
         ablations=[a.strip() for a in args.ablate.split(",") if a.strip()],
     )
-    if not config.pseudo_from_ground_truth:
-        from uvis.data.sources import discover
-
-        note_cpu_speed(args.device, config.backbone, config.resolution,
-                       discover(config.data, frames=config.frames, fps=config.fps))
     out = run_pipeline(config, args.stop_after)
     print(f"done: {out}" + (f" (report: {out / 'report.md'})" if args.stop_after == "report" else ""))
     return 0

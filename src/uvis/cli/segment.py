@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from uvis.cli.options import add_fps_argument, note_cpu_speed
+from uvis.cli.options import add_fps_argument
 from uvis.data.sources import Collection, discover, parse_shard, unreadable_list
 from uvis.errors import UserError
 from uvis.track.collection import segment_collection
@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay videos")
     p.add_argument("--no-png", action="store_true", help="do not write per-frame id PNGs")
     p.add_argument("--shard", help="process only shard i/n of the videos, e.g. 0/4")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or log lines, no CPU time estimate")
     p.add_argument("--skip-bad-videos", action="store_true",
                    help="report an unreadable video and go on with the others (default: stop on it); a rerun "
                         "tries it again")
@@ -110,6 +110,7 @@ def load_predictor(args: argparse.Namespace, device: str, collection: Collection
 
 def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
     """MaskCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept)."""
+    from uvis.features.dino import note_cpu_speed, pick_device
     from uvis.pseudo.clip_model import ClipConfig
     from uvis.pseudo.maskcut import MaskCutConfig
     from uvis.pseudo.vocabulary import STARTING_VOCABULARY, Vocabulary, parse_classes
@@ -121,21 +122,25 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
         vocabulary = Vocabulary.from_categories(collection.dataset.categories)
     else:
         vocabulary = Vocabulary.from_names(list(STARTING_VOCABULARY))
-        print(f"note: no --classes given: naming objects with the starting vocabulary of configs/videos.toml "
-              f"({', '.join(STARTING_VOCABULARY)}); pass --classes \"a,b,c\" for your own", file=sys.stderr)
-    note_cpu_speed(device, args.backbone, args.resolution, collection)
     cfg = Stage1Config(
         backbone=args.backbone, dino_weights=args.dino_weights,
         maskcut=MaskCutConfig(num_masks=args.num_masks, resolution=args.resolution),
         clip=ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained, weights=args.clip_weights),
     )
     try:
-        return Stage1FramePredictor.create(vocabulary, cfg, device)
+        predictor = Stage1FramePredictor.create(vocabulary, cfg, device)
     except UserError as e:  # the DINO loader names its own CLI's flag; here it is --dino-weights
         if e.fix is None or not re.search(r"(?<![\w-])--weights", e.fix):
             raise
         message = str(e).split(" — fix: ")[0]
         raise UserError(message, fix=re.sub(r"(?<![\w-])--weights", "--dino-weights", e.fix)) from None
+    # notes once the models are loaded (an error before them stays the command's only line)
+    if not args.classes and vocabulary.names == STARTING_VOCABULARY:
+        print(f"note: no --classes given: naming objects with the starting vocabulary of configs/videos.toml "
+              f"({', '.join(STARTING_VOCABULARY)}); pass --classes \"a,b,c\" for your own", file=sys.stderr)
+    if not args.no_progress:
+        note_cpu_speed(pick_device(device), args.backbone, args.resolution, collection.count_frames())
+    return predictor
 
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:

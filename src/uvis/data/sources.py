@@ -50,6 +50,19 @@ class Collection:
     def __len__(self) -> int:
         return len(self.items)
 
+    def count_frames(self) -> int | None:
+        """Frames of every video (frame lists counted, video files probed); None if a video cannot be read."""
+        total = 0
+        for item in self.items:
+            if item.file_names is not None:
+                total += len(item.file_names)
+                continue
+            try:
+                total += item.open().num_frames
+            except UserError:
+                return None
+        return total
+
     def shard(self, index: int, count: int) -> list[VideoItem]:
         """The videos of shard ``index`` of ``count`` (round-robin, so shards stay balanced)."""
         if count < 1 or not 0 <= index < count:

@@ -341,3 +341,12 @@ def cpu_speed_note(backbone: str, resolution: int, frames: int | None, *, rate: 
     else:
         text += ". Use a GPU (--device cuda), fewer frames, or a lower --resolution"
     return text
+
+
+def note_cpu_speed(device: torch.device, backbone: str, resolution: int, frames: int | None) -> None:
+    """On the CPU, print ``cpu_speed_note`` to stderr (called once the backbone is loaded, so that an error before
+    stays the command's only line)."""
+    import sys
+
+    if device.type == "cpu" and (note := cpu_speed_note(backbone, resolution, frames)):
+        print(f"note: {note}", file=sys.stderr, flush=True)

@@ -297,9 +297,12 @@ def pseudo_label_collection(
         require_crf()
 
     def make() -> FrameLabeller:
-        from uvis.features.dino import DinoFeatures
+        from uvis.features.dino import DinoFeatures, note_cpu_speed
 
-        return MaskCut(DinoFeatures(config.backbone, weights, device, amp=config.amp), config.maskcut)
+        features = DinoFeatures(config.backbone, weights, device, amp=config.amp)
+        if progress:  # on a CPU: how long this will take, and what is faster
+            note_cpu_speed(features.device, config.backbone, config.maskcut.resolution, collection.count_frames())
+        return MaskCut(features, config.maskcut)
 
     job = LabellingJob(stage="maskcut", description="uvis pseudo-labels (MaskCut on DINO features)",
                        settings=config.to_json(), make_labeller=make)
