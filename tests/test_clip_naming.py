@@ -32,7 +32,10 @@ def test_openai_vit_b32_spec_is_the_file_open_clip_uses():
     spec = weights_spec("ViT-B-32", "openai")
     assert spec.filename == "ViT-B-32.pt"
     assert spec.url == open_clip.get_pretrained_url("ViT-B-32", "openai")
-    assert weights_spec("ViT-B-32", "laion2b_s34b_b79k") is None  # published on the HF hub only
+    assert spec.sha256_prefix == spec.url.split("/")[-2]  # OpenAI's URL carries the file's sha256: it is checked
+    assert spec.hf_repo == "timm/vit_base_patch32_clip_224.openai"  # open_clip's copy: its cache is searched too
+    laion = weights_spec("ViT-B-32", "laion2b_s34b_b79k")  # published on the HF hub only
+    assert laion.url == "" and laion.hf_repo == "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
 
 
 def test_missing_weights_is_a_clear_error(tmp_path, monkeypatch):

@@ -41,7 +41,7 @@ def test_torchrun_with_one_process_joins_a_group_of_one(monkeypatch):
     """torchrun --nproc-per-node 1 runs the DDP code path (a group of one); a plain process stays ungrouped."""
     import torch.distributed as dist
 
-    from uvis.train import distributed
+    from uvis import distributed
 
     for key in ("TORCHELASTIC_RUN_ID", "WORLD_SIZE", "RANK"):
         monkeypatch.delenv(key, raising=False)

@@ -1,4 +1,4 @@
-"""``uvis demo`` (what ``make demo`` runs): offline it names the missing weights and runs stages 2-3."""
+"""``uvis demo`` (what ``make demo`` runs): offline it names the missing weights and runs weights-free (motion)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from uvis.cli.main import main
 
 
-def test_demo_offline_runs_stages_2_3_and_reruns(tmp_path, monkeypatch, capsys):
+def test_demo_offline_runs_weights_free_from_motion_and_reruns(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("UVIS_WEIGHTS_DIR", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
 
@@ -21,8 +21,12 @@ def test_demo_offline_runs_stages_2_3_and_reruns(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--out", str(out), "--steps", "4", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "dino_deitsmall16_pretrain.pth" in printed and "ViT-B-32" in printed  # what is missing, and where
-    run = out / "run-stages-2-3"
+    assert "stage 1 from motion (--features motion)" in printed
+    run = out / "run-motion"
     assert str(run / "report.md") in printed
+    labels = json.loads((run / "1-pseudo-labels" / "pseudo_labels.json").read_text())
+    assert labels["info"]["config"]["features"] == "motion" and labels["annotations"]  # real masks, no ground truth
+    assert "Stage 1 came from motion" in (run / "report.md").read_text()
     assert f"uvis segment VIDEO --model {run} --out OUT" in printed  # how to reuse the trained model
     assert (run / "report.md").is_file()
     assert isinstance(json.loads((run / "4-segment" / "results.json").read_text()), list)  # 4 steps: few tracks

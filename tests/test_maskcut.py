@@ -175,12 +175,50 @@ def test_subspace_solver_agrees_on_structured_graphs():
     assert torch.equal(exact.masks, approx.masks)
 
 
+def reference_upsample(patch_mask: np.ndarray, square: int, size: tuple[int, int]) -> np.ndarray:
+    """CutLER's maskcut.py for one [h, w] patch mask, no CRF: ``F.interpolate(..., mode='nearest')`` to the square,
+    ``Image.fromarray(uint8(mask * 255)).resize((W, H))`` (PIL's default filter), then ``create_annotation_info``'s
+    threshold (``> max / 2`` -> max, ``<= max / 2`` -> min; pycocotools keeps the non-zero pixels)."""
+    from PIL import Image
+
+    big = torch.nn.functional.interpolate(torch.from_numpy(patch_mask.astype(np.float64))[None, None],
+                                          size=(square, square), mode="nearest")[0, 0].numpy()
+    resized = np.asarray(Image.fromarray(np.uint8(big * 255)).resize((size[1], size[0]))).copy()
+    upper, lower = resized.max(), resized.min()
+    thresh = upper / 2.0
+    resized[resized > thresh] = upper
+    resized[resized <= thresh] = lower
+    return resized > 0
+
+
+@pytest.mark.parametrize("patch", [16, 8])
+def test_upsampled_masks_equal_the_references_pixel_for_pixel(patch):
+    g = torch.Generator().manual_seed(patch)
+    grid = 480 // patch
+    masks = torch.zeros(2, 3, grid, grid, dtype=torch.bool)
+    masks[0, 0] = torch.rand(grid, grid, generator=g) > 0.6  # scattered patches, single ones included
+    masks[0, 1, 3:9, 5:grid - 2] = True  # a block
+    masks[0, 2, grid - 1, 0] = True  # one corner patch
+    masks[1, 0] = torch.rand(grid, grid, generator=g) > 0.95
+    # masks[1, 1] and [1, 2] stay empty (dropped cuts)
+    # DAVIS, 720p, wider but less tall (Pillow 13 resizes vertically first), portrait, smaller than the square
+    for size in [(480, 854), (720, 1280), (360, 640), (640, 360), (200, 300)]:
+        ref = np.stack([[reference_upsample(m.numpy(), 480, size) for m in f] for f in masks])
+        for engine in ("auto", "torch"):
+            ours = mc.upsample_masks(masks, size, square=(480, 480), engine=engine)
+            assert ours.shape == (2, 3, *size) and ours.dtype == torch.bool
+            assert np.array_equal(ours.numpy(), ref), (size, engine)
+    assert not mc.upsample_masks(masks, (480, 854), square=(480, 480))[1, 1:].any()
+    with pytest.raises(ValueError, match="tile"):
+        mc.upsample_masks(masks, (480, 854), square=(500, 500))
+
+
 def test_upsample_and_rle():
     masks = torch.zeros(1, 2, 4, 4, dtype=torch.bool)
     masks[0, 0, :2, :2] = True
     masks[0, 1, 2:, :] = True
-    up = mc.upsample_masks(masks, (30, 41))
-    assert up.shape == (1, 2, 30, 41) and not (up[0, 0] & up[0, 1]).any()
+    up = mc.upsample_masks(masks, (30, 41), square=(480, 480))
+    assert up.shape == (1, 2, 30, 41) and up[0, 0, :10, :14].all() and not up[0, 0, 20:].any()
     rles = mc.to_rles(up, torch.tensor([[0.9, 0.0]]))
     assert len(rles[0]) == 2 and rles[0][0].rle["size"] == [30, 41]
     assert np.array_equal(mask_utils.decode(rles[0][1].rle), up[0, 1].numpy())
@@ -270,26 +308,55 @@ def test_matches_reference_restatement(seed, framed):
         assert np.array_equal(ours[k].numpy(), ref[k]), k
 
 
-def test_crf_outputs_stay_disjoint(monkeypatch):
-    """A CRF that grows every mask (as it does at blurry borders) must not make the outputs overlap: each refined
-    mask loses the pixels of the kept refined masks before it."""
-    def grow(image, mask):
-        from scipy import ndimage
+def test_crf_outputs_are_kept_as_refined(monkeypatch):
+    """As in the reference, the CRF's masks are not made disjoint again (the masks going in are), and a refinement
+    with IoU < crf_min_iou with its mask drops that mask."""
+    from scipy import ndimage
 
+    def grow(image, mask):
         return ndimage.binary_dilation(mask, iterations=2)
 
     monkeypatch.setattr(mc, "crf_refine", grow)
     masks = torch.zeros(1, 3, 16, 16, dtype=torch.bool)
     masks[0, 0, 2:8, 2:8] = True
     masks[0, 1, 2:8, 8:14] = True  # touches mask 0: their grown versions overlap
+    masks[0, 2, 12, 12] = True  # one pixel: grown, its IoU with itself is 1/13
     images = np.zeros((1, 16, 16, 3), np.uint8)
-    out = mc.apply_crf(images, masks, min_iou=0.2)
-    m = out[0].numpy()
-    assert (m.sum(0) <= 1).all()
-    first = grow(None, masks[0, 0].numpy())
-    assert np.array_equal(m[0], first)  # the first mask keeps its whole refinement
-    assert np.array_equal(m[1], grow(None, masks[0, 1].numpy()) & ~first)
-    assert not m[2].any()
+    out = mc.apply_crf(images, masks, min_iou=0.2)[0].numpy()
+    assert np.array_equal(out[0], grow(None, masks[0, 0].numpy()))
+    assert np.array_equal(out[1], grow(None, masks[0, 1].numpy()))
+    assert (out[0] & out[1]).any() and not out[2].any()
+
+
+def test_crf_gets_the_lanczos_square_and_disjoint_masks(monkeypatch):
+    """With --crf, MaskCut hands the CRF the frame as DINO saw it (PIL's Lanczos resize to the square, as the
+    reference's ``I_new``) and each disjoint patch mask enlarged to the square by nearest neighbour."""
+    from PIL import Image
+
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def record(image, mask):
+        seen.append((image.copy(), mask.copy()))
+        return mask
+
+    monkeypatch.setattr(mc, "crf_refine", record)
+    monkeypatch.setattr(mc, "require_crf", lambda: None)
+    keys = blob_keys(torch.tensor([[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]))
+
+    class Features:  # fixed keys on a 4x4 grid of 8-pixel patches
+        patch_size = 8
+        device = torch.device("cpu")
+
+        def __call__(self, x):
+            assert x.shape == (1, 3, 32, 32)
+            return type("F", (), {"keys": keys, "grid": (4, 4)})()
+
+    frame = np.random.default_rng(0).integers(0, 256, (1, 45, 70, 3), dtype=np.uint8)
+    out = mc.MaskCut(Features(), MaskCutConfig(resolution=32, crf=True, num_masks=1))(frame)
+    square = np.asarray(Image.fromarray(frame[0]).resize((32, 32), Image.Resampling.LANCZOS))
+    assert len(seen) == 1 and np.array_equal(seen[0][0], square)
+    assert seen[0][1].shape == (32, 32) and seen[0][1][8:24, 8:24].all() and seen[0][1].sum() == 256
+    assert len(out[0]) == 1
 
 
 def test_rles_found_on_the_device_equal_the_host_path():
@@ -302,3 +369,33 @@ def test_rles_found_on_the_device_equal_the_host_path():
     device = mc.to_rles(masks, scores, on_device=True)
     assert [len(f) for f in host] == [3, 0, 4]
     assert [[(m.rle, m.score) for m in f] for f in device] == [[(m.rle, m.score) for m in f] for f in host]
+
+
+def test_crf_refine_is_the_references_densecrf():
+    """``crf_refine`` = CutLER's ``crf.densecrf`` (bilinear to the image size, float64 softmax of [bg, fg], the
+    same CRF) followed by the script's ``binary_fill_holes(... >= 0.5)``."""
+    pytest.importorskip("pydensecrf.densecrf", reason="the optional uvis[crf] extra (pydensecrf2) is not installed")
+    import pydensecrf.densecrf as dcrf
+    import pydensecrf.utils as crf_utils
+    from scipy import ndimage
+
+    def reference(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        h, w = mask.shape
+        fg = mask.reshape(1, h, w).astype(float)
+        logits = torch.from_numpy(np.concatenate((1 - fg, fg), axis=0))
+        logits = torch.nn.functional.interpolate(logits.unsqueeze(0), size=image.shape[:2], mode="bilinear").squeeze()
+        probs = torch.nn.functional.softmax(logits, dim=0).cpu().numpy()
+        d = dcrf.DenseCRF2D(w, h, 2)
+        d.setUnaryEnergy(np.ascontiguousarray(crf_utils.unary_from_softmax(probs)))
+        d.addPairwiseGaussian(sxy=3, compat=7)
+        d.addPairwiseBilateral(sxy=50, srgb=5, rgbim=np.ascontiguousarray(image), compat=10)
+        q = np.array(d.inference(10)).reshape((2, h, w))
+        return ndimage.binary_fill_holes(np.argmax(q, axis=0).astype(np.float32) >= 0.5)
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 60, (48, 48, 3), dtype=np.uint8)
+    image[10:30, 12:36] += 150  # a bright object
+    mask = np.zeros((48, 48), bool)
+    mask[8:32, 8:32] = True  # a blocky mask around it, as a patch mask enlarged
+    ours = mc.crf_refine(image, mask)
+    assert np.array_equal(ours, reference(image, mask)) and ours[15, 20] and not ours[40, 40]

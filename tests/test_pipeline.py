@@ -129,7 +129,7 @@ def test_cli_run_with_config_file_and_bad_ablation(sample, tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[vocabulary]\nnames = [1, 2]\n")
     assert main(["run", str(sample), "--out", str(tmp_path / "r2"), "--config", str(bad)]) == 2
-    assert "names must be a list of non-empty strings" in capsys.readouterr().err
+    assert "class 1 is 1, not a name" in capsys.readouterr().err
 
 
 def test_train_on_some_videos_at_a_chosen_size_then_segment_all(sample, tmp_path):
@@ -158,7 +158,7 @@ def test_report_command_reproduces_the_config(sample, tmp_path, monkeypatch):
                      train_videos=["a", "b"], ablations=["no-track-memory"], track_memory=False, num_masks=2,
                      segment_batch_size=8)  # the one setting here with no flag, at its default
     seen: list[RunConfig] = []
-    monkeypatch.setattr(uvis.pipeline, "run_pipeline", lambda c, stop_after: seen.append(c) or tmp_path)
+    monkeypatch.setattr(uvis.pipeline, "run_pipeline", lambda c, stop_after, **kw: seen.append(c) or tmp_path)
     command = uvis.pipeline.command_line(config)
     assert command.startswith("uvis run ") and "--image-size 32x40" in command
     assert main(shlex.split(command)[1:]) == 0

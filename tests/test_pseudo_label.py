@@ -141,7 +141,7 @@ def test_frame_folder_and_bad_inputs(tmp_path, tiny_weights, capsys):
         ([folder, "--out", tmp_path / "o2", *common, "--shard", "3/2"], "shard"),
         ([folder, "--out", tmp_path / "o3", *common[:-4], "--resolution", 36, "--device", "cpu"], "multiple"),
         ([folder, "--out", tmp_path / "o4", "--backbone", "tiny", "--weights", tmp_path / "nope.pth"], "not found"),
-        ([folder, "--out", tmp_path / "o5", *common, "--num-masks", 0], "num_masks"),
+        ([folder, "--out", tmp_path / "o5", *common, "--num-masks", 0], "--num-masks"),
     ]
     for args, needle in bad:
         assert _cli(*args) == 2, args

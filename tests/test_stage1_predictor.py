@@ -19,6 +19,7 @@ from uvis.cli.main import main
 from uvis.data.synthetic import make_dataset
 from uvis.data.ytvis import load_dataset, load_results
 from uvis.features import dino
+from uvis.features.weights import file_sha256
 from uvis.track import stage1_predictor
 
 
@@ -30,7 +31,8 @@ def setup(tmp_path, monkeypatch):
     monkeypatch.setattr(stage1_predictor, "load_clip", lambda cfg: load_tiny_clip(clip_path))
     root = tmp_path / "synth"
     make_dataset(root, num_videos=2, num_frames=5, height=40, width=48, num_objects=2, seed=1)
-    common = ["--backbone", "tiny", "--dino-weights", str(weights), "--resolution", "32", "--device", "cpu",
+    common = ["--backbone", "tiny", "--dino-weights", str(weights), "--clip-weights", str(clip_path),
+              "--resolution", "32", "--device", "cpu",
               "--no-progress", "--no-overlay", "--score-threshold", "0"]
     return root, common
 
@@ -45,6 +47,14 @@ def test_segment_model_none_end_to_end(setup, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["vocabulary"] == [c.name for c in gt.categories]
     assert len(list((out / "masks" / "synth_0000").glob("*.png"))) == 5
+    # each video's record names the weights (sha256), so a rerun with other weights is refused
+    record = json.loads(next((out / "videos").glob("*.json")).read_text())
+    dino_file = tmp_path / "tiny.pth"
+    assert record["settings"]["weights"]["dino"] == {"file": "tiny.pth", "sha256": file_sha256(dino_file)}
+    assert record["settings"]["weights"]["clip"]["file"] == "tiny-clip.pt"
+    torch.manual_seed(5)
+    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), dino_file)
+    assert main(["segment", str(root), "--model", "none", "--out", str(out), *common]) == 2
 
 
 def test_open_vocabulary_classes(setup, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import open_clip
@@ -29,9 +30,21 @@ def load_tiny_clip(path: Path) -> ClipModel:
 
 
 def patch_clip_load(monkeypatch, folder: Path) -> Path:
-    """Make every ``ClipModel.load`` (whatever model it asks for) load a tiny CLIP saved in ``folder``."""
+    """Make every ``ClipModel.load`` (whatever model it asks for) load a tiny CLIP saved in ``folder``.
+
+    A copy is also put in ``$UVIS_WEIGHTS_DIR`` as ``ViT-B-32.pt``, so the commands' check that every weights
+    file is there before work starts finds the default CLIP's file.
+    """
     path = save_tiny_clip(folder)
-    load = ClipModel.load
-    monkeypatch.setattr(ClipModel, "load", staticmethod(
-        lambda cfg: load(ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=path, device="cpu"))))
+    weights_dir = folder / "weights-dir"
+    weights_dir.mkdir(exist_ok=True)
+    shutil.copy(path, weights_dir / "ViT-B-32.pt")
+    monkeypatch.setenv("UVIS_WEIGHTS_DIR", str(weights_dir))
+    monkeypatch.setattr(ClipModel, "load", tiny_clip_loader(path))
     return path
+
+
+def tiny_clip_loader(path: Path) -> staticmethod:
+    """A replacement for ``ClipModel.load`` that loads the tiny CLIP at ``path`` whatever model is asked for."""
+    load = ClipModel.load
+    return staticmethod(lambda cfg: load(ClipConfig(model_name="tiny", model_cfg=TINY_CFG, weights=path, device="cpu")))

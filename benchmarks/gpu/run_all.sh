@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every GPU measurement of benchmarks/RESULTS.md, in runs of under 10 minutes each (see prepare.sh):
 #   bash benchmarks/gpu/run_all.sh 1   stage 1: eigensolvers, MaskCut frames/s (eigh and subspace), CLIP masks/s
-#   bash benchmarks/gpu/run_all.sh 2   stages 2-3: training it/s + memory, segment fps, and the CUDA/bf16/nccl
-#                                      training path through torchrun -> uvis segment -> uvis eval
+#   bash benchmarks/gpu/run_all.sh 2   stages 2-3: training it/s + memory, segment fps, the CUDA/bf16/nccl
+#                                      training path through torchrun -> uvis segment -> uvis eval, and
+#                                      uvis pseudo-label on 1 process vs torchrun on every GPU (scaling.json)
 #   bash benchmarks/gpu/run_all.sh 3   the test suite with a GPU present (optional)
 # Each step has its own time limit (their sum stays under 10 minutes), so one slow step cannot take the others'
 # time. Output, in the folder $OUT (default ./gpu-out): part<N>.log (everything printed) and one JSON per
@@ -33,10 +34,12 @@ if [ "${SMOKE:-0}" = 1 ]; then
     dev=cpu; vit="tiny"; eig_frames=2; mc_frames=2; mc_batch=1; mc_big=2; nm_frames=1; nm_batch=8
     tr_config=tiny; tr_h=64; tr_w=96; tr_batch=2; tr_iters=2; sg_frames=8; sg_model=--tiny-model
     ddp_steps=3; backend_device=cpu
+    sc="--nproc 1 2 --backbone tiny --videos 2 --frames 2 --size 48x64 --resolution 32 --batch-size 2"
 else
     dev=cuda; vit="dino_vitb8 dino_vits8"; eig_frames=32; mc_frames=32; mc_batch=16; mc_big=512; nm_frames=200
     nm_batch=256; tr_config=default; tr_h=360; tr_w=640; tr_batch=8; tr_iters=10; sg_frames=300
     sg_model=--default-model; ddp_steps=200; backend_device=cuda
+    sc="--nproc 1 all --backbone dino_vitb8 --videos 16 --frames 12 --size 480x854 --resolution 480 --batch-size 16"
 fi
 
 step() {  # step NAME TIMEOUT_S COMMAND...: run one measurement, keep going whatever happens
@@ -65,6 +68,7 @@ if [ "$part" = 1 ]; then
     step "maskcut-throughput" 60 "$PY" benchmarks/maskcut.py --device "$dev" --backbones ${vit%% *} \
         --solver subspace --frames "$mc_big" --batch-size 32 --warmup 1 --no-breakdown \
         --json "$json_dir/maskcut-throughput.json"
+    step maskcut-resize 30 "$PY" benchmarks/maskcut_resize.py --device "$dev" --batch-size "$mc_batch" --engine torch
     step naming 60 "$PY" benchmarks/naming.py --device "$dev" --frames "$nm_frames" --masks-per-frame 8 \
         --batch-size "$nm_batch" --repeats 3
 elif [ "$part" = 2 ]; then
@@ -84,6 +88,8 @@ pseudo_labels_from_dataset(d).save('$work/pseudo.json')"
     step ddp-segment 45 "$PY" -m uvis segment "$work/data" --model "$work/run" --out "$work/seg" \
         --device "$backend_device" --no-progress --no-overlay --score-threshold 0.1
     step ddp-eval 20 "$PY" -m uvis eval "$work/data/annotations.json" "$work/seg/results.json"
+    # shellcheck disable=SC2086  # $sc holds several arguments
+    step scaling 120 "$PY" benchmarks/scaling.py --device "$backend_device" $sc --json "$json_dir/scaling.json"
 else
     step tests 540 "$PY" -m pytest -q -p no:cacheprovider tests
 fi

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,9 +22,13 @@ from typing import Any
 
 from uvis.data import atomic
 from uvis.data.sources import Collection, discover, unreadable_list
+from uvis.distributed import Group
 from uvis.errors import UserError
+from uvis.features.weights import Need, check_needs, provenance
 
 STEPS = ("pseudo-label", "name", "train", "segment", "evaluate", "report")
+WEIGHTS_STEP = {"dino": "pseudo-label", "clip": "name", "backbone": "train"}  # the first step each file is used in
+WEIGHTS_FILE = "weights.json"  # in the run folder: every weights file the run used, with its sha256
 STEP_FILE = "step.json"
 # Written when a train or segment step starts: their own resume would finish a half-made folder under new
 # settings (a checkpoint's config, finished videos), so a rerun must match the settings it was started with.
@@ -43,7 +48,9 @@ class RunConfig:
     device: str | None = None
     progress: bool = True
     skip_bad_videos: bool = False  # report an unreadable video and go on without it (default: stop on it)
-    # stage 1a: MaskCut
+    accept_truncated: bool = False  # video files cut short give the frames that decode (default: an error)
+    # stage 1a: MaskCut on DINO keys ("dino") or MotionCut on residual motion ("motion", no weights)
+    features: str = "dino"
     backbone: str = "dino_vitb8"
     dino_weights: str | None = None
     num_masks: int = 3
@@ -72,10 +79,32 @@ class RunConfig:
     # side-by-side variants: names from ABLATIONS
     ablations: list[str] = field(default_factory=list)
 
+    def check(self) -> None:
+        """One-line errors for settings no run can use, before its first step (the same rules as the flags')."""
+        from uvis.data.validate import AT_LEAST_ONE, Range, finite_number
+
+        for name, value, allowed in (("num_masks", self.num_masks, AT_LEAST_ONE), ("resolution", self.resolution,
+                                      Range(16, 8192)), ("maskcut_batch_size", self.maskcut_batch_size, AT_LEAST_ONE),
+                                     ("top_k", self.top_k, AT_LEAST_ONE),
+                                     ("segment_batch_size", self.segment_batch_size, AT_LEAST_ONE),
+                                     ("train_steps", self.train_steps, AT_LEAST_ONE),
+                                     ("train_batch_size", self.train_batch_size, AT_LEAST_ONE)):
+            if value is not None:
+                finite_number(value, name, allowed=allowed)
+        size = self.image_size
+        if size is not None and not (isinstance(size, (tuple, list)) and len(size) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 8192 for v in size)):
+            raise UserError(f"image_size {size!r} is not (height, width) of 32..8192 pixels",
+                            fix="pass e.g. image_size=(144, 256) (--image-size 144x256)")
+        if self.classes is not None:
+            from uvis.pseudo.vocabulary import Vocabulary
+
+            Vocabulary.from_names(list(self.classes), source="classes")
+
 
 # The settings each step's output depends on (cumulative: a step also depends on all earlier ones).
 STEP_FIELDS: dict[str, tuple[str, ...]] = {
-    "pseudo-label": ("data", "frames", "backbone", "dino_weights", "num_masks", "resolution", "solver",
+    "pseudo-label": ("data", "frames", "features", "backbone", "dino_weights", "num_masks", "resolution", "solver",
                      "pseudo_from_ground_truth"),
     "name": ("classes", "clip_model", "clip_weights", "templates", "prototypes"),
     "train": ("train_preset", "train_steps", "train_batch_size", "backbone_weights", "image_size", "train_videos"),
@@ -92,24 +121,46 @@ ABLATIONS: dict[str, Callable[[RunConfig], RunConfig]] = {
 }
 
 
+CONFIG_KEYS = {"name": str, "vocabulary": dict}  # what a --config file may hold (a typo is an error, not ignored)
+VOCABULARY_KEYS = {"names"}
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """A ``configs/*.toml`` file: ``name`` and ``[vocabulary] names``."""
+    """A ``configs/*.toml`` file: ``name`` and ``[vocabulary] names``; any other key, or a wrong type, is an error."""
+    from uvis.pseudo.vocabulary import Vocabulary
+
     path = Path(path)
     if not path.is_file():
         raise UserError("config file not found", path=path, fix="pass one of the files in configs/ or your own")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"not valid TOML ({e})", path=path, fix="check the file's syntax") from None
-    names = data.get("vocabulary", {}).get("names")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) and n for n in names)):
-        raise UserError("[vocabulary] names must be a list of non-empty strings", path=path, fix="fix the list")
+        raise UserError(f"not valid TOML ({' '.join(str(e).split())})", path=path, fix="check the file's syntax") from None
+    except (OSError, RecursionError) as e:
+        raise UserError(f"cannot read the config file ({type(e).__name__})", path=path, fix="check the file") from None
+    example = 'write it as [vocabulary] names = ["dog", "cat"]'
+    for key, value in data.items():
+        if key not in CONFIG_KEYS:
+            raise UserError(f"unknown key '{key}'", path=path, fix=f"use only {', '.join(CONFIG_KEYS)} ({example})")
+        if not isinstance(value, CONFIG_KEYS[key]):
+            raise UserError(f"'{key}' is {type(value).__name__}, not a {'table' if key == 'vocabulary' else 'string'}",
+                            path=path, fix=example if key == "vocabulary" else 'write it as name = "my-dataset"')
+    vocabulary = data.get("vocabulary", {})
+    for key in vocabulary:
+        if key not in VOCABULARY_KEYS:
+            raise UserError(f"unknown key '{key}' in [vocabulary]", path=path, fix=example)
+    if "vocabulary" in data:
+        names = vocabulary.get("names")
+        if not isinstance(names, list):
+            raise UserError("[vocabulary] has no list of names", path=path, fix=example)
+        vocabulary["names"] = list(Vocabulary.from_names_checked(names, source=path).names)
     return data
 
 
 # RunConfig field -> its ``uvis run`` flag (fields missing here have no flag: Python API only)
 _FLAGS: dict[str, str] = {
-    "frames": "--frames", "fps": "--fps", "device": "--device", "backbone": "--backbone", "dino_weights": "--weights",
+    "frames": "--frames", "fps": "--fps", "device": "--device", "features": "--features", "backbone": "--backbone",
+    "dino_weights": "--weights",
     "num_masks": "--num-masks", "solver": "--solver", "clip_model": "--clip-model", "clip_weights": "--clip-weights",
     "templates": "--templates", "train_preset": "--preset", "train_steps": "--steps",
     "train_batch_size": "--batch-size", "backbone_weights": "--backbone-weights",
@@ -117,7 +168,7 @@ _FLAGS: dict[str, str] = {
 _SWITCHES: dict[str, tuple[str, bool]] = {  # field -> (flag, the value the flag sets)
     "pseudo_from_ground_truth": ("--pseudo-from-ground-truth", True), "prototypes": ("--no-prototypes", False),
     "track_memory": ("--no-track-memory", False), "progress": ("--no-progress", False),
-    "skip_bad_videos": ("--skip-bad-videos", True),
+    "skip_bad_videos": ("--skip-bad-videos", True), "accept_truncated": ("--accept-truncated", True),
 }
 
 
@@ -155,22 +206,39 @@ def step_settings(config: RunConfig, step: str) -> dict[str, Any]:
     return {k: getattr(config, k) for k in keys}
 
 
+def _stored_settings(marker: Path) -> dict[str, Any] | None:
+    """The settings a step's ``step.json`` (or ``step.started.json``) records; None when it is damaged."""
+    try:
+        settings = json.loads(marker.read_text()).get("settings")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
 def _is_complete(folder: Path, settings: dict[str, Any]) -> bool:
     marker = folder / STEP_FILE
     if not marker.is_file():
         return False
-    try:
-        return json.loads(marker.read_text())["settings"] == json.loads(json.dumps(settings))
-    except (json.JSONDecodeError, KeyError):
-        return False
+    return _stored_settings(marker) == json.loads(json.dumps(settings))
 
 
 def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
     """Refuse to mix outputs of different settings in one folder (the user asked for something else)."""
     marker = folder / STEP_FILE
     if marker.is_file() and not _is_complete(folder, settings):
-        old = json.loads(marker.read_text()).get("settings", {})
+        old = _stored_settings(marker)
+        if old is None:  # derived data: the step is redone (its own records resume what they can)
+            print(f"{marker}: damaged step record; redoing the step", file=sys.stderr)
+            marker.unlink()
+            return
         changed = sorted(k for k in set(old) | set(settings) if old.get(k) != json.loads(json.dumps(settings)).get(k))
+        if "weights" in changed:
+            others = [k for k in changed if k != "weights"]
+            raise UserError(f"{folder.name} was made with other weights "
+                            f"({_weights_change(old.get('weights'), settings.get('weights'))})"
+                            + (f" and other settings ({', '.join(others)})" if others else ""), path=folder,
+                            fix="pass the weights it was made with, use a new --out folder, or delete that step "
+                                "folder to redo it")
         raise UserError(
             f"{folder.name} was made with other settings ({', '.join(changed)})",
             path=folder,
@@ -178,10 +246,7 @@ def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
         )
     started = folder / STARTED_FILE
     if not marker.is_file() and started.is_file():
-        try:
-            old = json.loads(started.read_text()).get("settings", {})
-        except json.JSONDecodeError:
-            old = {}
+        old = _stored_settings(started) or {}
         new = json.loads(json.dumps(settings))
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if changed:
@@ -192,16 +257,34 @@ def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
             )
 
 
+def _weights_change(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
+    """Which weights file changed: ``dino: a.pth sha256 1234abcd… -> now b.pth sha256 5678ef01…``."""
+    old, new = old or {}, new or {}
+
+    def show(entry: dict[str, str] | None) -> str:
+        return f"{entry.get('file')} sha256 {str(entry.get('sha256'))[:12]}…" if entry else "none recorded"
+
+    return "; ".join(f"{role}: {show(old.get(role))} -> now {show(new.get(role))}"
+                     for role in sorted(set(old) | set(new)) if old.get(role) != new.get(role))
+
+
+def _available(need: Need) -> bool:
+    """Whether an optional weights file can be had (found, or downloaded and verified)."""
+    from uvis.errors import WeightsNotFoundError
+
+    try:
+        check_needs([need])
+    except WeightsNotFoundError:
+        return False
+    return True
+
+
 def _davis_j(dataset: Any, tracks: list[Any]) -> dict[str, float]:
     """DAVIS J (mean per-frame IoU of the best-matching track per object): averaged per video, and over objects."""
     from uvis.evaluation.davis_j import davis_j
 
     result = davis_j(dataset, tracks)
     return {"mean": result.mean, "object_mean": result.object_mean}
-
-
-def _mark_complete(folder: Path, settings: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
-    atomic.write_json(folder / STEP_FILE, {"settings": settings, **(extra or {})}, indent=2)
 
 
 @dataclass
@@ -238,16 +321,70 @@ def _paths(config: RunConfig, main: RunConfig, variant: str | None) -> RunPaths:
 
 
 class Pipeline:
-    """Runs the steps of one ``RunConfig`` (and its ablation variants) in a run directory."""
+    """Runs the steps of one ``RunConfig`` (and its ablation variants) in a run directory.
 
-    def __init__(self, config: RunConfig, *, log: Callable[[str], None] = print):
+    Under torchrun (``group``) every process runs every step: each takes its share of the videos in stage 1 and
+    segmentation, training is one DDP job, rank 0 writes the step files, evaluates and reports.
+    """
+
+    def __init__(self, config: RunConfig, *, log: Callable[[str], None] = print, group: Group | None = None):
         self.config = config
-        self.log = log
-        self.collection: Collection = discover(config.data, frames=config.frames, fps=config.fps)
+        self.group = group or Group.solo()
+        self.log = log if self.group.is_main else _silent
+        self.weight_files: dict[str, Path] = {}  # role -> the file used (set by ``run``'s check)
+        self.weights: dict[str, dict[str, str]] = {}  # role -> {"file", "sha256"}, recorded by each step
+        self.collection: Collection = discover(config.data, frames=config.frames, fps=config.fps,
+                                               accept_truncated=config.accept_truncated)
         self.out = Path(config.out)
         for name in config.ablations:
             if name not in ABLATIONS:
                 raise UserError(f"unknown ablation '{name}'", fix=f"use some of: {', '.join(ABLATIONS)}")
+        if config.train_videos is not None:  # now, not after stage 1 has run
+            names = [item.name for item in self.collection.items]
+            missing = [n for n in config.train_videos if n not in names]
+            if missing or not config.train_videos:
+                raise UserError(f"training video(s) not in the input: {', '.join(missing) or '(none given)'}",
+                                path=config.data, fix=f"name some of: {', '.join(names[:10])}")
+
+    # --------------------------------------------------------------------------------------- weights
+    def weights_needed(self, stop_after: str = "report") -> dict[str, Need]:
+        """The pretrained files the steps up to ``stop_after`` use, by role (``dino``, ``clip``, ``backbone``).
+
+        None for stage 1 when the ground truth stands in for it; the model's backbone only with DINO
+        initialisation. ``check_weights`` resolves them all before the first step runs.
+        """
+        from uvis.features.dino import vit_need
+        from uvis.pseudo.clip_model import ClipConfig, clip_need
+        from uvis.train import TrainConfig
+
+        last = STEPS.index(stop_after)
+        needs: dict[str, Need] = {}
+        config = self.config
+        if not config.pseudo_from_ground_truth:
+            if config.features == "dino":
+                needs["dino"] = vit_need(config.backbone, config.dino_weights, "--weights", "MaskCut (pseudo-label)")
+            clip = clip_need(ClipConfig(model_name=config.clip_model, weights=config.clip_weights),
+                             "naming masks (name)")
+            # motion labels are named when CLIP can be had, and stay class-agnostic otherwise
+            if last >= STEPS.index("name") and (config.features == "dino" or _available(clip)):
+                needs["clip"] = clip
+        if last >= STEPS.index("train"):
+            preset = TrainConfig.preset_config(config.train_preset, data="", pseudo="", out="",
+                                               backbone_weights=config.backbone_weights)
+            for need in preset.weights_needed():
+                needs["backbone"] = need
+        return needs
+
+    def check_weights(self, stop_after: str = "report") -> dict[str, Path]:
+        """Resolve (find, or download and verify) every needed file at once; all missing ones in one error."""
+        needs = self.weights_needed(stop_after)
+        return dict(zip(needs, check_needs(list(needs.values())), strict=True))
+
+    def _with_weights(self, settings: dict[str, Any], step: str) -> dict[str, Any]:
+        """``settings`` plus the name and sha256 of each weights file the steps up to ``step`` use."""
+        used = {role: self.weights[role] for role in WEIGHTS_STEP
+                if role in self.weights and STEPS.index(WEIGHTS_STEP[role]) <= STEPS.index(step)}
+        return {**settings, "weights": used} if used else settings
 
     # ----------------------------------------------------------------------------------------- steps
     def vocabulary(self, config: RunConfig):  # noqa: ANN201 (Vocabulary; imported lazily)
@@ -258,7 +395,7 @@ class Pipeline:
                                  source=config.data, fix="pass --config configs/NAME.toml or --classes \"a,b,c\"")
 
     def pseudo_label(self, config: RunConfig, paths: RunPaths) -> None:
-        settings = step_settings(config, "pseudo-label")
+        settings = self._with_weights(step_settings(config, "pseudo-label"), "pseudo-label")
         if self._skip("pseudo-label", paths.pseudo, settings):
             return
         if config.pseudo_from_ground_truth:
@@ -270,32 +407,46 @@ class Pipeline:
                                 fix="pass a dataset with annotations")
             self.log("[pseudo-label] the ground truth stands in for stage 1 (--pseudo-from-ground-truth): "
                      "no MaskCut, results are not unsupervised")
-            pseudo_labels_from_dataset(dataset, keep_categories=True).save(paths.pseudo_file)
+            if self.group.is_main:
+                pseudo_labels_from_dataset(dataset, keep_categories=True).save(paths.pseudo_file)
         else:
             from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
             from uvis.pseudo.maskcut import MaskCutConfig
+            from uvis.pseudo.motioncut import MotionCutConfig
 
+            if config.features == "motion":
+                self.log("[pseudo-label] stage 1 from motion (--features motion): MotionCut on residual optical "
+                         "flow, no pretrained weights")
             pl_config = PseudoLabelConfig(
-                backbone=config.backbone,
+                backbone=config.backbone, features=config.features,
                 maskcut=MaskCutConfig(resolution=config.resolution, num_masks=config.num_masks, solver=config.solver),
+                motion=MotionCutConfig(num_masks=config.num_masks),
             )
-            pseudo_label_collection(self.collection, paths.pseudo, pl_config, weights=config.dino_weights,
+            pseudo_label_collection(self.collection, paths.pseudo, pl_config, weights=self.weight_files.get("dino"),
                                     device=config.device, batch_size=config.maskcut_batch_size,
-                                    progress=config.progress, skip_bad=config.skip_bad_videos)
+                                    progress=config.progress, skip_bad=config.skip_bad_videos, group=self.group)
             if config.skip_bad_videos:
                 from uvis.pseudo.collection import skipped_videos
 
                 self._note_left_out("pseudo-label", skipped_videos(self.collection, paths.pseudo))
-        _mark_complete(paths.pseudo, settings)
+        self._mark_complete(paths.pseudo, settings)
 
     def name(self, config: RunConfig, paths: RunPaths) -> None:
-        settings = step_settings(config, "name")
+        settings = self._with_weights(step_settings(config, "name"), "name")
         if self._skip("name", paths.named, settings):
             return
         if config.pseudo_from_ground_truth:
             from uvis.pseudo.format import load_pseudo_labels
 
-            load_pseudo_labels(paths.pseudo_file).save(paths.named_file)  # ground truth is already named
+            if self.group.is_main:  # ground truth is already named
+                load_pseudo_labels(paths.pseudo_file).save(paths.named_file)
+        elif "clip" not in self.weight_files:  # motion labels without CLIP weights
+            from uvis.pseudo.format import load_pseudo_labels
+
+            self.log("[name] no CLIP weights: the motion pseudo-labels stay class-agnostic ('object'); pass "
+                     "--clip-weights to name them")
+            if self.group.is_main:
+                load_pseudo_labels(paths.pseudo_file).save(paths.named_file)
         else:
             from uvis.pseudo.clip_model import ClipConfig
             from uvis.pseudo.name_labels import name_file
@@ -303,14 +454,14 @@ class Pipeline:
             from uvis.pseudo.prototypes import PrototypeConfig
 
             name_file(paths.pseudo_file, self.collection, paths.named_file, self.vocabulary(config),
-                      ClipConfig(model_name=config.clip_model, weights=config.clip_weights, device=config.device),
+                      ClipConfig(model_name=config.clip_model, weights=self.weight_files.get("clip"), device=config.device),
                       NamingConfig(templates=config.templates, text_cache_dir=str(self.out / ".cache")),
                       PrototypeConfig(enabled=config.prototypes), parts_dir=paths.named / "parts",
-                      progress=config.progress)
-        _mark_complete(paths.named, settings)
+                      progress=config.progress, group=self.group)
+        self._mark_complete(paths.named, settings)
 
     def train(self, config: RunConfig, paths: RunPaths) -> None:
-        settings = step_settings(config, "train")
+        settings = self._with_weights(step_settings(config, "train"), "train")
         if self._skip("train", paths.model, settings):
             return
         from uvis.train import TrainConfig, train
@@ -318,17 +469,19 @@ class Pipeline:
         pseudo_file = paths.named_file
         if config.train_videos is not None:
             pseudo_file = paths.model / "train_pseudo_labels.json"
-            self._training_subset(paths.named_file, config.train_videos).save(pseudo_file)
+            if self.group.is_main:
+                self._training_subset(paths.named_file, config.train_videos).save(pseudo_file)
         image_size = tuple(config.image_size) if config.image_size is not None else None
         train_config = TrainConfig.preset_config(
             config.train_preset, data=config.frames or config.data, pseudo=str(pseudo_file),
             out=str(paths.model), steps=config.train_steps, batch_size=config.train_batch_size,
-            device=config.device, backbone_weights=config.backbone_weights, image_size=image_size)
+            device=config.device, backbone_weights=_str_or_none(self.weight_files.get("backbone")), image_size=image_size)
         resume = (paths.model / "checkpoint.pt").is_file()
+        self.group.barrier()  # every process has read the folder before training writes to it
         if resume:
             self.log(f"[train] resuming from {paths.model / 'checkpoint.pt'}")
         train(train_config, resume=resume, progress=config.progress)
-        _mark_complete(paths.model, settings)
+        self._mark_complete(paths.model, settings)
 
     @staticmethod
     def _training_subset(named_file: Path, names: list[str]):  # noqa: ANN205 (PseudoLabels; imported lazily)
@@ -347,7 +500,7 @@ class Pipeline:
         return pseudo
 
     def segment(self, config: RunConfig, paths: RunPaths) -> None:
-        settings = step_settings(config, "segment")
+        settings = self._with_weights(step_settings(config, "segment"), "segment")
         if self._skip("segment", paths.segment, settings):
             return
         from uvis.track.collection import segment_collection
@@ -355,12 +508,18 @@ class Pipeline:
         from uvis.track.tracker import TrackerConfig
 
         tracker = TrackerConfig() if config.track_memory else TrackerConfig.minvis_baseline()
-        segmenter = Segmenter.from_run(paths.model, config.device, tracker_config=tracker, top_k=config.top_k)
+        segmenter = Segmenter.from_run(paths.model, self.group.device(config.device), tracker_config=tracker,
+                                       top_k=config.top_k)
         summary = segment_collection(self.collection, self.collection.items, segmenter, paths.segment,
                                      batch_size=config.segment_batch_size, progress=config.progress,
-                                     skip_bad=config.skip_bad_videos)
+                                     skip_bad=config.skip_bad_videos, group=self.group)
         self._note_left_out("segment", summary["unreadable"])
-        _mark_complete(paths.segment, settings)
+        self._mark_complete(paths.segment, settings)
+
+    def _mark_complete(self, folder: Path, settings: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+        if self.group.is_main:
+            atomic.write_json(folder / STEP_FILE, {"settings": settings, **(extra or {})}, indent=2)
+        self.group.barrier()  # the next step starts on every process with this one finished
 
     def _note_left_out(self, step: str, unreadable: dict[str, str]) -> None:
         """Say which videos --skip-bad-videos left out. The step still counts as finished (later steps were made
@@ -411,7 +570,7 @@ class Pipeline:
             self.log(f"[{step}] complete in {folder}, skipped")
             return True
         folder.mkdir(parents=True, exist_ok=True)
-        if step in RESUME_CHECKED_STEPS:
+        if step in RESUME_CHECKED_STEPS and self.group.is_main:
             atomic.write_json(folder / STARTED_FILE, {"settings": settings}, indent=2)
         self.log(f"[{step}] running into {folder}")
         return False
@@ -429,30 +588,51 @@ class Pipeline:
         """Run every step up to ``stop_after``; return the run folder."""
         if stop_after not in STEPS:
             raise UserError(f"unknown step '{stop_after}'", fix=f"use one of: {', '.join(STEPS)}")
+        self.weight_files = self.check_weights(stop_after)  # every file, before the first step starts
+        self.weights = {role: provenance(path) for role, path in self.weight_files.items()}
         self.out.mkdir(parents=True, exist_ok=True)
-        atomic.write_json(self.out / "run_config.json", dataclasses.asdict(self.config), indent=2)
+        self.group.check_shared(self.out)
+        if self.group.is_main:
+            atomic.write_json(self.out / "run_config.json", dataclasses.asdict(self.config), indent=2)
+            atomic.write_json(self.out / WEIGHTS_FILE, {role: {**self.weights[role], "path": str(path.resolve())}
+                                                        for role, path in self.weight_files.items()}, indent=2)
         paths = self.run_variant(self.config, None, stop_after)
         if STEPS.index(stop_after) < STEPS.index("evaluate"):
             return self.out
-        results = {"uvis": self.evaluate(paths)}
-        if not self.config.pseudo_from_ground_truth:
+        main = self.group.is_main  # evaluation and the report: rank 0 only
+        results = {"uvis": self.evaluate(paths)} if main else {}
+        if main and not self.config.pseudo_from_ground_truth:
             results["baseline: stage-1 masks + IoU linking"] = self.baseline(paths)
         variant_paths = {}
         for name in self.config.ablations:
             self.log(f"[ablation {name}]")
             variant = ABLATIONS[name](self.config)
             variant_paths[name] = self.run_variant(variant, name, "segment")
-            results[name] = self.evaluate(variant_paths[name])
-        atomic.write_json(self.out / "metrics.json", results, indent=2)
-        if stop_after == "report":
+            if main:
+                results[name] = self.evaluate(variant_paths[name])
+        if main:
+            atomic.write_json(self.out / "metrics.json", results, indent=2)
+        if main and stop_after == "report":
             from uvis.report import write_run_report
 
             report = write_run_report(self, paths, results)
             self.log(f"[report] {report}")
+        self.group.barrier()  # the job ends when rank 0 has written everything
         return self.out
 
 
-def run_pipeline(config: RunConfig, stop_after: str = "report", *, log: Callable[[str], None] = print) -> Path:
+def _str_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _silent(_: str) -> None:
+    """The log of processes other than rank 0 (rank 0 speaks for the job)."""
+
+
+def run_pipeline(config: RunConfig, stop_after: str = "report", *, log: Callable[[str], None] = print,
+                 group: Group | None = None) -> Path:
+    """Run ``config``; under torchrun pass the job's ``group`` (``uvis.distributed.job``) from every process."""
+    config.check()
     if config.device == "auto":  # every step picks CUDA when present from None
         config = dataclasses.replace(config, device=None)
-    return Pipeline(config, log=log).run(stop_after)
+    return Pipeline(config, log=log, group=group).run(stop_after)

@@ -62,6 +62,8 @@ class ReportInputs:
     masks_heading: str = "Pseudo-labels"
     # caveats a reader needs before reading the numbers; printed first
     notes: list[str] = field(default_factory=list)
+    # what each pretrained weights file was used for -> {"file", "sha256"}
+    weights: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _fmt(x: float) -> str:
@@ -152,6 +154,10 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
         md += ["Made with:", "", "```bash", *inputs.commands, "```", ""]
     if inputs.notes:
         md += ["## Read this first", "", *[f"- {n}" for n in inputs.notes], ""]
+    if inputs.weights:
+        md += ["## Pretrained weights", "", "| used for | file | sha256 |", "|---|---|---|"]
+        md += [f"| {use} | {w.get('file', '-')} | `{w.get('sha256', '-')}` |" for use, w in inputs.weights.items()]
+        md.append("")
     if inputs.evaluations:
         md += ["## YouTube-VIS metrics (%)", "", *_stats_table(inputs.evaluations), ""]
         meanings = _row_meanings(list(inputs.evaluations))
@@ -260,6 +266,10 @@ def _flatten_evaluations(results: dict[str, dict[str, dict]]) -> dict[str, dict[
     return rows
 
 
+WEIGHTS_USE = {"dino": "DINO features for MaskCut (stage 1)", "clip": "CLIP naming (stage 1)",
+               "backbone": "initialising the model's backbone (stage 2)"}
+
+
 def write_run_report(pipeline, paths, results: dict[str, dict[str, dict]]) -> Path:  # noqa: ANN001 (uvis.pipeline types)
     """The report of a ``uvis run``: metrics of the run, its baseline and ablations, pseudo-label statistics."""
     import json
@@ -282,6 +292,10 @@ def write_run_report(pipeline, paths, results: dict[str, dict[str, dict]]) -> Pa
                                    for name, c in per_class.items()}
     inputs.overlay_rows = overlay_samples(pipeline.collection, paths.segment)
     inputs.training = _training_log(paths.model / "metrics.jsonl")
+    if config.features == "motion" and not config.pseudo_from_ground_truth:
+        inputs.notes.append("Stage 1 came from motion (--features motion): MotionCut masks on residual optical flow, "
+                            "with no pretrained weights and no ground truth in stages 1-3.")
+    inputs.weights = {WEIGHTS_USE.get(role, role): w for role, w in pipeline.weights.items()}
     if config.pseudo_from_ground_truth:
         inputs.masks_heading = "Training labels (the ground truth, standing in for pseudo-labels)"
         inputs.notes.append("Stage 1 was replaced by the ground truth (--pseudo-from-ground-truth): these numbers "

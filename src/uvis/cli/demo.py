@@ -2,8 +2,8 @@
 
 With the DINO and CLIP weights available (downloaded on first use, or in ``$UVIS_WEIGHTS_DIR``) the whole
 unsupervised pipeline runs. Without them the demo says which files are missing and where they go, then runs
-what needs no pretrained weights: stages 2-3 (training, tracking, evaluation, report) with the sample's
-ground truth standing in for stage 1.
+the whole pipeline weights-free: stage 1 from motion (``--features motion``), class-agnostic unless the CLIP
+weights are there, then training, tracking, evaluation and the report. No ground truth enters stages 1-3.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="run uvis on a generated sample video and say where the output went",
         description="Generate a small synthetic sample with ground truth and run `uvis run` on it. With the DINO and "
         "CLIP weights (downloaded, or in $UVIS_WEIGHTS_DIR) the whole unsupervised pipeline runs, into OUT/run. "
-        "Without them it names the missing files, then runs stages 2-3 with the ground truth standing in for "
-        "stage 1, into OUT/run-stages-2-3. A rerun reuses what is finished.")
+        "Without them it names the missing files, then runs the pipeline weights-free, stage 1 from motion "
+        "(--features motion), into OUT/run-motion. A rerun reuses what is finished.")
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     p.add_argument("--steps", type=int, default=300, help="training steps of the demo model (default 300)")
     p.add_argument("--device", help="auto, cpu or cuda (default auto: cuda when available)")
@@ -59,16 +59,17 @@ def run(args: argparse.Namespace) -> int:
 
     missing = missing_weights()
     # One run folder per mode, so the full pipeline can run once the weights are there, beside the earlier run.
-    run_name = "run-stages-2-3" if missing else "run"
+    run_name = "run-motion" if missing else "run"
     config = RunConfig(data=str(sample), out=str(out / run_name), device=args.device, backbone=DEMO_BACKBONE,
                        classes=list(SYNTHETIC_CLASSES), train_preset="tiny", train_steps=args.steps,
                        ablations=["no-track-memory"], maskcut_batch_size=4)
     if missing:
-        print("pretrained weights are missing, so stage 1 (MaskCut + CLIP naming) cannot run:")
+        print("pretrained weights are missing, so stage 1 cannot use DINO + CLIP:")
         for line in missing:
             print(f"  - {line}")
-        print("running stages 2-3 instead, with the sample's ground truth standing in for the stage-1 pseudo-labels")
-        config.pseudo_from_ground_truth = True
+        print("running weights-free instead: stage 1 from motion (--features motion); no ground truth in stages 1-3")
+        config.features = "motion"
+        config.num_masks = 3  # the sample has 3 objects a video
     run_dir = run_pipeline(config)
     print(f"\noutput in {run_dir}:")
     print(f"  report          {run_dir / 'report.md'}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from uvis.distributed import Group
     from uvis.pseudo.vocabulary import Vocabulary
 
 
@@ -25,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output pseudo-label JSON")
     add_naming_arguments(p, batch_flag="--batch-size",
                          classes_help="(default: the categories of --data, else those of the pseudo-label file)")
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="use what decodes of a video file cut short (its index declares more frames than the file holds); default: an error")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-embeddings", action="store_true", help="do not write the .embeddings.npz file")
     p.set_defaults(func=run)
@@ -74,8 +77,17 @@ def note_single_class(command: str, vocabulary: Vocabulary) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from uvis.distributed import job
+
+    with job(args.device) as group:
+        return _run(args, group)
+
+
+def _run(args: argparse.Namespace, group: Group) -> int:
     from uvis.data.sources import discover
     from uvis.errors import UserError
+    from uvis.features.weights import check_needs
+    from uvis.pseudo.clip_model import clip_need
     from uvis.pseudo.format import load_pseudo_labels
     from uvis.pseudo.name_labels import name_file, naming_summary
     from uvis.pseudo.vocabulary import choose_vocabulary
@@ -84,12 +96,14 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".json":
         raise UserError("output must be a .json file", path=out, fix="pass --out NAME.json")
     pseudo = load_pseudo_labels(args.pseudo)
-    collection = discover(args.data, frames=args.frames)
+    collection = discover(args.data, frames=args.frames, accept_truncated=args.accept_truncated)
     dataset_categories = collection.dataset.categories if collection.dataset is not None else []
     vocabulary = choose_vocabulary(args.classes, dataset_categories, pseudo.categories, source=args.data)
-    note_single_class("name", vocabulary)
+    if group.is_main:
+        note_single_class("name", vocabulary)
     clip_cfg, naming_cfg, proto_cfg = naming_configs(args, out.parent / ".uvis-cache", args.device)
+    check_needs([clip_need(clip_cfg)])  # before any video is read
     named = name_file(pseudo, collection, out, vocabulary, clip_cfg, naming_cfg, proto_cfg,
-                      embeddings=not args.no_embeddings, progress=True)
-    print(naming_summary(out, named, vocabulary))
+                      embeddings=not args.no_embeddings, progress=True, group=group)
+    group.say(naming_summary(out, named, vocabulary))
     return 0

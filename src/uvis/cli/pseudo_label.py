@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from uvis.cli.name import add_naming_arguments, naming_configs, note_single_class
+
+if TYPE_CHECKING:
+    from uvis.distributed import Group
+    from uvis.features.weights import Need
 
 NAMED_NAME = "pseudo_labels_named.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from uvis.features.dino import VITS
+    from uvis.features.dino import backbone_help
 
     p = subparsers.add_parser(
         "pseudo-label",
@@ -28,10 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or a folder of those")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--frames", default=None, help="frame root for a YouTube-VIS JSON (default: JPEGImages beside it)")
-    p.add_argument("--backbone", default="dino_vitb8", choices=[n for n in VITS if n != "tiny"] + ["tiny"],
-                   metavar="NAME", help="DINO backbone: dino_vits16, dino_vits8, dino_vitb16, dino_vitb8 (default)")
+    p.add_argument("--features", choices=["dino", "motion"], default="dino",
+                   help="dino: MaskCut on DINO keys (default, the paper's stage 1); motion: MotionCut on residual "
+                        "optical flow, no weights needed (class-agnostic; see docs/pseudo-label.md)")
+    p.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
     p.add_argument("--weights", default=None, help="checkpoint file, or a folder holding it under its official name")
-    p.add_argument("--num-masks", type=int, default=3, help="cuts per frame (default: 3)")
+    p.add_argument("--num-masks", type=int, default=None, help="cuts per frame (default: 3 with dino, 1 with motion)")
     p.add_argument("--resolution", type=int, default=480, help="square size frames are resized to (default: 480)")
     p.add_argument("--tau", type=float, default=0.15, help="affinity threshold (default: 0.15)")
     p.add_argument("--solver", default="eigh", choices=["eigh", "subspace"], help="MaskCut eigensolver: eigh = exact (Lanczos on CPU, dense on GPU); subspace = batched iterative, for GPUs")
@@ -41,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fp32", action="store_true", help="no bf16/fp16 autocast for DINO on GPU (slower)")
     p.add_argument("--crf", action="store_true", help="refine masks with a dense CRF (pip install 'uvis[crf]')")
     p.add_argument("--overwrite", action="store_true", help="discard parts made with other settings")
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="use what decodes of a video file cut short (its index declares more frames than the file holds); default: an error")
     p.add_argument("--skip-bad-videos", action="store_true",
                    help="report an unreadable video and go on with the others (default: stop on it); "
                         "skipped videos are left out of the merged file and retried by a rerun")
@@ -57,13 +66,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def stage1_needs(args: argparse.Namespace, *, dino: bool, dino_flag: str, clip: bool) -> list[Need]:
+    """The weights files of stage 1 (for ``check_needs``): DINO when MaskCut runs (its path: the value of
+    ``dino_flag``), and CLIP when naming. Shared by ``pseudo-label`` and ``segment --model none``."""
+    from uvis.features.dino import vit_need
+    from uvis.pseudo.clip_model import ClipConfig, clip_need
+
+    dino_weights = getattr(args, dino_flag.removeprefix("--").replace("-", "_"))
+    needs = [vit_need(args.backbone, dino_weights, dino_flag, "MaskCut")] if dino else []
+    if clip:
+        needs.append(clip_need(ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
+                                          weights=args.clip_weights), "naming masks"))
+    return needs
+
+
 def run(args: argparse.Namespace) -> int:
+    from uvis.distributed import job
+
+    with job(args.device) as group:
+        return _run(args, group)
+
+
+def _run(args: argparse.Namespace, group: Group) -> int:
     from uvis.data.sources import discover, parse_shard, unreadable_list
     from uvis.errors import UserError
+    from uvis.features.weights import check_needs
 
+    say = group.say
     shard = parse_shard(args.shard) if args.shard else None
     device = None if args.device == "auto" else args.device
-    collection = discover(args.data, frames=args.frames)
+    collection = discover(args.data, frames=args.frames, accept_truncated=args.accept_truncated)
     vocabulary = None
     if args.name:
         if args.model:
@@ -74,42 +106,52 @@ def run(args: argparse.Namespace) -> int:
         # before the long MaskCut pass, so a missing vocabulary fails at once
         vocabulary = choose_vocabulary(args.classes, collection.dataset.categories if collection.dataset else [],
                                        source=args.data)
-        note_single_class("pseudo-label", vocabulary)
+        if group.is_main:
+            note_single_class("pseudo-label", vocabulary)
+    check_needs(stage1_needs(args, dino=not args.model and args.features == "dino", dino_flag="--weights",
+                             clip=vocabulary is not None))
     if args.model:
         from uvis.pseudo.self_training import SelfTrainingConfig, self_train_collection
 
         out = self_train_collection(collection, args.out, args.model, SelfTrainingConfig(min_score=args.min_score),
                                     device=device, batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,
-                                    progress=not args.no_progress, skip_bad=args.skip_bad_videos)
+                                    progress=not args.no_progress, skip_bad=args.skip_bad_videos, group=group)
     else:
         from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
         from uvis.pseudo.maskcut import MaskCutConfig
+        from uvis.pseudo.motioncut import MotionCutConfig
 
+        if args.features == "motion" and args.crf:
+            raise UserError("--crf refines MaskCut's masks; motion masks are refined by their flow",
+                            fix="drop --crf, or use --features dino")
         config = PseudoLabelConfig(
             backbone=args.backbone,
             amp=not args.fp32,
-            maskcut=MaskCutConfig(resolution=args.resolution, tau=args.tau, num_masks=args.num_masks, crf=args.crf,
-                                  solver=args.solver),
+            features=args.features,
+            maskcut=MaskCutConfig(resolution=args.resolution, tau=args.tau, num_masks=args.num_masks or 3,
+                                  crf=args.crf, solver=args.solver),
+            motion=MotionCutConfig(num_masks=args.num_masks or 1),
         )
         out = pseudo_label_collection(collection, args.out, config, weights=args.weights, device=args.device,
                                       batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,
-                                      progress=not args.no_progress, skip_bad=args.skip_bad_videos)
+                                      progress=not args.no_progress, skip_bad=args.skip_bad_videos, group=group)
     if args.skip_bad_videos:
         from uvis.pseudo.collection import skipped_videos
 
         if skipped := skipped_videos(collection, args.out):
-            print(f"skipped {unreadable_list(skipped)} (errors in {Path(args.out) / 'videos'}/*.failed.json)")
+            say(f"skipped {unreadable_list(skipped)} (errors in {Path(args.out) / 'videos'}/*.failed.json)")
     if not out.exists():
         then = " and named" if vocabulary is not None else ""
-        print(f"shard done; {out} is written{then} once every shard has finished (rerun any shard to merge)")
+        say(f"shard done; {out} is written{then} once every shard has finished (rerun any shard to merge)")
         return 0
-    print(f"wrote {out}")
+    say(f"wrote {out}")
     if vocabulary is not None:
         from uvis.pseudo.name_labels import name_file, naming_summary
 
         named_out = Path(args.out) / NAMED_NAME
         clip_cfg, naming_cfg, proto_cfg = naming_configs(args, Path(args.out) / ".uvis-cache", device)
         named = name_file(out, collection, named_out, vocabulary, clip_cfg, naming_cfg, proto_cfg,
-                          progress=not args.no_progress)
-        print(naming_summary(named_out, named, vocabulary))
+                          progress=not args.no_progress, group=group)
+        say(naming_summary(named_out, named, vocabulary))
     return 0
+

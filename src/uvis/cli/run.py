@@ -9,6 +9,8 @@ from uvis.pipeline import ABLATIONS, STEPS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from uvis.features.dino import backbone_help
+
     p = subparsers.add_parser(
         "run",
         help="raw videos to evaluated tracks: pseudo-label, name, train, segment, evaluate, report",
@@ -24,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", choices=STEPS, default="report", help="last step to run (default: report)")
     p.add_argument("--device", help="auto, cpu or cuda (default auto: cuda when available; pick a GPU with "
                                     "CUDA_VISIBLE_DEVICES)")
-    p.add_argument("--backbone", default="dino_vitb8", help="DINO backbone for MaskCut (default dino_vitb8)")
+    p.add_argument("--features", choices=["dino", "motion"], default="dino",
+                   help="stage 1: MaskCut on DINO keys (dino, default) or MotionCut on residual optical flow, no "
+                        "weights needed (motion; without CLIP weights the labels stay class-agnostic)")
+    p.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
     p.add_argument("--weights", help="DINO weights file or folder (default: $UVIS_WEIGHTS_DIR, cache, download)")
     p.add_argument("--clip-weights", help="CLIP weights file or folder")
     p.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
@@ -46,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pseudo-from-ground-truth", action="store_true",
                    help="use the input's annotations instead of stage 1 (upper bound of stages 2-3; not unsupervised)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--accept-truncated", action="store_true",
+                   help="use what decodes of a video file cut short (its index declares more frames than the file holds); default: an error")
     p.add_argument("--skip-bad-videos", action="store_true",
                    help="report an unreadable video and go on without it (default: stop on it)")
     p.set_defaults(func=run)
@@ -63,10 +70,12 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         classes = load_config_file(args.config).get("vocabulary", {}).get("names")
     if args.classes:
-        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+        from uvis.pseudo.vocabulary import parse_classes
+
+        classes = list(parse_classes(args.classes).names)
     config = RunConfig(
         data=args.data, out=args.out, frames=args.frames, fps=args.fps, classes=classes, device=args.device,
-        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, backbone=args.backbone, dino_weights=args.weights, num_masks=args.num_masks,
+        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, features=args.features, accept_truncated=args.accept_truncated, backbone=args.backbone, dino_weights=args.weights, num_masks=args.num_masks,
         solver=args.solver, pseudo_from_ground_truth=args.pseudo_from_ground_truth, clip_model=args.clip_model,
         clip_weights=args.clip_weights, templates=args.templates, prototypes=not args.no_prototypes,
         train_preset=args.preset, train_steps=args.steps, train_batch_size=args.batch_size,
@@ -75,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
         train_videos=[v.strip() for v in args.train_videos.split(",") if v.strip()] if args.train_videos else None,
         ablations=[a.strip() for a in args.ablate.split(",") if a.strip()],
     )
-    out = run_pipeline(config, args.stop_after)
-    print(f"done: {out}" + (f" (report: {out / 'report.md'})" if args.stop_after == "report" else ""))
+    from uvis.distributed import job
+
+    with job(args.device) as group:
+        out = run_pipeline(config, args.stop_after, group=group)
+        group.say(f"done: {out}" + (f" (report: {out / 'report.md'})" if args.stop_after == "report" else ""))
     return 0
 
 

@@ -80,6 +80,18 @@ def bbox(rle: RLE) -> list[float]:
     return [float(v) for v in coco_mask.toBbox(_to_coco(rle))]
 
 
+# Polygon coordinates may reach this many frame sizes, plus a fixed slack, beyond the frame (pycocotools clips them;
+# its memory grows with the outline's length, so a 1e10 must be refused, not rasterised)
+POLYGON_MARGIN = 4
+POLYGON_SLACK = 10_000
+
+
+def empty(height: int, width: int) -> RLE:
+    """The all-background mask, encoded without allocating the frame (its size may be anything)."""
+    coco = coco_mask.frPyObjects({"size": [height, width], "counts": [height * width]}, height, width)
+    return {"size": [height, width], "counts": coco["counts"].decode("ascii")}
+
+
 def from_polygons(polygons: Sequence[Sequence[float]], height: int, width: int) -> RLE:
     """Rasterise COCO polygons ([[x1, y1, x2, y2, ...], ...]) into one RLE.
 
@@ -90,12 +102,19 @@ def from_polygons(polygons: Sequence[Sequence[float]], height: int, width: int) 
     if len(polygons) and isinstance(polygons[0], (int, float)):
         polygons = [polygons]  # type: ignore[list-item]
     polys = [list(map(float, p)) for p in polygons]
+    bound = POLYGON_MARGIN * max(height, width) + POLYGON_SLACK
     for p in polys:
         if len(p) % 2:
             raise ValueError(f"a polygon has an odd number of coordinates ({len(p)})")
+        # pycocotools rasterises the outline point by point: a NaN or a huge coordinate makes it allocate
+        # without bound (or crash), so coordinates must be finite and near the frame
+        if p and not (np.isfinite(p).all() and -bound <= min(p) and max(p) <= bound):
+            bad = next(v for v in p if not (np.isfinite(v) and abs(v) <= bound))
+            raise ValueError(f"a polygon coordinate is {bad!r}, outside the {width}x{height} frame "
+                             f"(allowed: finite, within {bound:g} pixels)")
     polys = [p for p in polys if len(p) >= 6]
     if not polys:
-        return encode(np.zeros((height, width), dtype=bool))
+        return empty(height, width)
     merged = coco_mask.merge(coco_mask.frPyObjects(polys, height, width))
     return {"size": [height, width], "counts": merged["counts"].decode("ascii")}
 

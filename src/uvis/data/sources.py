@@ -22,7 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uvis.data import ytvis
-from uvis.data.video import DEFAULT_FOLDER_FPS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Video, list_frames, open_video
+from uvis.data.validate import FLAG_RANGES, finite_number, input_path
+from uvis.data.video import (
+    DEFAULT_FOLDER_FPS,
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    Video,
+    image_size,
+    list_frames,
+    open_video,
+)
 from uvis.errors import UserError
 
 
@@ -35,10 +44,28 @@ class VideoItem:
     path: Path  # a video file, a frame folder, or a dataset's frame root
     file_names: list[str] | None = None  # frames relative to ``path`` (dataset videos)
     fps: float | None = None  # playback rate of a frame folder (None: a video file's own, or 30)
+    accept_truncated: bool = False  # a video file cut short gives the frames that decode (else an error)
 
     def open(self) -> Video:
         return open_video(self.path, fps=self.fps if self.path.is_dir() else None, frame_names=self.file_names,
-                          title=self.name)
+                          title=self.name, accept_truncated=self.accept_truncated)
+
+    def known_length(self) -> int | None:
+        """Frame count when it is cheap to know (dataset lists, frame folders); None for video files."""
+        if self.file_names is not None:
+            return len(self.file_names)
+        return len(list_frames(self.path)) if self.path.is_dir() else None
+
+    def frame_count(self) -> int:
+        """Frame count (a video file's from its container; 1 for a video that cannot be opened, whose error
+        comes when it is processed): the weight that balances videos between processes."""
+        known = self.known_length()
+        if known is not None:
+            return known
+        try:
+            return len(self.open())
+        except UserError:
+            return 1
 
 
 @dataclass
@@ -88,12 +115,11 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def check_fps(fps: float | None) -> float | None:
-    """``fps`` as given by the user (None stays None); a UserError unless it is a positive number."""
+    """``fps`` as given by the user (None stays None); a UserError unless it is in ``FLAG_RANGES["fps"]``."""
     if fps is None:
         return None
-    if not fps > 0 or fps > 1000:
-        raise UserError(f"--fps {fps}", fix="give the frame rate of the frame folders in frames per second, e.g. --fps 6")
-    return float(fps)
+    return finite_number(fps, f"--fps {fps}", allowed=FLAG_RANGES["fps"],
+                         fix="give the frame rate of the frame folders in frames per second, e.g. --fps 6")
 
 
 def _dataset_fps(dataset: ytvis.Dataset, default: float) -> float:
@@ -102,15 +128,24 @@ def _dataset_fps(dataset: ytvis.Dataset, default: float) -> float:
 
 
 def _dataset_collection(dataset: ytvis.Dataset, root: Path, fps: float) -> Collection:
+    """The videos of a dataset, each checked now (not hours into a job): it lists frames, and its first frame
+    exists and has the width and height the file gives (results at another size would fail evaluation)."""
     assert dataset.frame_root is not None
     items = [VideoItem(v.id, v.name or str(v.id), dataset.frame_root, v.file_names, fps=fps) for v in dataset.videos]
-    first = items[0] if items else None
-    if first is not None and first.file_names and not (dataset.frame_root / first.file_names[0]).exists():
-        raise UserError(
-            f"frame {first.file_names[0]} of video {first.name} not found under {dataset.frame_root}",
-            path=root,
-            fix="pass the folder that holds the frames with --frames",
-        )
+    for video, item in zip(dataset.videos, items, strict=True):
+        if not video.file_names:
+            raise UserError(f"video {item.name} (id {video.id}) lists no frames", path=root,
+                            fix="give every video its file_names, or remove it from the file")
+        first = dataset.frame_root / video.file_names[0]
+        if not first.exists():
+            raise UserError(f"frame {video.file_names[0]} of video {item.name} not found under {dataset.frame_root}",
+                            path=root, fix="pass the folder that holds the frames with --frames")
+        if first.is_file():
+            h, w = image_size(first)
+            if (h, w) != (video.height, video.width):
+                raise UserError(f"video {item.name} is {video.width}x{video.height} in the file, but its frame "
+                                f"{video.file_names[0]} is {w}x{h}", path=root,
+                                fix="correct the video's width and height in the file")
     return Collection(root=root, items=items, dataset=dataset)
 
 
@@ -121,16 +156,22 @@ def _guess_frame_root(json_path: Path) -> Path:
     return json_path.parent
 
 
-def discover(path: str | Path, *, frames: str | Path | None = None, fps: float | None = None) -> Collection:
+def discover(path: str | Path, *, frames: str | Path | None = None, fps: float | None = None,
+             accept_truncated: bool = False) -> Collection:
     """Find the videos under ``path`` (see the module docstring for what is accepted).
 
     ``frames`` is the frame root of a YouTube-VIS JSON; for any other input it is a UserError. ``fps`` is the
     frame rate of frame folders (default: the dataset's own, else 30); video files keep theirs.
+    ``accept_truncated``: video files cut short give the frames that decode instead of an error.
     """
-    fps = check_fps(fps)
-    path = Path(path)
-    if not path.exists():
-        raise UserError("no such file or folder", path=path, fix="check the path")
+    collection = _discover(path, frames, check_fps(fps))
+    for item in collection.items:
+        item.accept_truncated = accept_truncated
+    return collection
+
+
+def _discover(path: str | Path, frames: str | Path | None, fps: float | None) -> Collection:
+    path = input_path(path)
     if path.is_file() and path.suffix.lower() == ".json":
         root = Path(frames) if frames is not None else _guess_frame_root(path)
         dataset = ytvis.load_dataset(path, root)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from uvis.data.validate import frame_size, input_path
 from uvis.errors import UserError
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg"}
@@ -105,6 +106,8 @@ class Video:
     num_frames: int
     frame_names: list[str]
     title: str = ""
+    declared_frames: int = 0  # the frame count a video file's index declares (0: none); fewer decoded is an error
+    accept_truncated: bool = False  # ... unless this is set: then the frames that decode are used
 
     @property
     def name(self) -> str:
@@ -132,7 +135,7 @@ class Video:
                     )
                 yield frame
         else:
-            yield from _decode_file(self.path, self.size)
+            yield from _decode_file(self.path, self.size, self.declared_frames, self.accept_truncated)
 
     def batches(self, size: int, *, prefetch: bool = False) -> Iterator[np.ndarray]:
         """Frames in [B, H, W, 3] stacks of ``size`` (the last may be shorter), decoded as they are needed.
@@ -155,6 +158,16 @@ class Video:
     def read_all(self) -> np.ndarray:
         """All frames as a TxHxWx3 array (only for short videos)."""
         return np.stack(list(self))
+
+
+def with_next_frame(batches: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Each batch with the frame that follows it (None after the last batch), for models that look one frame
+    ahead (motion); reads one batch ahead."""
+    current = next(batches, None)
+    while current is not None:
+        following = next(batches, None)
+        yield current, (following[0] if following is not None else None)
+        current = following
 
 
 def prefetched(items: Iterator[Any]) -> Iterator[Any]:
@@ -183,10 +196,18 @@ def main_video_stream(streams: Sequence[Any]) -> Any:
     return next((s for s in streams if not int(s.disposition) & cover), streams[0])
 
 
-def _decode_file(path: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
-    """Upright RGB frames at ``size``: a stream that changes size midway is scaled back to it, as ffmpeg does."""
+DECODE_SLACK = 2  # frames an intact file may decode fewer than its index declares (edit lists trim a start frame)
+TRUNCATED_FIX = "download or copy it again, or pass --accept-truncated to use the frames that decode"
+
+
+def _decode_file(path: Path, size: tuple[int, int] | None, expected: int = 0, accept_truncated: bool = False
+                 ) -> Iterator[np.ndarray]:
+    """Upright RGB frames at ``size``: a stream that changes size midway is scaled back to it, as ffmpeg does.
+    Fewer than ``expected`` frames (the count the file's index declares) is an error unless ``accept_truncated``
+    (a file without an index, such as MPEG-PS, may decode a few less than it demuxes: that is trusted)."""
     import av
 
+    decoded = 0
     try:
         with av.open(str(path)) as container:
             stream = main_video_stream(container.streams.video)
@@ -196,12 +217,27 @@ def _decode_file(path: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
                 turns = _quarter_turns(frame)
                 if turns:
                     image = np.ascontiguousarray(np.rot90(image, turns))
-                yield image if image.shape[:2] == size else resize(image, size)
+                decoded += 1
+                yield image if size is None or image.shape[:2] == size else resize(image, size)
     except av.error.FFmpegError as e:
-        raise UserError(f"cannot decode video ({_ffmpeg_message(e)})", path=path, fix="re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4") from None
+        if not (accept_truncated and decoded):
+            raise UserError(f"cannot decode video ({_ffmpeg_message(e)})", path=path, fix="re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4") from None
+    if decoded + DECODE_SLACK < expected and not accept_truncated:
+        raise UserError(f"truncated or damaged video: {decoded} of its {expected} frames decode", path=path,
+                        fix=TRUNCATED_FIX)
 
 
-def _probe_file(path: Path) -> Video:
+def _count_decodable(path: Path) -> int:
+    """Frames that actually decode (up to the first damaged one): the length of a truncated video."""
+    count = 0
+    for _ in _decode_file(path, None, accept_truncated=True):
+        count += 1
+    return count
+
+
+def _probe_file(path: Path, accept_truncated: bool = False) -> Video:
+    """Size, rate and frame count of a video file; one whose index declares more frames than the file holds
+    (cut mid-download) is an error, or with ``accept_truncated`` has the frames that decode."""
     import av
 
     try:
@@ -223,12 +259,22 @@ def _probe_file(path: Path) -> Video:
             width, height = stream.codec_context.width, stream.codec_context.height
             if turns is not None and turns % 2:
                 width, height = height, width
+            declared = int(stream.frames or 0)
     except av.error.FFmpegError as e:
         raise UserError(f"cannot open video ({_ffmpeg_message(e)})", path=path, fix="check that the file is a complete, playable video") from None
     if count == 0 or not width or not height:
         raise UserError("video has no frames", path=path, fix="pass a non-empty video")
+    frame_size(height, width, path=path)
+    if declared > count:
+        if not accept_truncated:
+            raise UserError(f"truncated video: it declares {declared} frames but holds {count}", path=path,
+                            fix=TRUNCATED_FIX)
+        count = _count_decodable(path)
+        if count == 0:
+            raise UserError(f"truncated video: it declares {declared} frames but none decodes", path=path,
+                            fix="download or copy it again")
     return Video(path=path, fps=float(rate), height=height, width=width, num_frames=count,
-                 frame_names=[f"{i:05d}.jpg" for i in range(count)])
+                 frame_names=[f"{i:05d}.jpg" for i in range(count)], declared_frames=declared)
 
 
 def frame_order(name: str) -> tuple[list[str | int], str]:
@@ -247,21 +293,22 @@ def list_frames(folder: Path) -> list[str]:
 
 
 def open_video(
-    path: str | Path, *, fps: float | None = None, frame_names: list[str] | None = None, title: str = ""
+    path: str | Path, *, fps: float | None = None, frame_names: list[str] | None = None, title: str = "",
+    accept_truncated: bool = False,
 ) -> Video:
     """Open a video file or a folder of JPEG/PNG frames (in ``frame_order``, or the given ``frame_names``).
 
-    ``frame_names`` may hold sub-paths relative to ``path``, as YouTube-VIS ``file_names`` do.
+    ``frame_names`` may hold sub-paths relative to ``path``, as YouTube-VIS ``file_names`` do. A video file cut
+    short (it declares more frames than decode) is an error, or with ``accept_truncated`` the frames that decode.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError("no such file or folder", path=path, fix="check the path")
+    path = input_path(path)
     if path.is_dir():
         names = list_frames(path) if frame_names is None else list(frame_names)
         if not names:
             raise UserError("folder holds no JPEG/PNG frames", path=path, fix="pass a folder of frames or a video file")
         # Headers only (cheap): a frame of another size is reported now, not hours into a job.
         height, width = image_size(path / names[0])
+        frame_size(height, width, path=path / names[0], what="frame")
         for name in names[1:]:
             h, w = image_size(path / name)
             if (h, w) != (height, width):
@@ -271,10 +318,11 @@ def open_video(
                      num_frames=len(names), frame_names=names, title=title)
     if path.stat().st_size == 0:
         raise UserError("file is empty (0 bytes)", path=path, fix="pass a complete video file")
-    video = _probe_file(path)
+    video = _probe_file(path, accept_truncated)
     if fps:
         video.fps = fps
     video.title = title
+    video.accept_truncated = accept_truncated
     return video
 
 

@@ -9,7 +9,6 @@ Loading validates everything a later stage relies on and turns mistakes into one
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from uvis.data import atomic
 from uvis.data import masks as mask_utils
 from uvis.data.masks import RLE
+from uvis.data.validate import MAX_SIDE, input_path, parse_json_text
 from uvis.errors import UserError
 
 #: Frame rate of YouTube-VIS frame folders: the annotated frames are every 5th frame of 30 fps video.
@@ -139,18 +139,15 @@ class Dataset:
 
 def _read_json(path: str | Path, fix: str = "pass a YouTube-VIS JSON file") -> Any:
     """Parsed JSON, or a one-line error; ``fix`` is the advice for a file that does not parse."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError("file not found", path=path, fix="check the path")
-    if path.is_dir():
-        raise UserError("is a folder, not a JSON file", path=path, fix="pass the annotation .json file itself")
+    path = input_path(path, folder_ok=False)
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            text = f.read()
+    except UnicodeDecodeError as e:
         raise UserError(f"not valid JSON ({e})", path=path, fix=fix) from None
     except OSError as e:
         raise UserError(f"cannot read file ({e.strerror or e})", path=path, fix="check the file's permissions") from None
+    return parse_json_text(text, path=path, fix=fix)
 
 
 def _require(obj: Any, key: str, what: str, path: Path) -> Any:
@@ -211,6 +208,9 @@ def _video(v: Any, what: str, path: Path) -> Video:
     if width <= 0 or height <= 0:
         raise UserError(f"{what}: size {width}x{height} is not positive", path=path,
                         fix="write the frames' width and height in pixels")
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise UserError(f"{what}: size {width}x{height} is larger than any video ({MAX_SIDE} pixels a side)",
+                        path=path, fix="write the frames' width and height in pixels")
     return Video(
         id=_number(v, "id", what, path),
         width=width,
@@ -232,9 +232,10 @@ def _areas(areas: Any, length: int) -> list[float | None] | None:
     if not isinstance(areas, list) or len(areas) != length:
         return None
     try:
-        return [None if x is None else float(x) for x in areas]
+        values = [None if x is None else float(x) for x in areas]
     except (TypeError, ValueError):
         return None
+    return values if all(v is None or (math.isfinite(v) and v >= 0) for v in values) else None
 
 
 def _check_segmentations(

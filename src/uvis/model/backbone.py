@@ -71,8 +71,10 @@ class ResNetBackbone(nn.Module):
 
     def load_dino(self, path: str | Path | None = None, *, download: bool = True) -> Path:
         """Load the DINO ResNet-50 weights (found via ``uvis.features.weights``); returns the file used."""
-        file = weights_lookup.resolve(DINO_RESNET50, path, download=download)
-        _load_into(self.net, dino.read_state_dict(file, f"download {DINO_RESNET50.url} again"), file, skip=("fc.", "head."))
+        file = weights_lookup.resolve(DINO_RESNET50, path, download=download, flag="--backbone-weights",
+                                      validate=dino.resnet50_validator())
+        state = dino.read_state_dict(file, "--backbone-weights", DINO_RESNET50.filename)
+        _load_into(self.net, state, file, skip=("fc.", "head."))
         return file
 
 
@@ -84,6 +86,7 @@ class ViTBackbone(nn.Module):
         from timm.models.vision_transformer import VisionTransformer
 
         patch, dim, depth, heads, self.spec = VITS[name]
+        self.name = name
         self.patch = patch
         self.net = VisionTransformer(img_size=224, patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads,
                                      qkv_bias=True, num_classes=0, dynamic_img_size=True, dynamic_img_pad=True)
@@ -113,8 +116,9 @@ class ViTBackbone(nn.Module):
     def load_dino(self, path: str | Path | None = None, *, download: bool = True) -> Path:
         if self.spec is None:
             raise UserError("this test backbone has no DINO checkpoint", fix="use --init random")
-        file = weights_lookup.resolve(self.spec, path, download=download)
-        state = dino.read_state_dict(file, f"download {self.spec.url} again")
+        file = weights_lookup.resolve(self.spec, path, download=download, flag="--backbone-weights",
+                                      validate=dino.vit_validator(self.name, "--backbone-weights"))
+        state = dino.read_state_dict(file, "--backbone-weights", self.spec.filename)
         if "pos_embed" in state and state["pos_embed"].shape != self.net.pos_embed.shape:
             raise UserError(f"pos_embed {tuple(state['pos_embed'].shape)} does not fit", path=file,
                             fix=f"pass {self.spec.filename}")

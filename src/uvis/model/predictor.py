@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,8 @@ class FramePredictor:
         try:
             state = torch.load(weights, map_location="cpu", weights_only=False)
             model.load_state_dict(state["model"])
-        except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, KeyError, TypeError, AttributeError,
+                OSError, zipfile.BadZipFile) as e:  # a file cut short reads as OSError [Errno 22] or a bad zip
             raise UserError(f"cannot load the run's weights ({type(e).__name__}; damaged, or not made with this "
                             "run's config.json)", path=weights, fix="train the run again (or resume it)") from None
         predictor = FramePredictor(model, vocab, image_size, device, clip_info=clip_info, clip_weights=clip_weights)

@@ -18,7 +18,7 @@ import logging
 import uuid
 import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,18 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-from open_clip.factory import load_state_dict
 
 from uvis.errors import UserError, WeightsNotFoundError
-from uvis.features.weights import WEIGHTS_DIR_ENV, WeightsSpec, resolve
+from uvis.features.weights import (
+    Need,
+    Validator,
+    WeightsSpec,
+    file_sha256,
+    read_tensors,
+    resolve,
+    sha256_in_url,
+    unreadable_error,
+)
 
 
 @dataclass
@@ -51,13 +59,40 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+OPEN_CLIP_HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+HF_PREFIX = "hf-hub:"
+
+
 def weights_spec(model_name: str, tag: str) -> WeightsSpec | None:
-    """The published file for ``model_name``/``tag`` per open_clip's table, or None when it has no direct URL."""
+    """The published file for ``model_name``/``tag`` per open_clip's table (its direct URL, with the sha256 the
+    URL carries, and open_clip's Hugging Face copy, whose cache is searched too); None when it has neither.
+    ``model_name`` may be an ``hf-hub:ORG/REPO`` name (the weights then come from that repository)."""
+    if model_name.startswith(HF_PREFIX):
+        repo = model_name[len(HF_PREFIX):].strip("/")
+        return WeightsSpec(filename=OPEN_CLIP_HF_FILES[0], url="", title=f"CLIP {model_name}", hf_repo=repo,
+                           hf_files=OPEN_CLIP_HF_FILES)
     cfg = open_clip.get_pretrained_cfg(model_name, tag) or {}
     url = cfg.get("url") or ""
-    if not url:
+    repo = (cfg.get("hf_hub") or "").strip("/") or None
+    if not url and not repo:
         return None
-    return WeightsSpec(filename=url.rsplit("/", 1)[-1], url=url)
+    return WeightsSpec(filename=url.rsplit("/", 1)[-1] if url else OPEN_CLIP_HF_FILES[0], url=url,
+                       sha256_prefix=sha256_in_url(url), title=f"CLIP {model_name}/{tag}", hf_repo=repo,
+                       hf_files=OPEN_CLIP_HF_FILES if repo else ())
+
+
+def architecture_of(model_name: str, tag: str) -> tuple[str, str]:
+    """(open_clip architecture, pretrained tag) of a CLIP name; an ``hf-hub:`` name is looked up in open_clip's
+    table of published weights (``hf-hub:timm/vit_base_patch32_clip_224.openai`` is ``ViT-B-32``/``openai``)."""
+    if not model_name.startswith(HF_PREFIX):
+        return model_name, tag
+    repo = model_name[len(HF_PREFIX):].strip("/")
+    for arch, known_tag in open_clip.list_pretrained():
+        if (open_clip.get_pretrained_cfg(arch, known_tag) or {}).get("hf_hub", "").strip("/") == repo:
+            return arch, known_tag
+    raise UserError(f"unknown CLIP '{model_name}': not in open_clip's table of published weights",
+                    fix="pass --clip-model ARCH --clip-pretrained TAG (see open_clip.list_pretrained()), and the "
+                        "file with --clip-weights if needed")
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -80,10 +115,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state.pop(key, None)
         return state
     try:
-        return load_state_dict(str(path), weights_only=True)
+        obj = read_tensors(path)
     except Exception as e:
-        raise UserError(f"cannot read CLIP weights ({type(e).__name__}: {e})", path=path,
-                        fix="pass an OpenAI CLIP .pt file or an open_clip state_dict() saved with torch.save") from None
+        raise unreadable_error(path, e, "--clip-weights", "an OpenAI CLIP .pt file or an open_clip state_dict()") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError("not a CLIP checkpoint (no state dict in it)", path=path,
+                        fix="pass an OpenAI CLIP .pt file or an open_clip state_dict() with --clip-weights")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
 def _build(cfg: ClipConfig) -> torch.nn.Module:
@@ -124,21 +164,39 @@ def _load_weights(model: torch.nn.Module, path: Path) -> None:
                         fix="pass --clip-model matching the weights file")
 
 
+def _normalised(cfg: ClipConfig) -> ClipConfig:
+    """``cfg`` with an ``hf-hub:`` name replaced by its architecture and tag (the weights stay that repository's)."""
+    if cfg.model_cfg is not None or not cfg.model_name.startswith(HF_PREFIX):
+        return cfg
+    arch, tag = architecture_of(cfg.model_name, cfg.pretrained_tag)
+    return replace(cfg, model_name=arch, pretrained_tag=tag)
+
+
+def clip_validator(cfg: ClipConfig) -> Validator:
+    """Load a file into ``cfg``'s CLIP architecture: every key and shape must fit (raises ``UserError``)."""
+    built = _normalised(cfg)
+
+    def validate(path: Path) -> None:
+        _load_weights(_build(built), path)
+
+    return validate
+
+
+def clip_need(cfg: ClipConfig, use: str = "naming masks") -> Need:
+    """The weights file ``cfg`` needs (for ``check_needs``)."""
+    spec = weights_spec(cfg.model_name, cfg.pretrained_tag) if cfg.model_cfg is None else None
+    if spec is None:
+        label = cfg.model_name if cfg.model_cfg is not None else f"{cfg.model_name}/{cfg.pretrained_tag}"
+        spec = WeightsSpec(filename=Path(cfg.weights).name if cfg.weights else f"CLIP {label}", url="",
+                           title=f"CLIP {label}, no published file known: pass it with --clip-weights")
+    return Need(spec, cfg.weights, "--clip-weights", clip_validator(cfg), use)
+
+
 def find_weights(cfg: ClipConfig) -> Path:
-    """The local weights file for ``cfg`` (downloaded when allowed); WeightsNotFoundError otherwise."""
+    """The local weights file for ``cfg`` (downloaded and verified when allowed); WeightsNotFoundError otherwise."""
     spec = weights_spec(cfg.model_name, cfg.pretrained_tag) if cfg.model_cfg is None else None
     if spec is not None:
-        try:
-            return resolve(spec, cfg.weights, download=cfg.download, flag="--clip-weights")
-        except WeightsNotFoundError as e:
-            if e.path is not None:  # the user's --clip-weights path does not exist
-                raise WeightsNotFoundError("CLIP weights file not found", path=e.path,
-                                           fix=f"pass the path of {spec.filename} with --clip-weights") from None
-            raise WeightsNotFoundError(
-                f"CLIP weights {spec.filename} ({cfg.model_name}/{cfg.pretrained_tag}) not found locally and "
-                f"could not be downloaded from {spec.url}",
-                fix=f"download it elsewhere and pass it with --clip-weights, or put it in ${WEIGHTS_DIR_ENV}/",
-            ) from None
+        return resolve(spec, cfg.weights, download=cfg.download, flag="--clip-weights", validate=clip_validator(cfg))
     if cfg.weights is not None and Path(cfg.weights).is_file():
         return Path(cfg.weights)
     if cfg.weights is not None and not Path(cfg.weights).exists():
@@ -182,6 +240,7 @@ class ClipModel:
         """Build ``cfg.model_name`` and load its weights; WeightsNotFoundError when none can be had."""
         cfg = cfg or ClipConfig()
         path = find_weights(cfg)
+        cfg = _normalised(cfg)
         model = _build(cfg)
         _load_weights(model, path)
         return cls(model, name=cfg.model_name, weights_path=path, device=cfg.device, tokenizer=_tokenizer(cfg),
@@ -201,11 +260,7 @@ class ClipModel:
             if self.weights_path is None:
                 self._weights_digest = f"unsaved-{uuid.uuid4().hex}"
             else:
-                h = hashlib.sha256()
-                with open(self.weights_path, "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 22), b""):
-                        h.update(chunk)
-                self._weights_digest = h.hexdigest()
+                self._weights_digest = file_sha256(self.weights_path)
         return self._weights_digest
 
     def identity(self) -> dict[str, Any]:

@@ -13,12 +13,15 @@ Layout of the output folder::
 
 A crash or Ctrl-C loses at most the video in flight; rerunning skips videos whose part exists. Shards
 (``shard=(i, n)``) split the videos round-robin, so n machines can share one folder; whichever finishes
-last writes the merged file (any later run with nothing left to do merges too).
+last writes the merged file (any later run with nothing left to do merges too). Under torchrun (``group``,
+see ``uvis.distributed``) the processes split the videos left to do by frame count and rank 0 merges.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,29 +32,45 @@ import numpy as np
 
 from uvis import __version__
 from uvis.data import atomic
-from uvis.data.progress import progress as progress_reporter
 from uvis.data.sources import Collection, VideoItem, to_ytvis_video
-from uvis.data.video import list_frames
-from uvis.data.ytvis import Category
+from uvis.data.video import with_next_frame
+from uvis.data.ytvis import Category, _video
 from uvis.data.ytvis import Video as YtvisVideo
+from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.pseudo.format import FrameInstance, PseudoLabels
 from uvis.pseudo.maskcut import FrameMask, MaskCut, MaskCutConfig, require_crf
+from uvis.pseudo.motioncut import MotionCut, MotionCutConfig
 
 CONFIG_NAME = "config.json"
 MERGED_NAME = "pseudo_labels.json"
 PART_FORMAT = 1
 
 
+FEATURES = ("dino", "motion")
+
+
 @dataclass(frozen=True)
 class PseudoLabelConfig:
-    """Everything that changes the pseudo-labels (device and batch size do not, up to float rounding)."""
+    """Everything that changes the pseudo-labels (device and batch size do not, up to float rounding).
+
+    ``features``: ``"dino"`` (MaskCut on DINO keys, the paper's stage 1) or ``"motion"`` (MotionCut on residual
+    motion, no weights needed; ``uvis.pseudo.motioncut``).
+    """
 
     backbone: str = "dino_vitb8"
     maskcut: MaskCutConfig = field(default_factory=MaskCutConfig)
     amp: bool = True  # bf16/fp16 autocast for the DINO forward on GPU (the eigensolve is always fp32)
+    features: str = "dino"
+    motion: MotionCutConfig = field(default_factory=MotionCutConfig)
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURES:
+            raise UserError(f"unknown stage-1 features '{self.features}'", fix=f"use one of {', '.join(FEATURES)}")
 
     def to_json(self) -> dict[str, Any]:
+        if self.features == "motion":
+            return {"stage": "motioncut", "features": "motion", "motion": self.motion.to_json()}
         return {"stage": "maskcut", "backbone": self.backbone, "amp": self.amp, "maskcut": self.maskcut.to_json()}
 
 
@@ -132,23 +151,39 @@ def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) ->
 
 
 def _read_part(path: Path) -> dict[str, Any] | None:
+    """A finished video's part, or None when there is none or it is damaged (derived data: a damaged part is
+    named on stderr, and its video is labelled again)."""
     try:
         part = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except FileNotFoundError:
         return None
-    return part if isinstance(part, dict) and part.get("format") == PART_FORMAT else None
+    except (OSError, ValueError, RecursionError):
+        part = None
+    if isinstance(part, dict) and part.get("format") == PART_FORMAT and _well_formed(part, path):
+        return part
+    print(f"{path}: damaged pseudo-label part; labelling its video again", file=sys.stderr)
+    return None
+
+
+def _well_formed(part: dict[str, Any], path: Path) -> bool:
+    """The part's video entry and annotations have every field the merge reads, with its type."""
+    try:
+        video = _video(part.get("video"), "video", path)
+        annotations = part.get("annotations")
+        if not isinstance(annotations, list):
+            return False
+        for a in annotations:
+            inst = FrameInstance.from_json(a, "annotation", path)
+            if inst.video_id != video.id or not 0 <= inst.frame_index < video.length:
+                return False
+    except UserError:
+        return False
+    return True
 
 
 def _is_done(out_dir: Path, item: VideoItem) -> bool:
     part = _read_part(part_path(out_dir, item.video_id))
     return part is not None and part["video"].get("name") == item.name
-
-
-def _known_length(item: VideoItem) -> int | None:
-    """Frame count when it is cheap to know (dataset lists, frame folders); None for video files."""
-    if item.file_names is not None:
-        return len(item.file_names)
-    return len(list_frames(item.path)) if item.path.is_dir() else None
 
 
 def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progress: Any = None) -> dict[str, Any]:
@@ -158,8 +193,11 @@ def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progr
     annotations: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     frame_index = 0
-    for batch in video.batches(batch_size, prefetch=True):
-        for frame_masks in labeller(batch):
+    temporal = getattr(labeller, "temporal", False)  # MotionCut: also sees the frame after each batch
+    if temporal:
+        labeller.start_video()  # type: ignore[attr-defined]
+    for batch, following in with_next_frame(video.batches(batch_size, prefetch=True)):
+        for frame_masks in (labeller(batch, following) if temporal else labeller(batch)):  # type: ignore[call-arg]
             for m in frame_masks:
                 inst = FrameInstance(video_id=item.video_id, frame_index=frame_index, segmentation=m.rle,
                                      score=m.score, category_id=m.category_id, class_prob=m.class_prob)
@@ -225,48 +263,82 @@ def label_collection(
     overwrite: bool = False,
     progress: bool = True,
     skip_bad: bool = False,
+    group: Group | None = None,
 ) -> Path:
     """Label every video of ``collection`` (or of one shard) into ``out_dir`` with ``job``'s labeller.
 
     Returns the path of the merged ``pseudo_labels.json``; it exists only once every video of the collection
     has its part (other shards may still be running). By default an unreadable video stops the run (its error
     names it); with ``skip_bad`` it is recorded as failed, reported, left out of the merged file, and the rest
-    go on (a rerun tries it again).
+    go on (a rerun tries it again). Under torchrun (``group``) each process labels its share of the videos left
+    to do, balanced by frame count; rank 0 merges once all have finished.
     """
+    group = group or Group.solo()
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise UserError(f"bad batch size {batch_size}", fix="use --batch-size >= 1")
     stale = _settings_conflict(out_dir, json.loads(json.dumps(job.settings)))
     if stale is not None and not overwrite:
         raise _refuse(out_dir, stale)  # before loading any model
+    group.check_shared(out_dir)
     items = collection.shard(*shard) if shard is not None else collection.items
     todo = list(items) if stale is not None else [item for item in items if not _is_done(out_dir, item)]
+    ids = group.broadcast([item.video_id for item in todo])  # rank 0's view: parts appear as others work
+    by_id = {item.video_id: item for item in collection.items}
+    todo = [by_id[i] for i in ids]
+    mine = [todo[i] for i in group.share([item.frame_count() for item in todo])]
     # The labeller (weights, flags) is made before the folder is touched: a run that fails here leaves no
     # config.json behind to refuse the corrected rerun.
-    labeller = job.make_labeller() if todo else None
-    prepare_out_dir(out_dir, job.settings, overwrite)
-    if labeller is not None:
-        known = [_known_length(i) for i in todo]
-        total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
-        with progress_reporter(total, job.stage, "frame", enabled=progress) as bar:
-            for item in todo:
-                bar.set_postfix_str(item.name[:24])
-                try:
-                    part = label_video(item, labeller, batch_size, bar)
-                except UserError as e:
-                    if not skip_bad:
-                        raise
-                    atomic.write_json(failed_path(out_dir, item.video_id), {"name": item.name, "error": str(e)})
-                    bar.write(f"skipped {item.name}: {e}")
-                    continue
-                atomic.write_json(part_path(out_dir, item.video_id), part)
-                failed_path(out_dir, item.video_id).unlink(missing_ok=True)
-    with atomic.folder_lock(out_dir):
-        merged = merge_parts(collection, out_dir, job)
+    labeller = job.make_labeller() if mine else None
+    new_folder = not (out_dir / CONFIG_NAME).exists()
+    if group.is_main:
+        prepare_out_dir(out_dir, job.settings, overwrite)
+    group.barrier()  # parts are written only after --overwrite cleared the old ones
+    try:
+        _label_todo(out_dir, job, todo, mine, labeller, batch_size, progress, skip_bad, group)
+    except UserError:
+        # the first video of a new folder is unreadable (truncated, audio only ...): no part records these
+        # settings, so the corrected rerun, with any settings, must not be refused for them (an interrupted
+        # first video keeps them: a shard still at work protects the folder)
+        if group.is_main and new_folder and not any((out_dir / "videos").glob("*.json")):
+            (out_dir / CONFIG_NAME).unlink(missing_ok=True)
+            for folder in (out_dir / "videos", out_dir):  # and the folders, if that leaves them empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+    if group.is_main:
+        with atomic.folder_lock(out_dir):
+            merged = merge_parts(collection, out_dir, job)
+    group.barrier()  # every process sees the merged file
+    if not group.is_main:
+        merged = out_dir / MERGED_NAME if (out_dir / MERGED_NAME).exists() else None
     if merged is None and all(_failure(out_dir, i) for i in collection.items):
         raise UserError(f"none of the {len(collection.items)} videos could be read (errors in videos/*.failed.json)",
                         path=out_dir, fix="check the input videos")
     return out_dir / MERGED_NAME
+
+
+def _label_todo(out_dir: Path, job: LabellingJob, todo: list[VideoItem], mine: list[VideoItem],
+                labeller: FrameLabeller | None, batch_size: int, progress: bool, skip_bad: bool,
+                group: Group) -> None:
+    """Label this process's share (``mine``) of the videos left to do; one progress display for all of ``todo``."""
+    if todo:
+        known = [i.known_length() for i in todo]
+        total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
+        with group.progress(total=total, unit="frame", desc=job.stage, disable=not progress) as bar:
+            for item in mine:
+                bar.set_postfix_str(item.name[:24])
+                with group.task(f"video {item.name}"):
+                    try:
+                        part = label_video(item, labeller, batch_size, bar)
+                    except UserError as e:
+                        if not skip_bad:
+                            raise
+                        atomic.write_json(failed_path(out_dir, item.video_id), {"name": item.name, "error": str(e)})
+                        bar.write(f"skipped {item.name}: {e}")
+                        continue
+                atomic.write_json(part_path(out_dir, item.video_id), part)
+                failed_path(out_dir, item.video_id).unlink(missing_ok=True)
 
 
 def skipped_videos(collection: Collection, out_dir: str | Path) -> dict[str, str]:
@@ -287,24 +359,34 @@ def pseudo_label_collection(
     overwrite: bool = False,
     progress: bool = True,
     skip_bad: bool = False,
+    group: Group | None = None,
 ) -> Path:
     """MaskCut pseudo-labels for every video of ``collection`` (or of one shard) into ``out_dir``.
 
     Returns the path of the merged ``pseudo_labels.json`` (see ``label_collection``).
     """
     config = config or PseudoLabelConfig()
+    if config.features == "motion":
+        job = LabellingJob(stage="motioncut", description="uvis pseudo-labels (MotionCut on residual motion)",
+                           settings=config.to_json(), make_labeller=lambda: MotionCut(config.motion))
+        return label_collection(collection, out_dir, job, batch_size=batch_size, shard=shard, overwrite=overwrite,
+                                progress=progress, skip_bad=skip_bad, group=group)
     if config.maskcut.crf:
         require_crf()
 
-    def make() -> FrameLabeller:
-        from uvis.features.dino import DinoFeatures, note_cpu_speed
+    from uvis.features.dino import DinoFeatures, note_cpu_speed, resolve_vit
+    from uvis.features.weights import provenance
 
-        features = DinoFeatures(config.backbone, weights, device, amp=config.amp)
-        if progress:  # on a CPU: how long this will take, and what is faster
+    weights_file = resolve_vit(config.backbone, weights)  # before any work; recorded (sha256) in config.json
+
+    def make() -> FrameLabeller:
+        dev = group.device(device) if group is not None else device
+        features = DinoFeatures(config.backbone, weights_file, dev, amp=config.amp)
+        if progress and (group is None or group.is_main):  # on a CPU: how long this will take, what is faster
             note_cpu_speed(features.device, config.backbone, config.maskcut.resolution, collection.count_frames())
         return MaskCut(features, config.maskcut)
 
     job = LabellingJob(stage="maskcut", description="uvis pseudo-labels (MaskCut on DINO features)",
-                       settings=config.to_json(), make_labeller=make)
+                       settings={**config.to_json(), "weights": provenance(weights_file)}, make_labeller=make)
     return label_collection(collection, out_dir, job, batch_size=batch_size, shard=shard, overwrite=overwrite,
-                            progress=progress, skip_bad=skip_bad)
+                            progress=progress, skip_bad=skip_bad, group=group)

@@ -2,7 +2,8 @@
 
 Semantics follow the reference ``maskcut/maskcut.py`` (with TokenCut's ``detect_box`` and ``metric.IoU``):
 
-1. the frame is resized to a fixed square (480) and the last DINO block's keys give one node per patch;
+1. the frame is resized to a fixed square (480) with PIL's Lanczos, pixel for pixel (``uvis.features.dino.
+   resize_frames``), and the last DINO block's keys give one node per patch;
 2. affinity = cosine similarity of L2-normalised keys, binarised: 1 where > tau (0.15), else eps (1e-5);
 3. the second-smallest generalised eigenvector of (D - A) x = lambda D x, computed here as
    D^-1/2 times the eigenvector of the symmetric I - D^-1/2 A D^-1/2 (fp32; Lanczos on the CPU, batched
@@ -14,12 +15,31 @@ Semantics follow the reference ``maskcut/maskcut.py`` (with TokenCut's ``detect_
 6. from the second mask on, a mask is dropped (all zero) when its IoU with the previous mask is > 0.5 or it
    covers <= 1% of the patches; the first mask is never filtered, as in the reference;
 7. the kept foreground patches get zero features for the next cut (they join the graph with eps edges only);
-8. each mask loses the pixels of the masks before it, so the N outputs are disjoint (with ``crf``, again after
-   the CRF refinement, which can grow masks into each other; the reference never enforces disjointness).
+8. each mask loses the patches of the masks before it, so the N masks are disjoint (the reference subtracts the
+   earlier masks at 480 x 480 after a nearest-neighbour enlargement, which is the same thing);
+9. to frame size as the reference: nearest to the square, PIL's bicubic resize to the frame, pixels above half
+   the resized mask's maximum (``upsample_masks``); each mask on its own, so a few border pixels can belong to
+   two masks. With ``crf``: the CRF refines each disjoint 480 x 480 mask on the Lanczos square DINO saw (the
+   reference's ``I_new``), fills holes, drops a mask whose refinement has IoU < 0.5 with it, and keeps the
+   refined masks as they are (not made disjoint again, as in the reference), then step 9.
 
-Eigenvector sign: LAPACK returns either sign, and the reference's corner rule only has an effect for one of
-them (with the other, the seed rule always flips back onto the seed's side). We fix the sign so the
-eigenvector is positive at the seed, the sign under which both rules apply as written.
+Identical to CutLER's script on the same keys: the 480 x 480 input, every step above, and the frame-size
+masks. Where they can differ:
+- eigenvector sign. LAPACK returns either sign, and in the reference the corner rule only has an effect when the
+  eigenvector happens to be positive at the seed: with the other sign the bipartition misses the seed, and
+  whether or not the corner rule flips it, the seed rule lands on the seed's side. We fix the sign positive at
+  the seed, so the corner rule always applies as written. A cut differs from the reference's exactly when LAPACK
+  returned the negative sign and the seed's side covers >= 3 corners: there uvis takes the other side, and the
+  later cuts of that frame follow from a different painting (``benchmarks/maskcut_vs_cutler.py`` counts them);
+- floating point: the keys (timm's ViT vs DINO's; bf16 autocast on GPU unless ``--fp32``) and the eigensolver
+  (fp32 Lanczos vs scipy's float64 dense solve) differ in the last bits, which can only matter in near-ties (an
+  edge at exactly tau, a patch at exactly the mean);
+- scores (below), and a mask whose resize has no zero pixel: the reference then sets its "background" to the
+  non-zero minimum and pycocotools encodes a garbled mask; here it stays the pixels above half the maximum;
+- PIL's pass order: Pillow >= 13 resizes vertically first when the height loses more than twice as many pixels
+  as the width (``uvis.data.resample``). uvis follows Pillow 13 (the pinned version), so against a reference
+  run under an older Pillow, masks of frames wider but less tall than the square (e.g. 640x360) can differ by
+  a few border pixels.
 
 Score (CutLER's pseudo-labels all carry 1): ``1 - Ncut/2`` of the kept mask on that cut's binary graph, where
 Ncut = cut/vol(S) + cut/vol(rest); 1 for a perfectly separated object, near 0 for an arbitrary split.
@@ -43,6 +63,7 @@ import torch.nn.functional as F
 
 from uvis.data import masks as mask_utils
 from uvis.data.masks import RLE
+from uvis.data.resample import pil_resize
 from uvis.errors import UserError
 
 SOLVERS = ("eigh", "subspace")
@@ -307,11 +328,28 @@ def maskcut_patches(keys: torch.Tensor, grid: tuple[int, int], config: MaskCutCo
 # ---------------------------------------------------------------------------------------------- to frames
 
 
-def upsample_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """[B, N, h, w] bool patch masks -> [B, N, H, W] bool: bilinear, thresholded at 0.5 (disjoint stays disjoint)."""
+def upsample_masks(masks: torch.Tensor, size: tuple[int, int], square: tuple[int, int] | None = None, *,
+                   engine: str = "auto") -> torch.Tensor:
+    """[B, N, h, w] bool masks -> [B, N, H, W] bool at ``size`` = (H, W), exactly as CutLER's script does it.
+
+    The reference enlarges each patch mask to the ``square`` (nearest neighbour; ``None``: the masks are already
+    at the square, as after the CRF), resizes the 0/255 image to the frame with PIL's default (bicubic) and keeps
+    the pixels above half the resized mask's maximum. Here the same integers come from ``pil_resize`` with the
+    nearest enlargement folded into its weights: batched, on the masks' device, no 480 x 480 image built. Each
+    mask is resized on its own, as in the reference, so masks that were disjoint can share a few border pixels.
+    ``engine``: ``pil_resize``'s (PIL itself on the CPU by default; the torch restatement elsewhere).
+    """
     b, k, h, w = masks.shape
-    up = F.interpolate(masks.float().view(b * k, 1, h, w), size=size, mode="bilinear", align_corners=False)
-    return (up > 0.5).view(b, k, *size)
+    block = (1, 1) if square is None else (square[0] // h, square[1] // w)
+    if square is not None and (block[0] * h, block[1] * w) != tuple(square):
+        raise ValueError(f"a {h}x{w} grid does not tile a {square[0]}x{square[1]} square")
+    grey = pil_resize(masks.to(torch.uint8) * 255, size, "bicubic", block=block, engine=engine)
+    # integers: value > max / 2 exactly; an empty mask (max 0) stays empty
+    if grey.device.type == "cpu":  # numpy's reductions and compares run several times faster than torch's here
+        g = grey.numpy()
+        peak = g.reshape(b, k, -1).max(-1)[:, :, None, None]
+        return torch.from_numpy(g > peak // 2)
+    return grey > grey.amax(dim=(-2, -1), keepdim=True) // 2
 
 
 @dataclass
@@ -356,14 +394,15 @@ def require_crf() -> None:
 
 
 def crf_refine(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Dense-CRF refinement of one HxW mask on its HxWx3 uint8 image, with the reference's parameters
-    (10 iterations; Gaussian sxy 3, weight 7; bilateral sxy 50, srgb 5, weight 10), then hole filling."""
+    """Dense-CRF refinement of one HxW mask on its HxWx3 uint8 image, as the reference's ``crf.densecrf`` (softmax
+    of the 0/1 logits in float64; 10 iterations; Gaussian sxy 3, weight 7; bilateral sxy 50, srgb 5, weight 10),
+    then its hole filling of the MAP foreground."""
     import pydensecrf.densecrf as dcrf
     from pydensecrf.utils import unary_from_softmax
     from scipy import ndimage
 
     h, w = mask.shape
-    fg = mask.astype(np.float32)
+    fg = mask.astype(np.float64)
     logits = np.stack([1 - fg, fg])
     probs = np.exp(logits) / np.exp(logits).sum(0, keepdims=True)
     crf = dcrf.DenseCRF2D(w, h, 2)
@@ -375,15 +414,15 @@ def crf_refine(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def apply_crf(images: np.ndarray, masks: torch.Tensor, min_iou: float) -> torch.Tensor:
-    """CRF on each [res, res] mask of [B, N, res, res]; a mask whose refinement has IoU < min_iou is dropped.
+    """CRF on each [res, res] mask of [B, N, res, res] with its [B, res, res, 3] uint8 image (the Lanczos-resized
+    frame DINO saw); a mask whose refinement has IoU < ``min_iou`` with it is dropped, as in the reference.
 
-    Refinement grows masks into each other, so the disjointness rule (each mask loses the pixels of the kept
-    masks before it) is applied again to the refined masks.
+    The masks going in are disjoint; the refined ones are kept as the CRF returns them (the reference does not
+    make them disjoint again), so neighbouring masks may overlap after it.
     """
     m = masks.cpu().numpy()
     out = np.zeros_like(m)
     for bi in range(m.shape[0]):
-        taken = np.zeros(m.shape[2:], dtype=bool)
         for k in range(m.shape[1]):
             if not m[bi, k].any():
                 continue
@@ -391,8 +430,7 @@ def apply_crf(images: np.ndarray, masks: torch.Tensor, min_iou: float) -> torch.
             inter = np.logical_and(refined, m[bi, k]).sum()
             union = np.logical_or(refined, m[bi, k]).sum()
             if union and inter / union >= min_iou:
-                out[bi, k] = refined & ~taken
-                taken |= out[bi, k]
+                out[bi, k] = refined
     return torch.from_numpy(out).to(masks.device)
 
 
@@ -418,23 +456,22 @@ class MaskCut:
 
     def __call__(self, frames: np.ndarray) -> list[list[FrameMask]]:
         """``frames``: [B, H, W, 3] uint8 RGB of one size. Returns, per frame, its non-empty masks with scores."""
-        from uvis.features.dino import preprocess
+        from uvis.features.dino import normalise, resize_frames
 
         res = self.config.resolution
         t = self.timings
-        size = tuple(frames.shape[1:3])
+        size = (int(frames.shape[1]), int(frames.shape[2]))
         with t("features", self.device):
-            x = preprocess(frames, res, device=self.device)
-            feats = self.features(x)
+            square = resize_frames(frames, res, device=self.device)  # uint8, PIL's Lanczos
+            feats = self.features(normalise(square))
         patch = maskcut_patches(feats.keys, feats.grid, self.config, t)
-        masks = patch.masks
         with t("upsample", self.device):
             if self.config.crf:
-                from uvis.data.video import resize
-
-                square = np.stack([resize(f, (res, res)) for f in frames])
-                big = F.interpolate(masks.float(), size=(res, res), mode="nearest") > 0.5
-                masks = apply_crf(square, big, self.config.crf_min_iou)
-            up = upsample_masks(masks, size)
+                h, w = feats.grid
+                big = patch.masks.repeat_interleave(res // h, dim=2).repeat_interleave(res // w, dim=3)
+                refined = apply_crf(square.permute(0, 2, 3, 1).cpu().numpy(), big, self.config.crf_min_iou)
+                up = upsample_masks(refined, size)
+            else:
+                up = upsample_masks(patch.masks, size, square=(res, res))
         with t("rle"):
             return to_rles(up, patch.scores)

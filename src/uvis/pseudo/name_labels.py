@@ -31,10 +31,10 @@ import torch
 
 from uvis.data import atomic
 from uvis.data import masks as mask_utils
-from uvis.data.progress import progress as progress_reporter
 from uvis.data.sources import Collection
 from uvis.data.video import read_image
 from uvis.data.ytvis import Video as YtvisVideo
+from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.pseudo.clip_model import ClipConfig, ClipModel
 from uvis.pseudo.format import FrameInstance, PseudoLabels, load_pseudo_labels
@@ -120,7 +120,7 @@ def _embed_video(pseudo: PseudoLabels, video_id: int, positions: list[int], sour
         if part.is_file():
             try:
                 cached = np.load(part)
-                if cached.shape[0] == len(insts):
+                if cached.ndim == 2 and cached.shape[0] == len(insts) and np.isfinite(cached).all():
                     return cached
             except (OSError, ValueError):  # damaged part: recompute
                 pass
@@ -153,8 +153,14 @@ def name_and_embed(
     *,
     parts_dir: str | Path | None = None,
     progress: bool = False,
+    group: Group | None = None,
 ) -> NamedLabels:
-    """Name, filter and score every mask of ``pseudo``; also return the kept masks' CLIP embeddings."""
+    """Name, filter and score every mask of ``pseudo``; also return the kept masks' CLIP embeddings.
+
+    Under torchrun (``group``, with ``parts_dir``) each process first embeds its share of the videos (balanced
+    by mask count) into ``parts_dir``; then every process names the whole file from those parts, exactly as
+    one process would.
+    """
     naming_cfg = naming_cfg or NamingConfig()
     proto_cfg = proto_cfg or PrototypeConfig()
     if naming_cfg.templates not in TEMPLATE_SETS:
@@ -168,17 +174,22 @@ def name_and_embed(
                    key=lambda p: (frame_rank[pseudo.instances[p].video_id], pseudo.instances[p].frame_index, p))
     crop_key = _crop_key(clip, naming_cfg)
     emb_rows: list[np.ndarray] = []
-    videos = [v.id for v in pseudo.videos]
-    bar = progress_reporter(len(order), "naming", "mask", enabled=progress)
     by_video: dict[int, list[int]] = {}
     for p in order:
         by_video.setdefault(pseudo.instances[p].video_id, []).append(p)
-    with bar:
-        for vid in videos:
-            positions = by_video.get(vid, [])
-            if positions:
-                emb_rows.append(_embed_video(pseudo, vid, positions, source, clip, naming_cfg, parts, crop_key))
-                bar.update(len(positions))
+    group = group if group is not None and parts is not None else Group.solo()
+    videos = [v for v in pseudo.videos if by_video.get(v.id)]
+    mine = [videos[i] for i in group.share([len(by_video[v.id]) for v in videos])]
+    with group.progress(total=len(order), desc="naming", unit="mask", disable=not progress) as bar:
+        for video in mine:
+            with group.task(f"video {video.name or video.id}"):
+                emb = _embed_video(pseudo, video.id, by_video[video.id], source, clip, naming_cfg, parts, crop_key)
+            if not group.enabled:
+                emb_rows.append(emb)
+            bar.update(len(by_video[video.id]))
+    if group.enabled:  # every video's embeddings are in the parts now
+        emb_rows = [_embed_video(pseudo, v.id, by_video[v.id], source, clip, naming_cfg, parts, crop_key)
+                    for v in videos]
     emb = np.concatenate(emb_rows) if emb_rows else np.zeros((0, clip.embed_dim), np.float32)
 
     probs = classify(torch.from_numpy(emb), text, clip.logit_scale).numpy() if len(emb) else \
@@ -243,22 +254,30 @@ def name_file(
     parts_dir: str | Path | None = None,
     embeddings: bool = True,
     progress: bool = False,
+    group: Group | None = None,
 ) -> NamedLabels:
     """Stage 1b from file to file: load CLIP, name ``pseudo`` and write ``out_path`` (+ its embeddings).
 
     CLIP image embeddings are cached per video in ``parts_dir`` (default: ``OUT.parts`` beside ``out_path``),
     so rerunning after an interruption, or with other naming or prototype settings, skips the encoding.
+    Under torchrun (``group``) the processes share the encoding and rank 0 writes the outputs.
     """
     out_path = Path(out_path)
     if not isinstance(pseudo, PseudoLabels):
         pseudo = load_pseudo_labels(pseudo)
     parts = Path(parts_dir) if parts_dir is not None else out_path.with_name(out_path.stem + ".parts")
+    group = group or Group.solo()
+    group.check_shared(out_path.parent)
+    if group.enabled:
+        clip_config = replace(clip_config, device=group.device(clip_config.device))
     clip = ClipModel.load(clip_config)
     named = name_and_embed(pseudo, source, clip, vocabulary, naming_cfg, proto_cfg, parts_dir=parts,
-                           progress=progress)
-    named.labels.save(out_path)
-    if embeddings:
-        save_embeddings(embeddings_path(out_path), named)
+                           progress=progress, group=group)
+    if group.is_main:
+        named.labels.save(out_path)
+        if embeddings:
+            save_embeddings(embeddings_path(out_path), named)
+    group.barrier()  # the outputs exist for every process
     return named
 
 

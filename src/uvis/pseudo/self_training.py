@@ -31,6 +31,7 @@ import torch
 from uvis.data import masks as mask_utils
 from uvis.data.sources import Collection
 from uvis.data.ytvis import Category
+from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.pseudo.collection import LabellingJob, label_collection
 from uvis.pseudo.maskcut import FrameMask
@@ -124,10 +125,12 @@ def self_train_collection(
     overwrite: bool = False,
     progress: bool = True,
     skip_bad: bool = False,
+    group: Group | None = None,
 ) -> Path:
     """Pseudo-labels for every video of ``collection`` from the model in ``run_dir`` (see the module docstring).
 
     Returns the path of the merged ``pseudo_labels.json`` (it exists once every video has its part).
     """
-    return label_collection(collection, out_dir, model_job(run_dir, config, device), batch_size=batch_size,
-                            shard=shard, overwrite=overwrite, progress=progress, skip_bad=skip_bad)
+    dev = group.device(device) if group is not None else device
+    return label_collection(collection, out_dir, model_job(run_dir, config, dev), batch_size=batch_size,
+                            shard=shard, overwrite=overwrite, progress=progress, skip_bad=skip_bad, group=group)

@@ -97,6 +97,14 @@ class Vocabulary:
         return Vocabulary(tuple(cleaned), tuple(range(1, len(cleaned) + 1)))
 
     @staticmethod
+    def from_names_checked(names: list[object], *, source: str | Path | None = None) -> Vocabulary:
+        """``from_names`` for names read from a file, where an entry may be anything: non-text is an error too."""
+        for i, n in enumerate(names):
+            if not isinstance(n, str):
+                raise UserError(f"class {i + 1} is {n!r}, not a name", path=source, fix='write the names as text, e.g. ["dog", "cat"]')
+        return Vocabulary.from_names([str(n) for n in names], source=source)
+
+    @staticmethod
     def from_categories(categories: list[Category]) -> Vocabulary:
         """A dataset's categories, keeping their ids (so the output can be evaluated on that dataset)."""
         if not categories:
@@ -141,7 +149,7 @@ def choose_vocabulary(
     first non-empty of ``candidates`` (e.g. the dataset's categories, then the file's own), else a UserError."""
     if isinstance(classes, str):
         return parse_classes(classes)
-    if classes:
+    if classes is not None:  # an empty list is a mistake, not "use the dataset's"
         return Vocabulary.from_names(list(classes))
     for categories in candidates:
         if categories:

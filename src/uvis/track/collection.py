@@ -7,24 +7,34 @@ of every finished video) and ``summary.json``.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
+import shutil
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from uvis.data import atomic
-from uvis.data.progress import progress as progress_reporter
 from uvis.data.sources import Collection, VideoItem
+from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.track.segmenter import Segmenter, VideoResult
 from uvis.track.video_tracks import VideoTrack
 
+MAX_NAME = 200  # characters of a video's output name: with ".json" / ".mp4" it fits every file system's 255
+
 
 def safe_name(name: str) -> str:
-    """A video name usable as one file name."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    return cleaned or "video"
+    """A video name usable as one file name: ASCII, and short enough for the outputs named after it (a longer
+    name keeps its start and gets a digest of the whole, so distinct names stay distinct)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "video"
+    if len(cleaned) > MAX_NAME:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        cleaned = f"{cleaned[:MAX_NAME - 13]}-{digest}"
+    return cleaned
 
 
 def _record_path(out: Path, item: VideoItem) -> Path:
@@ -32,13 +42,45 @@ def _record_path(out: Path, item: VideoItem) -> Path:
 
 
 def _load_record(path: Path, item: VideoItem) -> dict[str, Any] | None:
+    """The finished record of ``item``; None when there is none, it is another video's, or it is damaged (a
+    damaged one is derived data: it is named on stderr and the video is segmented again)."""
     try:
         record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except FileNotFoundError:
         return None
-    if record.get("video_id") != item.video_id or record.get("name") != item.name:
+    except (OSError, ValueError, RecursionError):
+        record = None
+    if isinstance(record, dict) and (record.get("video_id") != item.video_id or record.get("name") != item.name):
+        return None
+    if not _well_formed(record):
+        print(f"{path}: damaged record of video {item.name}; segmenting it again", file=sys.stderr)
         return None
     return record
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _well_formed(record: Any) -> bool:
+    """Every field a rerun reads from a record, with its type (see ``segment_collection``)."""
+    if not isinstance(record, dict):
+        return False
+    summary, tracks, results = record.get("summary"), record.get("tracks"), record.get("results")
+    if not (isinstance(summary, dict) and isinstance(summary.get("frames"), int) and _is_number(summary.get("seconds"))
+            and isinstance(tracks, list) and isinstance(results, list) and len(tracks) == len(results)):
+        return False
+    for t, r in zip(tracks, results, strict=True):
+        if not (isinstance(t, dict) and isinstance(t.get("track_id"), int) and isinstance(t.get("category_id"), int)
+                and isinstance(t.get("class"), str) and _is_number(t.get("score"))
+                and isinstance(t.get("frames_seen"), int)):
+            return False
+        segs = r.get("segmentations") if isinstance(r, dict) else None
+        if not (isinstance(segs, list) and all(isinstance(r.get(k), int) for k in ("video_id", "category_id"))
+                and _is_number(r.get("score")) and len(segs) == summary["frames"]
+                and all(s is None or (isinstance(s, dict) and isinstance(s.get("counts"), str)) for s in segs)):
+            return False
+    return isinstance(record.get("settings", {}), dict)
 
 
 def segment_collection(
@@ -53,14 +95,18 @@ def segment_collection(
     progress: bool = True,
     settings: dict[str, Any] | None = None,
     skip_bad: bool = False,
+    group: Group | None = None,
 ) -> dict[str, Any]:
     """Segment ``items``, skipping finished ones; then write results.json and summary.json.
 
     ``settings`` (what the results depend on: model, classes, tracker) are stored in every video record; a
     finished video made with other settings is an error rather than mixed into this run's results. An
     unreadable video stops the run (its error names it), or with ``skip_bad`` is reported, listed under
-    ``unreadable`` in the summary, and left for a rerun to try again.
+    ``unreadable`` in the summary, and left for a rerun to try again. Under torchrun (``group``) each process
+    segments its share of ``items`` (balanced by frame count) and rank 0 writes results.json and summary.json
+    once all have finished; every process returns the summary.
     """
+    group = group or Group.solo()
     records: list[dict[str, Any]] = []
     done = skipped = 0
     unreadable: dict[str, str] = {}
@@ -68,55 +114,85 @@ def segment_collection(
     if len(set(names)) != len(names):
         raise UserError("two videos map to the same output name", path=collection.root,
                         fix="give the videos distinct names")
-    bar = progress_reporter(len(items), "videos", "video", enabled=progress)
-    for item in items:
-        record_path = _record_path(out, item)
-        record = _load_record(record_path, item) if record_path.exists() else None
-        if record is not None:
-            _check_settings(record, settings, record_path)
-            # finished earlier; outputs asked for now but not written then are made from the record
-            _complete_outputs(item, record, segmenter, out, write_png=write_png, write_overlay=write_overlay)
-            records.append(record)
-            skipped += 1
+    group.check_shared(out)
+    mine = [items[i] for i in group.share([item.frame_count() for item in items])]
+    bar = group.progress(total=len(items), desc="videos", unit="video", disable=not progress)
+    with bar:
+        for item in mine:
+            with group.task(f"video {item.name}"):
+                record, done_now = _segment_one(item, segmenter, out, batch_size=batch_size, write_png=write_png,
+                                                write_overlay=write_overlay, settings=settings, skip_bad=skip_bad,
+                                                progress=progress and not group.enabled, unreadable=unreadable,
+                                                note=bar.write)
             bar.update(1)
-            continue
-        try:
-            result = segmenter.segment(item.open(), batch_size=batch_size, progress=progress)
-        except UserError as e:
-            if not skip_bad:
-                raise
-            unreadable[item.name] = str(e)
-            bar.write(f"skipped {item.name}: {e}")
-            bar.update(1)
-            continue
-        name = safe_name(item.name)
+            if record is not None:
+                records.append(record)
+                done += done_now
+                skipped += not done_now
+    counts = group.gather((done, skipped, unreadable))
+    done, skipped = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    unreadable = {name: error for c in counts for name, error in c[2].items()}
+    if unreadable and len(unreadable) == len(collection.items):
+        raise UserError(f"none of the {len(unreadable)} videos could be read ({next(iter(unreadable.values()))})",
+                        path=collection.root, fix="check the input videos")
+    summary = _write_collection_files(collection, {i.video_id for i in mine}, records, segmenter, out,
+                                      settings=settings, done=done, skipped=skipped, unreadable=unreadable) \
+        if group.is_main else None
+    return group.broadcast(summary)
+
+
+def _segment_one(item: VideoItem, segmenter: Segmenter, out: Path, *, batch_size: int, write_png: bool,
+                 write_overlay: bool, settings: dict[str, Any] | None, skip_bad: bool, progress: bool,
+                 unreadable: dict[str, str], note: Any) -> tuple[dict[str, Any] | None, bool]:
+    """(the video's record, whether it was segmented now); (None, False) for an unreadable one with skip_bad."""
+    record_path = _record_path(out, item)
+    record = _load_record(record_path, item) if record_path.exists() else None
+    if record is not None:
+        _check_settings(record, settings, record_path)
+        # finished earlier; outputs asked for now but not written then are made from the record
+        _complete_outputs(item, record, segmenter, out, write_png=write_png, write_overlay=write_overlay)
+        return record, False
+    try:
+        result = segmenter.segment(item.open(), batch_size=batch_size, progress=progress)
+    except UserError as e:
+        if not skip_bad:
+            raise
+        unreadable[item.name] = str(e)
+        note(f"skipped {item.name}: {e}")
+        return None, False
+    name = safe_name(item.name)
+    try:
         if write_png:
             result.save_pngs(out / "masks" / name)
         if write_overlay:
             result.save_overlay(out / "overlays" / f"{name}.mp4")
-        record = {
-            "video_id": item.video_id,
-            "name": item.name,
-            # where the frames are, so that exports (uvis export) find them without the input's path
-            "source": {"path": str(item.path.resolve()), "file_names": item.file_names},
-            "summary": result.summary(),
-            "tracks": [{"track_id": t.track_id, "class": t.class_name, "category_id": t.category_id,
-                        "score": t.score, "frames_seen": t.num_frames_seen} for t in result.tracks],
-            "results": result.results_json(item.video_id, item.name),
-        }
-        if settings is not None:
-            record["settings"] = settings
-        atomic.write_json(record_path, record)
-        records.append(record)
-        done += 1
-        bar.update(1)
-    bar.close()
-    if unreadable and len(unreadable) == len(collection.items):
-        raise UserError(f"none of the {len(unreadable)} videos could be read ({next(iter(unreadable.values()))})",
-                        path=collection.root, fix="check the input videos")
-    # Every finished video of the collection (also those of other shards / earlier runs), gathered and written
-    # under the folder's lock so that shards finishing together cannot drop each other's last videos.
-    wanted = {i.video_id for i in items}
+    except BaseException:  # a full disk, Ctrl-C: no half set of PNGs left beside no record (a rerun redoes it)
+        shutil.rmtree(out / "masks" / name, ignore_errors=True)
+        (out / "overlays" / f"{name}.mp4").unlink(missing_ok=True)
+        raise
+    record = {
+        "video_id": item.video_id,
+        "name": item.name,
+        # where the frames are, so that exports (uvis export) find them without the input's path
+        "source": {"path": str(item.path.resolve()), "file_names": item.file_names},
+        "summary": result.summary(),
+        "tracks": [{"track_id": t.track_id, "class": t.class_name, "category_id": t.category_id,
+                    "score": t.score, "frames_seen": t.num_frames_seen} for t in result.tracks],
+        "results": result.results_json(item.video_id, item.name),
+    }
+    if settings is not None:
+        record["settings"] = settings
+    atomic.write_json(record_path, record)
+    return record, True
+
+
+def _write_collection_files(collection: Collection, wanted: set[int], records: list[dict[str, Any]],
+                            segmenter: Segmenter, out: Path, *, settings: dict[str, Any] | None, done: int,
+                            skipped: int, unreadable: dict[str, str]) -> dict[str, Any]:
+    """results.json and summary.json from ``records`` (the videos in ``wanted``) and the finished records of
+    every other video of the collection (other shards, other processes, earlier runs)."""
+    # Gathered and written under the folder's lock so that shards finishing together cannot drop each
+    # other's last videos.
     with atomic.folder_lock(out):
         for item in collection.items:
             if item.video_id in wanted:
@@ -181,7 +257,13 @@ def load_output_folder(out: str | Path) -> list[tuple[VideoItem, VideoResult]]:
                         fix="pass the --out folder of uvis segment (or the segment/ folder of a uvis run)")
     found = []
     for path in paths:
-        record = json.loads(path.read_text())
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError, RecursionError):
+            record = None
+        if not _well_formed(record):
+            raise UserError("damaged record of a finished video", path=path,
+                            fix="run uvis segment into this folder again: it redoes damaged videos")
         source = record.get("source")
         if not source:
             raise UserError("this record does not say where its frames are", path=path,

@@ -25,7 +25,7 @@ import torch
 from uvis.data import atomic, ytvis
 from uvis.data import masks as mask_utils
 from uvis.data.progress import progress as progress_reporter
-from uvis.data.video import Video, open_video, write_video
+from uvis.data.video import Video, open_video, with_next_frame, write_video
 from uvis.errors import UserError
 from uvis.track.tracker import Tracker, TrackerConfig
 from uvis.track.types import FrameDetections
@@ -38,6 +38,10 @@ class FramePredictor(Protocol):
     vocabulary: list[tuple[int, str]]
 
     def predict(self, frames: np.ndarray) -> list[FrameDetections]: ...
+
+
+# A predictor whose class attribute ``temporal`` is True (motion) also takes the frame after the batch,
+# ``predict(frames, next_frame)`` (None after the last batch), and ``start_video()`` before each video.
 
 
 @dataclass
@@ -238,8 +242,12 @@ class Segmenter:
         bar = progress_reporter(video.num_frames, f"segment {video.name}", "frame", enabled=progress, leave=False)
         try:
             with torch.inference_mode():
-                for batch in video.batches(batch_size, prefetch=True):
-                    dets = self.predictor.predict(batch)
+                # a temporal predictor (motion) also sees the frame after each batch
+                temporal = getattr(self.predictor, "temporal", False)
+                if temporal:
+                    self.predictor.start_video()
+                for batch, following in with_next_frame(video.batches(batch_size, prefetch=True)):
+                    dets = self.predictor.predict(batch, following) if temporal else self.predictor.predict(batch)
                     if len(dets) != len(batch):
                         raise RuntimeError(f"predictor returned {len(dets)} results for {len(batch)} frames")
                     for det in dets:

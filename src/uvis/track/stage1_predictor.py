@@ -1,10 +1,12 @@
-"""The training-free frame predictor (``uvis segment --model none``): MaskCut masks named by CLIP.
+"""The training-free frame predictor (``uvis segment --model none``): stage-1 masks, named by CLIP.
 
-Per frame: MaskCut on DINO keys proposes up to ``num_masks`` class-agnostic masks (score
-``1 - Ncut/2``); each mask crop is embedded by CLIP's image encoder. The CLIP image embedding is
-both the tracking embedding (appearance) and, against the prompt-ensembled CLIP text embeddings of
-the vocabulary, the class probabilities (softmax of ``logit_scale`` x cosine) — so any vocabulary
-works, which makes this path open-vocabulary by construction (``set_vocabulary``).
+Per frame, ``features`` picks the proposals: MaskCut on DINO keys (``"dino"``, up to ``num_masks``
+class-agnostic masks, score ``1 - Ncut/2``) or MotionCut on residual motion (``"motion"``, no weights; see
+``uvis.pseudo.motioncut``). With CLIP, each mask crop is embedded by CLIP's image encoder: the embedding is both
+the tracking embedding (appearance) and, against the prompt-ensembled CLIP text embeddings of the vocabulary,
+the class probabilities (softmax of ``logit_scale`` x cosine) — so any vocabulary works, which makes this path
+open-vocabulary by construction (``set_vocabulary``). Without CLIP (``clip=None``, the weights-free mode) every
+mask is an ``object`` and its tracking embedding is its colour histogram (``uvis.features.colour``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import numpy as np
 import torch
 
 from uvis.data import masks as mask_utils
-from uvis.features.dino import DinoFeatures
+from uvis.errors import UserError
+from uvis.features.colour import colour_embeddings
 from uvis.pseudo.clip_model import ClipConfig, ClipModel
 from uvis.pseudo.maskcut import MaskCut, MaskCutConfig
+from uvis.pseudo.motioncut import MotionCut, MotionCutConfig
 from uvis.pseudo.naming import NamingConfig, classify, embed_masks
 from uvis.pseudo.vocabulary import TEMPLATE_SETS, Vocabulary, class_embeddings
 from uvis.track.types import FrameDetections
@@ -29,10 +33,12 @@ from uvis.track.types import FrameDetections
 class Stage1Config:
     """Models and settings of the training-free path (defaults: those of ``uvis pseudo-label`` / ``uvis name``)."""
 
+    features: str = "dino"  # "dino" (MaskCut on DINO keys) or "motion" (MotionCut, no weights)
     backbone: str = "dino_vitb8"  # DINO ViT for MaskCut
     dino_weights: str | Path | None = None  # checkpoint file or folder (None: the usual weights lookup)
     maskcut: MaskCutConfig = field(default_factory=MaskCutConfig)
-    clip: ClipConfig = field(default_factory=ClipConfig)
+    motion: MotionCutConfig = field(default_factory=MotionCutConfig)
+    clip: ClipConfig | None = field(default_factory=ClipConfig)  # None: no naming, colour-histogram tracking
     naming: NamingConfig = field(default_factory=NamingConfig)
 
 
@@ -41,51 +47,86 @@ def load_clip(cfg: ClipConfig) -> ClipModel:
     return ClipModel.load(cfg)
 
 
-class Stage1FramePredictor:
-    """MaskCut + CLIP behind the ``FramePredictor`` interface (``predict``, ``vocabulary``)."""
+OBJECT = Vocabulary.from_names(["object"])  # the one class of the weights-free mode
 
-    def __init__(self, maskcut: MaskCut, clip: ClipModel, vocabulary: Vocabulary,
+
+class Stage1FramePredictor:
+    """Stage-1 masks (MaskCut or MotionCut) + CLIP (or colour) behind the ``FramePredictor`` interface
+    (``predict``, ``vocabulary``; ``temporal`` with MotionCut, which needs the frame after each batch)."""
+
+    def __init__(self, proposals: MaskCut | MotionCut, clip: ClipModel | None, vocabulary: Vocabulary,
                  naming: NamingConfig | None = None):
-        self.maskcut = maskcut
+        self.proposals = proposals
         self.clip = clip
+        self.temporal = isinstance(proposals, MotionCut)
         self.naming = naming or NamingConfig()
         self._templates = TEMPLATE_SETS[self.naming.templates]
-        self._set(vocabulary)
+        # {"dino": {"file", "sha256"}, "clip": {...}} when known: `uvis segment` records it per video
+        self.weights_id: dict[str, dict[str, str]] | None = None
+        self._set(vocabulary if clip is not None else OBJECT)
 
     @classmethod
     def create(cls, vocabulary: Vocabulary, config: Stage1Config | None = None,
                device: str | None = None) -> Stage1FramePredictor:
         cfg = config or Stage1Config()
-        features = DinoFeatures(cfg.backbone, cfg.dino_weights, device)
-        clip_cfg = cfg.clip if device is None else replace(cfg.clip, device=device)
-        return cls(MaskCut(features, cfg.maskcut), load_clip(clip_cfg), vocabulary, cfg.naming)
+        proposals: MaskCut | MotionCut
+        if cfg.features == "motion":
+            proposals = MotionCut(cfg.motion)
+        elif cfg.features == "dino":
+            from uvis.features.dino import DinoFeatures
+
+            proposals = MaskCut(DinoFeatures(cfg.backbone, cfg.dino_weights, device), cfg.maskcut)
+        else:
+            raise UserError(f"unknown stage-1 features '{cfg.features}'", fix="use dino or motion")
+        clip = None
+        if cfg.clip is not None:
+            clip = load_clip(cfg.clip if device is None else replace(cfg.clip, device=device))
+        return cls(proposals, clip, vocabulary, cfg.naming)
 
     def _set(self, vocabulary: Vocabulary) -> None:
         self.vocab = vocabulary
         self.vocabulary = list(zip(vocabulary.ids, vocabulary.names, strict=True))
-        self.class_embeddings = class_embeddings(self.clip, vocabulary, self._templates,
-                                                 cache_dir=self.naming.text_cache_dir)
+        self.class_embeddings = None if self.clip is None else \
+            class_embeddings(self.clip, vocabulary, self._templates, cache_dir=self.naming.text_cache_dir)
 
     def set_vocabulary(self, names: Sequence[str]) -> None:
-        """Name objects with these classes instead (ids 1..N in order)."""
+        """Name objects with these classes instead (ids 1..N in order); needs CLIP."""
+        if self.clip is None:
+            raise UserError("class names need CLIP, and this predictor runs without it (weights-free mode)",
+                            fix="drop the class names, or give the CLIP weights")
         self._set(Vocabulary.from_names(list(names)))
 
-    def predict(self, frames: np.ndarray) -> list[FrameDetections]:
-        per_frame = self.maskcut(frames)
-        masks = [[mask_utils.decode(fm.rle) for fm in fms] for fms in per_frame]
-        chunks = list(embed_masks(self.clip, zip(frames, masks, strict=True), self.naming))
-        emb = torch.cat(chunks) if chunks else torch.zeros(0, self.clip.embed_dim)
-        probs = classify(emb, self.class_embeddings, self.clip.logit_scale) if len(emb) else \
-            torch.zeros(0, len(self.vocabulary))
+    def start_video(self) -> None:
+        """A new video begins (MotionCut forgets the previous frame)."""
+        if isinstance(self.proposals, MotionCut):
+            self.proposals.start_video()
+
+    def predict(self, frames: np.ndarray, next_frame: np.ndarray | None = None) -> list[FrameDetections]:
+        if isinstance(self.proposals, MotionCut):
+            pairs = self.proposals.masks(frames, next_frame)
+            masks = [[m for m, _ in fm] for fm in pairs]
+            scores = [[s for _, s in fm] for fm in pairs]
+        else:
+            per_frame = self.proposals(frames)
+            masks = [[mask_utils.decode(fm.rle).astype(bool) for fm in fms] for fms in per_frame]
+            scores = [[fm.score for fm in fms] for fms in per_frame]
+        if self.clip is not None:
+            chunks = list(embed_masks(self.clip, zip(frames, masks, strict=True), self.naming))
+            emb = torch.cat(chunks) if chunks else torch.zeros(0, self.clip.embed_dim)
+            probs = classify(emb, self.class_embeddings, self.clip.logit_scale) if len(emb) else \
+                torch.zeros(0, len(self.vocabulary))
+        else:
+            emb = torch.cat([colour_embeddings(f, ms) for f, ms in zip(frames, masks, strict=True)])
+            probs = torch.ones(len(emb), 1)
         h, w = frames.shape[1:3]
         out: list[FrameDetections] = []
         start = 0
-        for fms, ms in zip(per_frame, masks, strict=True):
+        for ss, ms in zip(scores, masks, strict=True):
             n = len(ms)
             out.append(FrameDetections(
                 embeddings=emb[start:start + n],
                 class_probs=probs[start:start + n],
-                scores=torch.tensor([fm.score for fm in fms], dtype=torch.float32),
+                scores=torch.tensor(ss, dtype=torch.float32),
                 masks=torch.from_numpy(np.stack(ms)) if n else torch.zeros(0, h, w, dtype=torch.bool),
             ))
             start += n

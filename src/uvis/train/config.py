@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from uvis.data.validate import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, finite_number
+from uvis.data.workers import max_workers
+from uvis.errors import UserError
 from uvis.model.config import ModelConfig
 from uvis.model.loss import LossConfig
+
+if TYPE_CHECKING:
+    from uvis.features.weights import Need
 
 
 @dataclass
@@ -62,6 +68,19 @@ class TrainConfig:
     log_every: int = 20
     clip_distill: bool = True
 
+    def weights_needed(self) -> list[Need]:
+        """The pretrained file the model's backbone is initialised from (none with ``init="random"``)."""
+        if self.init != "dino":
+            return []
+        from uvis.features.dino import resnet50_need, vit_need
+        from uvis.model.backbone import VITS
+
+        name = self.model.backbone
+        if name in VITS:  # a DINO ViT (the test-size one has no file: its loader says so)
+            return [vit_need(name, self.backbone_weights, "--backbone-weights", "the model's backbone initialisation")
+                    ] if VITS[name][4] is not None else []
+        return [resnet50_need(self.backbone_weights)]
+
     @staticmethod
     def preset_config(name: str, num_classes: int = 1, **overrides: Any) -> TrainConfig:
         """``default`` (R-50, 360x640 crops) or ``tiny`` (test model, 64x96 crops, random init, few steps)."""
@@ -79,6 +98,26 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def check(self) -> None:
+        """One-line errors for settings no run can train with (before any data or model is loaded): ``lr``
+        inf, a NaN loss weight, crops of 0x0 ... Also bounds ``num_workers`` by this machine's CPUs."""
+        where = f"{self.out}/config.json" if self.out else None
+        for name, value, allowed in (
+            ("lr", self.lr, POSITIVE), ("steps", self.steps, AT_LEAST_ONE), ("batch_size", self.batch_size, AT_LEAST_ONE),
+            ("checkpoint_every", self.checkpoint_every, AT_LEAST_ONE), ("log_every", self.log_every, AT_LEAST_ONE),
+            ("weight_decay", self.weight_decay, NON_NEGATIVE), ("clip_grad", self.clip_grad, NON_NEGATIVE),
+            ("warmup_steps", self.warmup_steps, NON_NEGATIVE), ("num_workers", self.num_workers, NON_NEGATIVE),
+            ("loss.clip_weight", self.loss.clip_weight, NON_NEGATIVE),
+        ):
+            finite_number(value, name, path=where, allowed=allowed,
+                          fix=f"set {name} to a number {allowed.describe()} (flag --{name.split('.')[-1].replace('_', '-')})")
+        size = self.image_size
+        if not (isinstance(size, (tuple, list)) and len(size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 8192 for v in size)):
+            raise UserError(f"image_size {list(size) if isinstance(size, tuple) else size!r} is not [height, width] "
+                            "of 32..8192 pixels", path=where, fix="set image_size to e.g. [360, 640] (--image-size 360x640)")
+        self.num_workers = min(int(self.num_workers), max_workers())
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> TrainConfig:

@@ -25,16 +25,18 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from uvis import distributed
 from uvis.data import atomic
 from uvis.data.progress import progress as progress_reporter
+from uvis.data.workers import end_with_parent
 from uvis.errors import UserError
 from uvis.features.dino import autocast_dtype
 from uvis.features.dino import pick_device as check_device
+from uvis.features.weights import check_needs
 from uvis.model.loss import SetCriterion
 from uvis.model.model import build_model
 from uvis.pseudo.format import PseudoLabels, load_pseudo_labels
 from uvis.pseudo.name_labels import embeddings_path, load_embeddings
-from uvis.train import distributed
 from uvis.train.config import TrainConfig
 from uvis.train.dataset import FrameDataset, StepBatchSampler, collate, resolve_frame_paths, vocabulary_of
 
@@ -114,8 +116,10 @@ def _step_boundary_interrupts(active: bool) -> Iterator[Callable[[], bool]]:
 
 def _ignore_ctrl_c(worker_id: int) -> None:
     """Data-loader workers leave Ctrl-C to the training process, which finishes its step and checkpoints; a
-    worker killed by it (the default where workers are spawned, not forked) would break that step's batch."""
+    worker killed by it (the default where workers are spawned, not forked) would break that step's batch.
+    A worker also ends with the training process, however that ends (even SIGKILL): no orphans."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    end_with_parent()
 
 
 def _rng_state() -> dict[str, Any]:
@@ -197,9 +201,11 @@ class Trainer:
                             fix="pass --resume to continue it, or a new --out")
         else:
             config.model.clip_dim = None  # a new run takes it from the embeddings file, if any
+        config.check()  # numbers (a stored config.json may have been edited) before any data or model is loaded
         if config.amp not in ("auto", "bf16", "fp16", "off"):
             raise UserError(f"unknown amp mode '{config.amp}'", fix="use auto, bf16, fp16 or off")
         self.config, self.out, self.progress = config, out, progress
+        check_needs(config.weights_needed())  # the backbone's weights file, before the data is read
         probe = pick_device(config.device)
         self.dist = distributed.init_from_env(probe.type)
         self.device = pick_device(config.device, self.dist.local_rank, distributed_run=self.dist.enabled)

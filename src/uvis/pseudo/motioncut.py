@@ -1,0 +1,232 @@
+"""MotionCut: class-agnostic object masks from residual motion alone (``--features motion``, no weights).
+
+Per frame, with the residual motion of ``uvis.features.motion`` (camera motion removed):
+
+1. **Graph.** One node per patch of the working-size frame; each node's feature is its forward and backward
+   residual vectors and its saliency (the smaller residual magnitude), divided by the frame's 95th-percentile
+   patch saliency so the graph does not depend on how fast things move. Affinity is a Gaussian kernel of the
+   feature distance (``sigma``), plus ``eps``. MaskCut's binarised cosine graph suits DINO keys, not motion:
+   on motion features it joins everything that moves a little.
+2. **Cut.** The second generalised eigenvector, by MaskCut's own solver (``maskcut.second_eigenvector``),
+   split at its mean.
+3. **Orientation.** The side with the larger mean saliency is the object, unless it covers more than half of
+   the frame's border patches (a camera model fitted to a frame-filling object makes the background "move";
+   the border belongs to the background).
+4. **Test.** The object must move: its mean saliency at least ``min_motion`` working pixels and at least
+   ``min_contrast`` times that of the rest. Otherwise the frame has no (more) moving object, and no mask is
+   made: static shots and a camera that only pans or zooms give none.
+5. **Pixels.** Inside the cut region grown by ``grow`` patches, the pixels whose saliency exceeds
+   ``pixel_threshold`` x the frame's 99.5th-percentile saliency (and ``min_motion``). This follows the flow's
+   own boundaries instead of the patch grid. ``refine="grabcut"`` adds OpenCV's GrabCut colour model on top
+   (measured worse on DAVIS: ``benchmarks/motion_davis.py``).
+6. **More objects.** Up to ``num_masks`` cuts: the found patches are painted out of the graph (eps edges
+   only, as MaskCut does) and the next cut looks for another moving region; masks are disjoint.
+
+Score: ``(1 - Ncut/2) x (1 - 1/contrast)``: near 1 for a region that is both well separated in the graph and
+moving far more than its surroundings, near 0 for a weak or arbitrary split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from uvis.data import masks as mask_utils
+from uvis.errors import UserError
+from uvis.features.motion import FrameMotion, MotionConfig, MotionStream, require_cv2
+from uvis.pseudo.maskcut import FrameMask, ncut_score, second_eigenvector
+
+REFINEMENTS = ("none", "grabcut")
+
+
+@dataclass(frozen=True)
+class MotionCutConfig:
+    """Settings of the motion cut (defaults chosen on the 10 DAVIS-2016 sequences, ``benchmarks/motion_davis.py``)."""
+
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    num_masks: int = 1  # cuts per frame
+    sigma: float = 0.5  # Gaussian kernel width on the normalised motion features
+    eps: float = 1e-5  # affinity floor (and the weight of painted-out patches' edges)
+    min_contrast: float = 1.5  # object saliency / rest saliency below this: no moving object
+    min_motion: float = 0.5  # working-size pixels per frame: slower residual motion is noise
+    pixel_threshold: float = 0.4  # x the frame's 99.5th-percentile saliency
+    grow: int = 12  # patches the cut region is grown by before the pixel threshold
+    min_area_frac: float = 0.001  # connected pieces smaller than this fraction of the frame are dropped
+    border_rule: bool = True  # the side holding most of the border is the background
+    refine: str = "none"  # "none" or "grabcut"
+
+    def __post_init__(self) -> None:
+        if self.refine not in REFINEMENTS:
+            raise UserError(f"unknown refinement '{self.refine}'", fix=f"use one of {', '.join(REFINEMENTS)}")
+        if self.num_masks < 1:
+            raise UserError(f"num_masks {self.num_masks}", fix="use --num-masks >= 1")
+        for name in ("sigma", "min_contrast", "pixel_threshold"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"motion cut {name} {getattr(self, name)}", fix=f"use a positive {name}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MotionMask:
+    """One mask at the working size."""
+
+    mask: np.ndarray  # [h, w] bool
+    score: float
+    contrast: float
+
+
+def motion_affinity(motion: FrameMotion, sigma: float, eps: float) -> torch.Tensor:
+    """[n, n] Gaussian affinity of the patches' normalised residual features (n = gh * gw)."""
+    scale = max(float(np.percentile(motion.patch_saliency, 95)), 0.5)
+    feats = np.concatenate([motion.vectors, motion.patch_saliency[..., None]], -1).reshape(-1, 5) / scale
+    f = torch.from_numpy(feats.astype(np.float64))
+    d2 = torch.cdist(f, f).square()
+    return (torch.exp(-d2 / sigma**2) + eps).float()
+
+
+def _border(grid: tuple[int, int]) -> np.ndarray:
+    b = np.zeros(grid, bool)
+    b[0] = b[-1] = b[:, 0] = b[:, -1] = True
+    return b.ravel()
+
+
+def _pieces(mask: np.ndarray, min_pixels: int) -> np.ndarray:
+    """``mask`` without its connected pieces smaller than ``min_pixels``."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return mask
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    keep = sizes >= min_pixels
+    keep[0] = False
+    return keep[labels]
+
+
+def grabcut(frame: np.ndarray, mask: np.ndarray, iterations: int = 3) -> np.ndarray:
+    """GrabCut of ``frame`` (RGB uint8) started from ``mask``, inside the mask's box grown by 25%."""
+    cv2 = require_cv2()
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    my, mx = (ys.max() - ys.min()) // 4 + 4, (xs.max() - xs.min()) // 4 + 4
+    y0, y1, x0, x1 = max(0, ys.min() - my), min(h, ys.max() + my + 1), max(0, xs.min() - mx), min(w, xs.max() + mx + 1)
+    labels = np.where(mask[y0:y1, x0:x1], cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    models = np.zeros((1, 65)), np.zeros((1, 65))
+    try:
+        cv2.grabCut(np.ascontiguousarray(frame[y0:y1, x0:x1, ::-1]), labels, None, *models, iterations,
+                    cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return mask
+    out = np.zeros_like(mask)
+    out[y0:y1, x0:x1] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    return out
+
+
+def motion_cut(motion: FrameMotion, config: MotionCutConfig = MotionCutConfig()) -> list[MotionMask]:
+    """The moving objects of one frame, as disjoint working-size masks (none when nothing moves)."""
+    cv2 = require_cv2()
+    sal = motion.patch_saliency
+    grid = sal.shape
+    n = sal.size
+    if n < 4:
+        return []
+    s = sal.ravel().astype(np.float64)
+    border = _border(grid)
+    affinity = motion_affinity(motion, config.sigma, config.eps)
+    pixel = motion.saliency
+    pixel_floor = max(config.pixel_threshold * float(np.percentile(pixel, 99.5)), config.min_motion)
+    h, w = motion.size
+    p = motion.saliency.shape[0] // grid[0]
+    painted = np.zeros(n, bool)
+    taken = np.zeros((h, w), bool)
+    out: list[MotionMask] = []
+    for _ in range(config.num_masks):
+        free = ~painted
+        if free.sum() < 4:
+            break
+        a = affinity
+        if painted.any():
+            cut_out = torch.from_numpy(painted)
+            a = affinity.masked_fill(cut_out[:, None] | cut_out[None, :], config.eps)
+        vec = second_eigenvector(a[None])[0].numpy()
+        part = vec > vec[free].mean()
+        part &= free
+        rest = free & ~part
+        if not part.any() or not rest.any():
+            break
+        fg = part if s[part].mean() >= s[rest].mean() else rest
+        if config.border_rule and (fg & border).sum() > 0.5 * (free & border).sum():
+            fg = free & ~fg
+        bg = free & ~fg
+        if not fg.any() or not bg.any():
+            break
+        fg_motion, bg_motion = s[fg].mean(), s[bg].mean()
+        contrast = fg_motion / max(bg_motion, 1e-6)
+        if fg_motion < config.min_motion or contrast < config.min_contrast:
+            break
+        painted |= fg
+        region = fg.reshape(grid).astype(np.uint8)
+        if config.grow:  # on the patch grid: cheap, and the same as growing the upsampled region
+            region = cv2.dilate(region, np.ones((2 * config.grow + 1,) * 2, np.uint8))
+        gate = cv2.resize(region, (grid[1] * p, grid[0] * p), interpolation=cv2.INTER_NEAREST)
+        gate = np.pad(gate, ((0, h - gate.shape[0]), (0, w - gate.shape[1])), mode="edge") > 0
+        mask = gate & (pixel > pixel_floor) & ~taken
+        mask = _pieces(mask, max(1, int(config.min_area_frac * h * w)))
+        if config.refine == "grabcut" and mask.any():
+            mask = grabcut(motion.frame, mask) & ~taken
+        if not mask.any():
+            continue
+        taken |= mask
+        score = float(ncut_score(a[None], torch.from_numpy(fg)[None])[0]) * (1 - 1 / contrast)
+        out.append(MotionMask(mask=mask, score=round(float(score), 6), contrast=float(contrast)))
+    return out
+
+
+def to_frame_size(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A working-size mask at the frame's (height, width), nearest-neighbour."""
+    cv2 = require_cv2()
+    if mask.shape == size:
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST) > 0
+
+
+class MotionCut:
+    """Frames -> per-frame masks of what moves against the camera's motion (a temporal frame labeller).
+
+    Call it on a video's batches in order with the frame that follows each batch (``uvis.data.video.
+    with_next_frame``), after ``start_video()``. ``frames_without_motion`` counts, per video, the frames where
+    nothing moved.
+    """
+
+    temporal = True
+
+    def __init__(self, config: MotionCutConfig = MotionCutConfig()):
+        require_cv2()
+        self.config = config
+        self.stream = MotionStream(config.motion)
+        self.frames_without_motion = 0
+
+    def start_video(self) -> None:
+        self.stream.reset()
+        self.frames_without_motion = 0
+
+    def masks(self, frames: np.ndarray, next_frame: np.ndarray | None) -> list[list[tuple[np.ndarray, float]]]:
+        """Per frame, its (frame-size bool mask, score) pairs."""
+        size = tuple(frames.shape[1:3])
+        out = []
+        for motion in self.stream(frames, next_frame):
+            found = motion_cut(motion, self.config)
+            self.frames_without_motion += not found
+            out.append([(to_frame_size(m.mask, size), m.score) for m in found])
+        return out
+
+    def __call__(self, frames: np.ndarray, next_frame: np.ndarray | None = None) -> list[list[FrameMask]]:
+        per_frame = self.masks(frames, next_frame)
+        flat = [m for masks in per_frame for m, _ in masks]
+        rles = iter(mask_utils.encode_many(np.stack(flat)) if flat else [])
+        return [[FrameMask(next(rles), score) for _, score in masks] for masks in per_frame]
