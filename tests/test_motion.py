@@ -206,3 +206,24 @@ def test_segment_motion_with_classes_needs_clip(tmp_path, capsys):
                  "--out", str(tmp_path / "seg"), "--no-progress"])
     assert code == 2
     assert "CLIP" in capsys.readouterr().err
+
+
+def test_weights_free_segment_says_no_dino_estimate_and_keeps_one_class(tmp_path, capsys):
+    """Motion features run no DINO (no CPU time estimate) and, without CLIP weights, name everything 'object'
+    (not the starting vocabulary); off a terminal the progress still comes as log lines."""
+    from uvis.cli.main import main
+
+    frames, _ = camera_scene(8)
+    video = tmp_path / "clip.mp4"
+    write_video(video, list(frames), fps=10)
+    out = tmp_path / "seg"
+    assert main(["segment", str(video), "--model", "none", "--features", "motion", "--device", "cpu",
+                 "--out", str(out), "--no-png"]) == 0
+    captured = capsys.readouterr()
+    assert "for DINO alone" not in captured.err and "starting vocabulary" not in captured.err
+    assert "segment clip: done, 8 frames in" in captured.err  # the per-frame log line
+    assert "videos: done, 1 video in" in captured.err
+    record = json.loads(next((out / "videos").glob("*.json")).read_text())
+    assert record["settings"]["classes"] == ["object"]
+    assert {r["track_id"] for r in json.loads((out / "results.json").read_text())} == \
+        {t["track_id"] for t in record["tracks"]}

@@ -50,6 +50,6 @@ def test_report_explains_rows_training_and_contact_sheet(tmp_path):
     assert "| 1 | clip_a | 0, 5, 9 | 2 |" in md and "| 2 | clip_b | 0 | - |" in md
     with Image.open(tmp_path / "contact_sheet.png") as im:
         sheet = np.asarray(im)
-    # two rows of three 240x120 cells: the second video's missing frames are white, not the next video's
-    assert sheet.shape[:2] == (2 * 120 + 2, 3 * 240 + 2 * 2)
-    assert (sheet[-60, 300] == 255).all() and (sheet[-60, 100] == 7).all()
+    # two rows of three 400x200 cells, 4 px apart: the second video's missing frames are white, not the next video's
+    assert sheet.shape[:2] == (2 * 200 + 4, 3 * 400 + 2 * 4)
+    assert (sheet[-60, 500] == 255).all() and (sheet[-60, 100] == 7).all()

@@ -8,6 +8,7 @@ at frame size, CLIP embeddings and class probabilities per mask, vocabulary hand
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,11 +68,27 @@ def test_open_vocabulary_classes(setup, tmp_path):
     assert {r["category_id"] for r in results} <= {1, 2}
 
 
-def test_frame_folder_without_classes_is_a_user_error(setup, tmp_path, capsys):
+def test_frame_folder_without_classes_uses_the_starting_vocabulary(setup, tmp_path, capsys):
+    """A plain folder has no categories: --model none names with configs/videos.toml's vocabulary and says so."""
+    import tomllib
+
+    from uvis.pseudo.vocabulary import STARTING_VOCABULARY
+
     root, common = setup
     folder = root / "JPEGImages" / "synth_0000"
-    assert main(["segment", str(folder), "--model", "none", "--out", str(tmp_path / "o"), *common]) == 2
-    assert "needs a vocabulary" in capsys.readouterr().err
+    out = tmp_path / "o"
+    # with progress on (logged: not a terminal), which also prints the CPU time estimate
+    assert main(["segment", str(folder), "--model", "none", "--out", str(out),
+                 *[a for a in common if a != "--no-progress"]]) == 0
+    err = capsys.readouterr().err
+    assert "segment synth_0000: done, 5 frames in" in err
+    assert "no --classes given: naming objects with the starting vocabulary of configs/videos.toml" in err
+    assert json.loads((out / "summary.json").read_text())["vocabulary"] == list(STARTING_VOCABULARY)
+    # one vocabulary: the file users edit and the default are the same list
+    shipped = tomllib.loads((Path(__file__).resolve().parents[1] / "configs" / "videos.toml").read_text())
+    assert tuple(shipped["vocabulary"]["names"]) == STARTING_VOCABULARY
+    # on the CPU the command says what the backbone will cost
+    assert "note: on the CPU, tiny at 32 px takes about" in err
 
 
 def test_predict_interface(setup, tmp_path):
@@ -97,7 +114,6 @@ def test_predict_interface(setup, tmp_path):
 def test_real_frames_smoke(setup, tmp_path):
     """Real JPEG frames (480x360) through `uvis segment --model none` with the tiny random models:
     frame-size masks, id PNGs and an overlay video come out for every frame."""
-    from pathlib import Path
 
     from PIL import Image
 

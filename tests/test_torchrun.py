@@ -140,7 +140,7 @@ def test_pseudo_label_and_name_under_torchrun_equal_one_process(inputs, tmp_path
     # uvis name on the same pseudo-labels: byte for byte (naming records no timings of its own)
     pseudo = one_out / "pseudo_labels.json"
     name = ["name", pseudo, "--data", inputs["data"], "--out", "named/named.json", "--classes", "a,b,c",
-            "--templates", "single", "--device", "cpu", "--clip-weights", inputs["clip"]]
+            "--templates", "single", "--device", "cpu", "--clip-weights", str(inputs["clip"])]
     monkeypatch.setattr(ClipModel, "load", tiny_clip_loader(inputs["clip"]))  # the file the jobs load
     with one_process(tmp_path / "one"):
         assert uvis(name) == 0
@@ -158,7 +158,8 @@ def test_pseudo_label_and_name_under_torchrun_equal_one_process(inputs, tmp_path
 @pytest.mark.slow
 def test_segment_under_torchrun_equals_one_process(inputs, tmp_path, monkeypatch):
     args = ["segment", inputs["data"], "--model", "none", "--dino-weights", inputs["weights"], *TINY_DINO,
-            "--classes", "a,b", "--batch-size", "2", "--out", "seg", "--no-progress", "--clip-weights", inputs["clip"]]
+            "--classes", "a,b", "--batch-size", "2", "--out", "seg", "--no-progress",
+            "--clip-weights", str(inputs["clip"])]
     monkeypatch.setattr(ClipModel, "load", tiny_clip_loader(inputs["clip"]))  # the file the jobs load
     with one_process(tmp_path / "one"):
         assert uvis(args) == 0
@@ -166,8 +167,8 @@ def test_segment_under_torchrun_equals_one_process(inputs, tmp_path, monkeypatch
                    UVIS_TEST_TINY_CLIP=str(inputs["clip"]))
     assert two.returncode == 0, two.stderr
     assert "on 2 processes" in two.stdout and two.stdout.count("segmented 3 video(s)") == 1
-    # one progress bar for the job (rank 0's), counting both processes' videos
-    assert two.stderr.count("videos:   0%") == 1 and "| 3/3 [" in two.stderr, two.stderr
+    # one progress display for the job (rank 0's), counting both processes' videos: off a terminal, log lines
+    assert two.stderr.count("videos: done, 3 videos in") == 1 and "videos:   0%" not in two.stderr, two.stderr
     one_out, two_out = tmp_path / "one" / "seg", tmp_path / "two" / "seg"
     assert files(one_out) == files(two_out)
     for name in files(one_out):
@@ -185,7 +186,7 @@ def test_run_under_torchrun(inputs, tmp_path, monkeypatch):
     batches, so its weights differ from one process's); evaluation and the report come from rank 0."""
     args = ["run", inputs["data"], "--out", "run", "--weights", inputs["weights"], "--backbone", "tiny",
             "--num-masks", "2", "--templates", "single", "--preset", "tiny", "--steps", "2", "--image-size", "32x32",
-            "--device", "cpu", "--no-progress", "--clip-weights", inputs["clip"]]
+            "--device", "cpu", "--no-progress", "--clip-weights", str(inputs["clip"])]
     monkeypatch.setattr(ClipModel, "load", tiny_clip_loader(inputs["clip"]))  # the file the jobs load
     with one_process(tmp_path / "one"):
         assert uvis(args) == 0
@@ -316,3 +317,32 @@ def test_a_barrier_passes_once_everyone_arrives_and_the_job_bar_counts_every_pro
     zero.barrier()
     other.join(timeout=5)
     assert not other.is_alive()
+
+
+def test_the_job_progress_off_a_terminal_is_rank_0s_log_lines_counting_every_process(capsys, monkeypatch):
+    """``Group.progress`` is ``uvis.data.progress`` on rank 0: in a log, timed lines with the job's count."""
+    import time
+
+    monkeypatch.setenv("UVIS_PROGRESS_INTERVAL", "0.001")
+    zero, one = _pair({})
+    bar0 = zero.progress(total=5, desc="segment", unit="frame")
+    bar1 = one.progress(total=5, desc="segment", unit="frame")
+    bar1.update(3)  # rank 1's frames reach rank 0's display with its own next update
+    time.sleep(0.01)  # past the interval
+    bar0.update(2)
+    bar0.refresh_job()
+    assert bar0.bar.n == 5
+    bar0.bar.close()
+    bar1.bar.close()
+    err = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("segment: 5/5 frames (100%)") for line in err), err
+    assert err[-1].startswith("segment: done, 5 frames in"), err
+    assert all(line.startswith("segment: ") for line in err) and len([e for e in err if "done" in e]) == 1, err
+
+
+def test_no_progress_silences_the_job_display(capsys):
+    zero, one = _pair({})
+    bar0 = zero.progress(total=2, desc="naming", unit="mask", disable=True)
+    bar0.update(2)
+    bar0.bar.close()
+    assert capsys.readouterr().err == ""

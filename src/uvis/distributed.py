@@ -13,7 +13,8 @@ training see of the job:
   line naming its rank, the video it was on and the reason;
 - ``task(what)``: names the video in flight, for the error line of a failure inside it (any failure of a process
   is recorded for the others to report, by ``job()``);
-- ``progress(...)``: one progress bar for the whole job, on rank 0, counting every process's frames;
+- ``progress(...)``: one progress display for the whole job, on rank 0, counting every process's frames (a bar on
+  a terminal, a log line at a fixed interval otherwise: ``uvis.data.progress``);
 - ``broadcast`` / ``gather``: rank 0's value to all, everyone's values to all (torch's object collectives);
 - ``check_shared(folder)``: every process sees the same output folder (several machines need a shared one).
 
@@ -377,14 +378,14 @@ class Group:
 
 
 class JobProgress:
-    """A tqdm bar on rank 0 whose count is the whole job's; other processes only add to that count."""
+    """The job's one progress display, on rank 0 (``uvis.data.progress``: a tqdm bar on a terminal, timed log
+    lines otherwise), whose count is the whole job's; other processes only add to that count."""
 
     def __init__(self, group: Group, key: str, *, total: int | None, desc: str, unit: str, disable: bool):
-        from tqdm import tqdm
+        from uvis.data.progress import progress
 
         self.group, self.key = group, key
-        show = not disable and group.is_main
-        self.bar = tqdm(total=total, unit=unit, desc=desc, disable=not show, dynamic_ncols=True)
+        self.bar = progress(total, desc, unit, enabled=not disable and group.is_main)
 
     def __enter__(self) -> JobProgress:
         return self
@@ -392,7 +393,7 @@ class JobProgress:
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         try:
             if exc_type is None:
-                self.group.barrier(self)  # everyone finished: the bar reaches the job's total
+                self.group.barrier(self)  # everyone finished: the display reaches the job's total
                 self.refresh_job()
         finally:
             self.bar.close()
@@ -408,10 +409,12 @@ class JobProgress:
             self.refresh_job()
 
     def refresh_job(self) -> None:
+        """Rank 0: bring the display to the job's count (every process's work so far)."""
         g = self.group
-        if g.enabled and g.is_main and not self.bar.disable:
-            self.bar.n = g._count(self.key)
-            self.bar.refresh()
+        if g.enabled and g.is_main:
+            behind = g._count(self.key) - self.bar.n
+            if behind > 0:
+                self.bar.update(behind)
 
     def set_postfix_str(self, text: str) -> None:
         self.bar.set_postfix_str(text)

@@ -43,6 +43,7 @@ class RunConfig:
     data: str
     out: str
     frames: str | None = None
+    fps: float | None = None  # frame rate of frame folders (overlays); None: the dataset's own, else 30
     classes: list[str] | None = None  # vocabulary; None: --config file, else the dataset's categories
     device: str | None = None
     progress: bool = True
@@ -158,7 +159,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 # RunConfig field -> its ``uvis run`` flag (fields missing here have no flag: Python API only)
 _FLAGS: dict[str, str] = {
-    "frames": "--frames", "device": "--device", "features": "--features", "backbone": "--backbone", "dino_weights": "--weights",
+    "frames": "--frames", "fps": "--fps", "device": "--device", "features": "--features", "backbone": "--backbone",
+    "dino_weights": "--weights",
     "num_masks": "--num-masks", "solver": "--solver", "clip_model": "--clip-model", "clip_weights": "--clip-weights",
     "templates": "--templates", "train_preset": "--preset", "train_steps": "--steps",
     "train_batch_size": "--batch-size", "backbone_weights": "--backbone-weights",
@@ -331,7 +333,8 @@ class Pipeline:
         self.log = log if self.group.is_main else _silent
         self.weight_files: dict[str, Path] = {}  # role -> the file used (set by ``run``'s check)
         self.weights: dict[str, dict[str, str]] = {}  # role -> {"file", "sha256"}, recorded by each step
-        self.collection: Collection = discover(config.data, frames=config.frames, accept_truncated=config.accept_truncated)
+        self.collection: Collection = discover(config.data, frames=config.frames, fps=config.fps,
+                                               accept_truncated=config.accept_truncated)
         self.out = Path(config.out)
         for name in config.ablations:
             if name not in ABLATIONS:

@@ -14,6 +14,8 @@ from PIL import Image
 from uvis.data import atomic
 from uvis.data.overlay import contact_sheet
 
+THUMB_WIDTH = 400  # contact-sheet frames: wide enough for labels of 14 px on 16:9 video
+
 STAT_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 
 # What each row of the metrics table means, so a reader does not have to know the pipeline's internals.
@@ -87,7 +89,7 @@ def _row_meanings(names: list[str]) -> list[str]:
     return [f"- *{k}*: {v}." for k, v in seen.items()]
 
 
-def _row_sheet(rows: list[OverlayRow], thumb_width: int = 240, gap: int = 2) -> np.ndarray:
+def _row_sheet(rows: list[OverlayRow], thumb_width: int = THUMB_WIDTH, gap: int = 4) -> np.ndarray:
     """One row per video; a video with fewer sample frames leaves its last cells white."""
     cols = max(len(r.frames) for r in rows)
     tiles: list[np.ndarray] = []
@@ -97,17 +99,27 @@ def _row_sheet(rows: list[OverlayRow], thumb_width: int = 240, gap: int = 2) -> 
     return contact_sheet(tiles, cols=cols, thumb_width=thumb_width, gap=gap)
 
 
+PLOT_SIZE, PLOT_DPI = (8.0, 4.5), 120  # 960x540 px, with text of 12-14 pt: readable on any screen
+
+
+def _style(ax, title: str, xlabel: str | None, ylabel: str) -> None:  # noqa: ANN001 (matplotlib Axes)
+    ax.set_title(title, fontsize=14)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=12)
+    ax.set_ylabel(ylabel, fontsize=12)
+    ax.tick_params(labelsize=11)
+    ax.grid(alpha=0.3)
+
+
 def _line_plot(path: Path, xs: list[float], ys: list[float], title: str, xlabel: str, ylabel: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.5, 3.0), dpi=80)
+    fig, ax = plt.subplots(figsize=PLOT_SIZE, dpi=PLOT_DPI)
     ax.plot(xs, ys, color="#3b75af", marker="." if len(xs) < 30 else None)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=8)
+    _style(ax, title, xlabel, ylabel)
     fig.tight_layout()
     atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
@@ -123,11 +135,11 @@ def _bar_plot(path: Path, labels: list[str], values: list[float], title: str, yl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(labels) + 1.5), 3.0), dpi=80)
+    fig, ax = plt.subplots(figsize=(max(PLOT_SIZE[0], 0.4 * len(labels) + 2.0), PLOT_SIZE[1]), dpi=PLOT_DPI)
     ax.bar(range(len(values)), values, color="#3b75af")
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
-    ax.set_title(title, fontsize=9)
-    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 8 else 0,
+                  ha="right" if len(labels) > 8 else "center")
+    _style(ax, title, None, ylabel)
     fig.tight_layout()
     atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
@@ -208,31 +220,23 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
     return path
 
 
-def _overlay_samples(overlay_dir: Path, videos: int = 4, per_video: int = 3,
-                     tracks: dict[str, int] | None = None) -> list[OverlayRow]:
-    """First, middle and last frame of the first few overlay videos, one row per video."""
-    from uvis.data.video import open_video
+def overlay_samples(collection, segment_dir: Path, videos: int = 4, per_video: int = 3,  # noqa: ANN001
+                    thumb_width: int = THUMB_WIDTH) -> list[OverlayRow]:
+    """First, middle and last frame of the first few finished videos, one row per video, drawn at the
+    thumbnail's size so that their labels stay readable in the contact sheet."""
+    from uvis.track.collection import finished_results
 
     rows: list[OverlayRow] = []
-    for path in sorted(overlay_dir.glob("*.mp4"))[:videos]:
-        video = open_video(path)
-        wanted = {0, video.num_frames // 2, video.num_frames - 1} if per_video >= 3 else {0}
-        row = OverlayRow(video=path.stem, frames=[], frame_indices=[], tracks=(tracks or {}).get(path.stem))
-        for i, frame in enumerate(video):
-            if i in wanted:
-                row.frames.append(frame)
-                row.frame_indices.append(i)
+    for item, result in finished_results(collection, segment_dir)[:videos]:
+        n = result.num_frames
+        wanted = {0, n // 2, n - 1} if per_video >= 3 else {0}
+        row = OverlayRow(video=item.name, frames=[], frame_indices=[], tracks=len(result.tracks))
+        for t, frame in enumerate(result.video):
+            if t in wanted:
+                row.frames.append(result.draw_frame(t, frame, width=thumb_width))
+                row.frame_indices.append(t)
         rows.append(row)
     return rows
-
-
-def _tracks_per_video(summary_file: Path) -> dict[str, int]:
-    import json
-
-    try:
-        return {str(v["video"]): int(v["tracks"]) for v in json.loads(summary_file.read_text()).get("per_video", [])}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
 
 
 def _training_log(metrics_file: Path) -> list[dict]:
@@ -286,8 +290,7 @@ def write_run_report(pipeline, paths, results: dict[str, dict[str, dict]]) -> Pa
         per_class = named.get("stats", {}).get("naming", {}).get("per_class", {})
         inputs.prototype_counts = {name: {k: int(c.get(k, 0)) for k in ("kept", "removed", "relabelled")}
                                    for name, c in per_class.items()}
-    inputs.overlay_rows = _overlay_samples(paths.segment / "overlays",
-                                           tracks=_tracks_per_video(paths.segment / "summary.json"))
+    inputs.overlay_rows = overlay_samples(pipeline.collection, paths.segment)
     inputs.training = _training_log(paths.model / "metrics.jsonl")
     if config.features == "motion" and not config.pseudo_from_ground_truth:
         inputs.notes.append("Stage 1 came from motion (--features motion): MotionCut masks on residual optical flow, "

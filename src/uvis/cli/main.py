@@ -25,6 +25,7 @@ COMMANDS: list[str] = [
     "uvis.cli.segment",
     "uvis.cli.eval",
     "uvis.cli.import_davis",
+    "uvis.cli.export",
     "uvis.cli.weights",
 ]
 

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-bad-videos", action="store_true",
                    help="report an unreadable video and go on with the others (default: stop on it); "
                         "skipped videos are left out of the merged file and retried by a rerun")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines, no CPU time estimate")
     st = p.add_argument_group("self-training (instead of MaskCut)")
     st.add_argument("--model", default=None, metavar="RUN_DIR",
                     help="label frames with the confident predictions of the model trained in RUN_DIR (uvis train)")

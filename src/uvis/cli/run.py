@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from uvis.cli.options import add_fps_argument
 from uvis.pipeline import ABLATIONS, STEPS
 
 
@@ -21,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="a configs/*.toml file (vocabulary of YouTube-VIS 2019/2021, OVIS, ...)")
     p.add_argument("--classes", help="vocabulary as \"a,b,c\" (overrides --config and the dataset's categories)")
     p.add_argument("--frames", help="frame root for a YouTube-VIS JSON given as DATA")
+    add_fps_argument(p)
     p.add_argument("--stop-after", choices=STEPS, default="report", help="last step to run (default: report)")
     p.add_argument("--device", help="auto, cpu or cuda (default auto: cuda when available; pick a GPU with "
                                     "CUDA_VISIBLE_DEVICES)")
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
         classes = list(parse_classes(args.classes).names)
     config = RunConfig(
-        data=args.data, out=args.out, frames=args.frames, classes=classes, device=args.device,
+        data=args.data, out=args.out, frames=args.frames, fps=args.fps, classes=classes, device=args.device,
         progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, features=args.features, accept_truncated=args.accept_truncated, backbone=args.backbone, dino_weights=args.weights, num_masks=args.num_masks,
         solver=args.solver, pseudo_from_ground_truth=args.pseudo_from_ground_truth, clip_model=args.clip_model,
         clip_weights=args.clip_weights, templates=args.templates, prototypes=not args.no_prototypes,

@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from uvis.cli.options import add_fps_argument
 from uvis.data.sources import Collection, discover, parse_shard, unreadable_list
 from uvis.distributed import Group
 from uvis.errors import UserError
@@ -50,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(MaskCut masks + CLIP embeddings)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--frames", help="frame root of a YouTube-VIS JSON input (default: JPEGImages beside it)")
+    add_fps_argument(p)
     p.add_argument("--classes", help="comma-separated class names to report, e.g. 'dog,skateboard' (any names with "
                                      "--model none or a model trained with CLIP embeddings)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -71,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay videos")
     p.add_argument("--no-png", action="store_true", help="do not write per-frame id PNGs")
     p.add_argument("--shard", help="process only shard i/n of the videos, e.g. 0/4")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or log lines, no CPU time estimate")
     p.add_argument("--accept-truncated", action="store_true",
                    help="use what decodes of a video file cut short (its index declares more frames than the file holds); default: an error")
     p.add_argument("--skip-bad-videos", action="store_true",
@@ -153,15 +156,17 @@ def _optional_clip(args: argparse.Namespace) -> Path | None:
 
 
 def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
-    """MaskCut or MotionCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept).
+    """MaskCut or MotionCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept),
+    else the starting vocabulary of configs/videos.toml.
 
     With motion features and no CLIP weights (nor --classes), the weights-free mode: one class, 'object'."""
     from uvis.cli.pseudo_label import stage1_needs
+    from uvis.features.dino import note_cpu_speed, pick_device
     from uvis.features.weights import check_needs, provenance
     from uvis.pseudo.clip_model import ClipConfig
     from uvis.pseudo.maskcut import MaskCutConfig
     from uvis.pseudo.motioncut import MotionCutConfig
-    from uvis.pseudo.vocabulary import Vocabulary
+    from uvis.pseudo.vocabulary import STARTING_VOCABULARY, Vocabulary
     from uvis.track.stage1_predictor import OBJECT, Stage1Config, Stage1FramePredictor
 
     features = choose_features(args)
@@ -177,8 +182,7 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     elif collection.dataset is not None and collection.dataset.categories:
         vocabulary = Vocabulary.from_categories(collection.dataset.categories)
     else:
-        raise UserError("--model none names objects with CLIP and needs a vocabulary", path=args.input,
-                        fix='pass the class names, e.g. --classes "person,dog,skateboard"')
+        vocabulary = Vocabulary.from_names(list(STARTING_VOCABULARY))
     cfg = Stage1Config(
         features=features, backbone=args.backbone, dino_weights=dino_file,  # the files just found: the ones recorded
         maskcut=MaskCutConfig(num_masks=args.num_masks or 3, resolution=args.resolution),
@@ -193,12 +197,18 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
         # recorded per video: a rerun with other weights is refused instead of mixing results
         predictor.weights_id = {name: provenance(f) for name, f in (("dino", dino_file), ("clip", clip_file))
                                 if f is not None}
-        return predictor
     except UserError as e:  # the DINO loader names its own CLI's flag; here it is --dino-weights
         if e.fix is None or not re.search(r"(?<![\w-])--weights", e.fix):
             raise
         message = str(e).split(" — fix: ")[0]
         raise UserError(message, fix=re.sub(r"(?<![\w-])--weights", "--dino-weights", e.fix)) from None
+    # notes once the models are loaded (an error before them stays the command's only line)
+    if args.classes is None and vocabulary.names == STARTING_VOCABULARY:
+        print(f"note: no --classes given: naming objects with the starting vocabulary of configs/videos.toml "
+              f"({', '.join(STARTING_VOCABULARY)}); pass --classes \"a,b,c\" for your own", file=sys.stderr)
+    if features == "dino" and not args.no_progress:  # the motion features run no DINO: nothing to estimate
+        note_cpu_speed(pick_device(device), args.backbone, args.resolution, collection.count_frames())
+    return predictor
 
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:
@@ -247,7 +257,7 @@ def _run(args: argparse.Namespace, group: Group) -> int:
         raise UserError(f"--top-k {args.top_k}", fix="use --top-k >= 1")
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}", fix="use --batch-size >= 1")
-    collection = discover(args.input, frames=args.frames, accept_truncated=args.accept_truncated)
+    collection = discover(args.input, frames=args.frames, fps=args.fps, accept_truncated=args.accept_truncated)
     items = collection.items if not args.shard else collection.shard(*parse_shard(args.shard))
     # empty or repeated names are an error now, before any model is loaded
     classes = None if args.classes is None else list(parse_classes(args.classes).names)

@@ -28,6 +28,7 @@ from uvis.data.video import IMAGE_EXTENSIONS, image_size
 from uvis.errors import UserError
 
 DAVIS_CATEGORY = "object"
+DAVIS_FPS = 24.0  # DAVIS frames are every frame of 24 fps video
 VOID_INDEX = 255  # palette index of void / ignore pixels (object borders in DAVIS-2017, YouTube-VOS)
 
 
@@ -148,6 +149,7 @@ def load_davis(root: str | Path, *, resolution: str = "480p", sequences: list[st
         videos=videos,
         tracks=tracks,
         categories=[ytvis.Category(id=1, name=DAVIS_CATEGORY)],
-        info={"description": f"DAVIS {resolution} imported by uvis (class-agnostic)", "source": str(root)},
+        info={"description": f"DAVIS {resolution} imported by uvis (class-agnostic)", "source": str(root),
+              "fps": DAVIS_FPS},
         frame_root=frame_root,
     )

@@ -9,6 +9,10 @@ Accepted inputs (checked in this order):
 - a folder of video files and/or frame folders (one video each, sorted by name).
 
 Ground truth, when the input has it, comes along as a ``Dataset`` so results can be evaluated.
+
+Frame rates: a video file keeps its own. Frames carry none, so a frame folder plays at ``fps`` when given, else
+at its dataset's known rate (DAVIS 24, ``uvis.data.davis.DAVIS_FPS``; YouTube-VIS, whose frames are every 5th of 30 fps video,
+6, ``uvis.data.ytvis.YTVIS_FPS``; a dataset JSON may state its own as ``info.fps``), else at 30.
 """
 
 from __future__ import annotations
@@ -18,8 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uvis.data import ytvis
-from uvis.data.validate import input_path
-from uvis.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Video, image_size, list_frames, open_video
+from uvis.data.validate import FLAG_RANGES, finite_number, input_path
+from uvis.data.video import (
+    DEFAULT_FOLDER_FPS,
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    Video,
+    image_size,
+    list_frames,
+    open_video,
+)
 from uvis.errors import UserError
 
 
@@ -31,11 +43,12 @@ class VideoItem:
     name: str
     path: Path  # a video file, a frame folder, or a dataset's frame root
     file_names: list[str] | None = None  # frames relative to ``path`` (dataset videos)
+    fps: float | None = None  # playback rate of a frame folder (None: a video file's own, or 30)
     accept_truncated: bool = False  # a video file cut short gives the frames that decode (else an error)
 
     def open(self) -> Video:
-        return open_video(self.path, frame_names=self.file_names, title=self.name,
-                          accept_truncated=self.accept_truncated)
+        return open_video(self.path, fps=self.fps if self.path.is_dir() else None, frame_names=self.file_names,
+                          title=self.name, accept_truncated=self.accept_truncated)
 
     def known_length(self) -> int | None:
         """Frame count when it is cheap to know (dataset lists, frame folders); None for video files."""
@@ -64,6 +77,19 @@ class Collection:
     def __len__(self) -> int:
         return len(self.items)
 
+    def count_frames(self) -> int | None:
+        """Frames of every video (frame lists counted, video files probed); None if a video cannot be read."""
+        total = 0
+        for item in self.items:
+            if item.file_names is not None:
+                total += len(item.file_names)
+                continue
+            try:
+                total += item.open().num_frames
+            except UserError:
+                return None
+        return total
+
     def shard(self, index: int, count: int) -> list[VideoItem]:
         """The videos of shard ``index`` of ``count`` (round-robin, so shards stay balanced)."""
         if count < 1 or not 0 <= index < count:
@@ -88,11 +114,24 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def _dataset_collection(dataset: ytvis.Dataset, root: Path) -> Collection:
+def check_fps(fps: float | None) -> float | None:
+    """``fps`` as given by the user (None stays None); a UserError unless it is in ``FLAG_RANGES["fps"]``."""
+    if fps is None:
+        return None
+    return finite_number(fps, f"--fps {fps}", allowed=FLAG_RANGES["fps"],
+                         fix="give the frame rate of the frame folders in frames per second, e.g. --fps 6")
+
+
+def _dataset_fps(dataset: ytvis.Dataset, default: float) -> float:
+    stated = dataset.info.get("fps")
+    return float(stated) if isinstance(stated, int | float) and stated > 0 else default
+
+
+def _dataset_collection(dataset: ytvis.Dataset, root: Path, fps: float) -> Collection:
     """The videos of a dataset, each checked now (not hours into a job): it lists frames, and its first frame
     exists and has the width and height the file gives (results at another size would fail evaluation)."""
     assert dataset.frame_root is not None
-    items = [VideoItem(v.id, v.name or str(v.id), dataset.frame_root, v.file_names) for v in dataset.videos]
+    items = [VideoItem(v.id, v.name or str(v.id), dataset.frame_root, v.file_names, fps=fps) for v in dataset.videos]
     for video, item in zip(dataset.videos, items, strict=True):
         if not video.file_names:
             raise UserError(f"video {item.name} (id {video.id}) lists no frames", path=root,
@@ -117,23 +156,26 @@ def _guess_frame_root(json_path: Path) -> Path:
     return json_path.parent
 
 
-def discover(path: str | Path, *, frames: str | Path | None = None, accept_truncated: bool = False) -> Collection:
+def discover(path: str | Path, *, frames: str | Path | None = None, fps: float | None = None,
+             accept_truncated: bool = False) -> Collection:
     """Find the videos under ``path`` (see the module docstring for what is accepted).
 
-    ``frames`` is the frame root of a YouTube-VIS JSON; for any other input it is a UserError.
+    ``frames`` is the frame root of a YouTube-VIS JSON; for any other input it is a UserError. ``fps`` is the
+    frame rate of frame folders (default: the dataset's own, else 30); video files keep theirs.
     ``accept_truncated``: video files cut short give the frames that decode instead of an error.
     """
-    collection = _discover(path, frames)
+    collection = _discover(path, frames, check_fps(fps))
     for item in collection.items:
         item.accept_truncated = accept_truncated
     return collection
 
 
-def _discover(path: str | Path, frames: str | Path | None) -> Collection:
+def _discover(path: str | Path, frames: str | Path | None, fps: float | None) -> Collection:
     path = input_path(path)
     if path.is_file() and path.suffix.lower() == ".json":
         root = Path(frames) if frames is not None else _guess_frame_root(path)
-        return _dataset_collection(ytvis.load_dataset(path, root), path)
+        dataset = ytvis.load_dataset(path, root)
+        return _dataset_collection(dataset, path, fps or _dataset_fps(dataset, ytvis.YTVIS_FPS))
     if frames is not None:  # other inputs locate their own frames: a frame root given for them would be ignored
         raise UserError(f"--frames {frames} only applies to a YouTube-VIS JSON given as the data", path=path,
                         fix="drop --frames (this input's frames are found from the path itself)")
@@ -143,14 +185,15 @@ def _discover(path: str | Path, frames: str | Path | None) -> Collection:
                             fix=f"pass a video ({', '.join(sorted(VIDEO_EXTENSIONS))}), a folder, or a YouTube-VIS JSON")
         return Collection(root=path, items=[VideoItem(1, path.stem, path)])
     if (path / "JPEGImages" / "480p").is_dir() and (path / "Annotations" / "480p").is_dir():
-        from uvis.data.davis import load_davis
+        from uvis.data.davis import DAVIS_FPS, load_davis
 
-        return _dataset_collection(load_davis(path), path)
+        return _dataset_collection(load_davis(path), path, fps or DAVIS_FPS)
     if (path / "annotations.json").is_file() and (path / "JPEGImages").is_dir():
         dataset = ytvis.load_dataset(path / "annotations.json", path / "JPEGImages")
-        return _dataset_collection(dataset, path)
+        return _dataset_collection(dataset, path, fps or _dataset_fps(dataset, ytvis.YTVIS_FPS))
+    folder_fps = fps or DEFAULT_FOLDER_FPS
     if list_frames(path):
-        return Collection(root=path, items=[VideoItem(1, path.name, path)])
+        return Collection(root=path, items=[VideoItem(1, path.name, path, fps=folder_fps)])
     items: list[VideoItem] = []
     for child in sorted(path.iterdir()):
         if child.name.startswith("."):
@@ -158,7 +201,8 @@ def _discover(path: str | Path, frames: str | Path | None) -> Collection:
         is_video = child.is_file() and child.suffix.lower() in VIDEO_EXTENSIONS
         is_frames = child.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in child.iterdir())
         if is_video or is_frames:
-            items.append(VideoItem(len(items) + 1, child.stem if is_video else child.name, child))
+            items.append(VideoItem(len(items) + 1, child.stem if is_video else child.name, child,
+                                   fps=None if is_video else folder_fps))
     if not items:
         raise UserError("no videos or frame folders found", path=path,
                         fix="pass a video file, a folder of frames, a folder of videos, or a YouTube-VIS JSON")

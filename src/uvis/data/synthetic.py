@@ -22,6 +22,8 @@ from uvis.data import masks as mask_utils
 from uvis.data import ytvis
 
 SYNTHETIC_CLASSES: list[str] = ["disc", "square", "triangle", "ring", "cross"]
+#: Playback rate of synthetic videos (their frame folders record it as ``info.fps``).
+SYNTHETIC_FPS = 10.0
 
 # Two saturated colours per class (never grey, so they can't be confused with the background).
 CLASS_PALETTES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
@@ -237,14 +239,15 @@ def make_dataset(
                                       id=len(tracks) + 1))
     categories = [ytvis.Category(id=i + 1, name=n, supercategory="shape") for i, n in enumerate(SYNTHETIC_CLASSES)]
     dataset = ytvis.Dataset(videos=videos, tracks=tracks, categories=categories,
-                            info={"description": "uvis synthetic shapes", "seed": seed}, frame_root=frame_root)
+                            info={"description": "uvis synthetic shapes", "seed": seed, "fps": SYNTHETIC_FPS},
+                            frame_root=frame_root)
     dataset.save(out_dir / "annotations.json")
     return dataset
 
 
 def write_video_file(
     path: str | Path, num_frames: int = 8, height: int = 64, width: int = 96, num_objects: int = 3,
-    seed: int = 0, *, fps: float = 10.0, **kw: bool,
+    seed: int = 0, *, fps: float = SYNTHETIC_FPS, **kw: bool,
 ) -> SyntheticVideo:
     """Render a synthetic video and write it as an mp4 (lossy); returns the exact rendering."""
     from uvis.data.video import write_video

@@ -77,6 +77,7 @@ FLAG_RANGES: dict[str, Range] = {
     "relabel_margin": Range(0, 2),
     "tau": Range(0, 1, high_open=True),
     "context": Range(0, 10),
+    "fps": Range(0, 1000, low_open=True),  # frames per second of frame folders
 }
 
 

@@ -20,6 +20,8 @@ from uvis.data.masks import RLE
 from uvis.data.validate import MAX_SIDE, input_path, parse_json_text
 from uvis.errors import UserError
 
+#: Frame rate of YouTube-VIS frame folders: the annotated frames are every 5th frame of 30 fps video.
+YTVIS_FPS = 6.0
 
 @dataclass
 class Category:

@@ -446,6 +446,72 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def vit_flops(arch: DinoArch, resolution: int) -> float:
+    """Multiply-adds x 2 of one ViT forward pass on a ``resolution`` x ``resolution`` frame (the matmuls: qkv,
+    projection and MLP, 24 N D^2 per block, and attention, 4 N^2 D)."""
+    n = (resolution // arch.patch_size) ** 2 + 1
+    return arch.depth * (24.0 * n * arch.embed_dim ** 2 + 4.0 * n * n * arch.embed_dim)
+
+
+def matmul_rate(tokens: int, dim: int, runs: int = 2) -> float:
+    """Float32 matmul throughput (flop/s) of this CPU, with torch's threads, on the shape of a ViT's MLP layer
+    (``tokens`` x ``dim`` times ``dim`` x 4 ``dim``): large models use the cores better than small ones."""
+    import time
+
+    a, b = torch.randn(tokens, dim), torch.randn(dim, 4 * dim)
+    torch.mm(a, b)  # warm-up
+    start = time.perf_counter()
+    for _ in range(runs):
+        torch.mm(a, b)
+    return 2.0 * tokens * dim * 4 * dim * runs / max(time.perf_counter() - start, 1e-9)
+
+
+# The ViT runs at about this fraction of the matmul rate of its own MLP shape (attention softmax, layer norms,
+# GELU, memory traffic); measured for ViT-S/16 and ViT-B/8 at 480 px (benchmarks/RESULTS.md).
+CPU_VIT_EFFICIENCY = 0.6
+
+
+def cpu_seconds_per_frame(backbone: str, resolution: int, rate: float | None = None) -> float:
+    """An estimate of the DINO forward pass of one frame on this CPU (MaskCut's cuts and CLIP come on top);
+    ``rate``: the matmul rate, measured when not given (well under a second)."""
+    arch = VITS[backbone]
+    if rate is None:
+        rate = matmul_rate((resolution // arch.patch_size) ** 2 + 1, arch.embed_dim)
+    return vit_flops(arch, resolution) / (rate * CPU_VIT_EFFICIENCY)
+
+
+def cpu_speed_note(backbone: str, resolution: int, frames: int | None, *, rate: float | None = None,
+                   long_seconds: float = 600.0) -> str:
+    """What a user starting a MaskCut job on the CPU should know: the estimated time per frame (and for
+    ``frames``), and, when that is long (over ``long_seconds``), the faster backbone to try. ``rate``: a fixed
+    matmul rate (tests); by default each backbone's is measured."""
+    from uvis.data.progress import format_duration
+
+    if backbone not in VITS:
+        return ""
+    each = cpu_seconds_per_frame(backbone, resolution, rate)
+    total = each * frames if frames else None
+    text = (f"on the CPU, {backbone} at {resolution} px takes about {format_duration(each)} per frame for DINO alone "
+            f"(estimate)" + (f"; {frames} frames: about {format_duration(total)}" if total is not None else ""))
+    if (total or each) < long_seconds:
+        return text
+    faster = min((n for n in VITS if n != "tiny"), key=lambda n: vit_flops(VITS[n], resolution))
+    if faster != backbone:
+        ratio = each / cpu_seconds_per_frame(faster, resolution, rate)  # same rate when given: a plain flop ratio
+        text += (f". --backbone {faster} is about {ratio:.0f}x faster (coarser masks); a GPU (--device cuda) "
+                 "much more")
+    else:
+        text += ". Use a GPU (--device cuda), fewer frames, or a lower --resolution"
+    return text
+
+
+def note_cpu_speed(device: torch.device, backbone: str, resolution: int, frames: int | None) -> None:
+    """On the CPU, print ``cpu_speed_note`` to stderr (called once the backbone is loaded, so that an error before
+    stays the command's only line)."""
+    import sys
+
+    if device.type == "cpu" and (note := cpu_speed_note(backbone, resolution, frames)):
+        print(f"note: {note}", file=sys.stderr, flush=True)
 def preprocess(frames: np.ndarray | torch.Tensor, size: tuple[int, int] | int, *,
                device: str | torch.device | None = None) -> torch.Tensor:
     """uint8 frames [B, H, W, 3] (or one [H, W, 3]) -> normalised float [B, 3, h, w] at ``size`` on ``device``:

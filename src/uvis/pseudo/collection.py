@@ -370,18 +370,21 @@ def pseudo_label_collection(
         job = LabellingJob(stage="motioncut", description="uvis pseudo-labels (MotionCut on residual motion)",
                            settings=config.to_json(), make_labeller=lambda: MotionCut(config.motion))
         return label_collection(collection, out_dir, job, batch_size=batch_size, shard=shard, overwrite=overwrite,
-                                progress=progress, skip_bad=skip_bad)
+                                progress=progress, skip_bad=skip_bad, group=group)
     if config.maskcut.crf:
         require_crf()
 
-    from uvis.features.dino import DinoFeatures, resolve_vit
+    from uvis.features.dino import DinoFeatures, note_cpu_speed, resolve_vit
     from uvis.features.weights import provenance
 
     weights_file = resolve_vit(config.backbone, weights)  # before any work; recorded (sha256) in config.json
 
     def make() -> FrameLabeller:
         dev = group.device(device) if group is not None else device
-        return MaskCut(DinoFeatures(config.backbone, weights_file, dev, amp=config.amp), config.maskcut)
+        features = DinoFeatures(config.backbone, weights_file, dev, amp=config.amp)
+        if progress and (group is None or group.is_main):  # on a CPU: how long this will take, what is faster
+            note_cpu_speed(features.device, config.backbone, config.maskcut.resolution, collection.count_frames())
+        return MaskCut(features, config.maskcut)
 
     job = LabellingJob(stage="maskcut", description="uvis pseudo-labels (MaskCut on DINO features)",
                        settings={**config.to_json(), "weights": provenance(weights_file)}, make_labeller=make)

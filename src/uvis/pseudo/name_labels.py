@@ -180,13 +180,13 @@ def name_and_embed(
     group = group if group is not None and parts is not None else Group.solo()
     videos = [v for v in pseudo.videos if by_video.get(v.id)]
     mine = [videos[i] for i in group.share([len(by_video[v.id]) for v in videos])]
-    with group.progress(total=len(videos), desc="naming", unit="video", disable=not progress) as bar:
+    with group.progress(total=len(order), desc="naming", unit="mask", disable=not progress) as bar:
         for video in mine:
             with group.task(f"video {video.name or video.id}"):
                 emb = _embed_video(pseudo, video.id, by_video[video.id], source, clip, naming_cfg, parts, crop_key)
             if not group.enabled:
                 emb_rows.append(emb)
-            bar.update(1)
+            bar.update(len(by_video[video.id]))
     if group.enabled:  # every video's embeddings are in the parts now
         emb_rows = [_embed_video(pseudo, v.id, by_video[v.id], source, clip, naming_cfg, parts, crop_key)
                     for v in videos]

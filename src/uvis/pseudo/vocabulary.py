@@ -56,6 +56,10 @@ SHORT_TEMPLATES: tuple[str, ...] = (
     "a {} in a video game.", "art of the {}.", "a photo of the small {}.",
 )
 
+#: The starting vocabulary for plain videos (no dataset categories, no --classes): the one of configs/videos.toml.
+STARTING_VOCABULARY: tuple[str, ...] = ("person", "dog", "cat", "car", "bicycle", "horse", "bird", "boat", "ball",
+                                        "skateboard")
+
 TEMPLATE_SETS = {"imagenet80": IMAGENET_TEMPLATES, "short7": SHORT_TEMPLATES, "single": ("a photo of a {}.",)}
 
 

@@ -173,10 +173,12 @@ def _segment_one(item: VideoItem, segmenter: Segmenter, out: Path, *, batch_size
     record = {
         "video_id": item.video_id,
         "name": item.name,
+        # where the frames are, so that exports (uvis export) find them without the input's path
+        "source": {"path": str(item.path.resolve()), "file_names": item.file_names},
         "summary": result.summary(),
         "tracks": [{"track_id": t.track_id, "class": t.class_name, "category_id": t.category_id,
                     "score": t.score, "frames_seen": t.num_frames_seen} for t in result.tracks],
-        "results": [t.to_result_json() for t in result.to_ytvis(item.video_id)],
+        "results": result.results_json(item.video_id, item.name),
     }
     if settings is not None:
         record["settings"] = settings
@@ -220,6 +222,59 @@ def _check_settings(record: dict[str, Any], settings: dict[str, Any] | None, pat
                         fix="use another --out, the same settings, or delete the output folder's videos/ to redo")
 
 
+def result_from_record(item: VideoItem, record: dict[str, Any], vocabulary: list[tuple[int, str]] | None = None,
+                       ) -> VideoResult:
+    """The ``VideoResult`` of a finished video again, from its ``videos/<video>.json`` record (for new outputs)."""
+    tracks = [
+        VideoTrack(track_id=int(t["track_id"]), category_id=int(t["category_id"]), class_name=str(t["class"]),
+                   score=float(t["score"]), segmentations=r["segmentations"], num_frames_seen=int(t["frames_seen"]))
+        for t, r in zip(record["tracks"], record["results"], strict=True)
+    ]
+    if vocabulary is None:
+        vocabulary = sorted({(t.category_id, t.class_name) for t in tracks})
+    return VideoResult(video=item.open(), tracks=tracks, vocabulary=vocabulary,
+                       seconds=float(record.get("summary", {}).get("seconds", 0.0)))
+
+
+def finished_results(collection: Collection, out: Path) -> list[tuple[VideoItem, VideoResult]]:
+    """Every video of ``collection`` finished in the segment folder ``out``, in collection order."""
+    found = []
+    for item in collection.items:
+        path = _record_path(out, item)
+        record = _load_record(path, item) if path.exists() else None
+        if record is not None:
+            found.append((item, result_from_record(item, record)))
+    return found
+
+
+def load_output_folder(out: str | Path) -> list[tuple[VideoItem, VideoResult]]:
+    """The finished videos of a ``uvis segment`` output folder, with their frames found where the records say
+    (``finished_results`` with the input's collection finds them for folders written before records held it)."""
+    out = Path(out)
+    paths = sorted((out / "videos").glob("*.json"))
+    if not paths:
+        raise UserError("no finished videos (videos/*.json) in this folder", path=out,
+                        fix="pass the --out folder of uvis segment (or the segment/ folder of a uvis run)")
+    found = []
+    for path in paths:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError, RecursionError):
+            record = None
+        if not _well_formed(record):
+            raise UserError("damaged record of a finished video", path=path,
+                            fix="run uvis segment into this folder again: it redoes damaged videos")
+        source = record.get("source")
+        if not source:
+            raise UserError("this record does not say where its frames are", path=path,
+                            fix="pass the input the folder was made from with --data")
+        rate = record.get("summary", {}).get("frame_rate")
+        item = VideoItem(int(record["video_id"]), str(record["name"]), Path(source["path"]), source.get("file_names"),
+                         fps=float(rate) if rate else None)
+        found.append((item, result_from_record(item, record)))
+    return sorted(found, key=lambda pair: pair[0].video_id)
+
+
 def _complete_outputs(item: VideoItem, record: dict[str, Any], segmenter: Segmenter, out: Path, *,
                       write_png: bool, write_overlay: bool) -> None:
     name = safe_name(item.name)
@@ -230,12 +285,7 @@ def _complete_outputs(item: VideoItem, record: dict[str, Any], segmenter: Segmen
     need_overlay = write_overlay and not overlay.exists()
     if not (need_png or need_overlay):
         return
-    tracks = [
-        VideoTrack(track_id=int(t["track_id"]), category_id=int(t["category_id"]), class_name=str(t["class"]),
-                   score=float(t["score"]), segmentations=r["segmentations"], num_frames_seen=int(t["frames_seen"]))
-        for t, r in zip(record["tracks"], record["results"], strict=True)
-    ]
-    result = VideoResult(video=item.open(), tracks=tracks, vocabulary=segmenter.vocabulary)
+    result = result_from_record(item, record, segmenter.vocabulary)
     if need_png:
         result.save_pngs(png_dir)
     if need_overlay:

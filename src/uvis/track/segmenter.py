@@ -22,8 +22,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from uvis.data import atomic, ytvis
 from uvis.data import masks as mask_utils
-from uvis.data import ytvis
+from uvis.data.progress import progress as progress_reporter
 from uvis.data.video import Video, open_video, with_next_frame, write_video
 from uvis.errors import UserError
 from uvis.track.tracker import Tracker, TrackerConfig
@@ -74,11 +75,18 @@ class VideoResult:
             "classes": sorted({t.class_name for t in self.tracks}),
             "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 2) if self.seconds > 0 else None,
+            "frame_rate": round(self.video.fps, 3),  # of the video itself (playback; the overlay's)
         }
 
+    def results_json(self, video_id: int = 1, video_name: str | None = None) -> list[dict[str, Any]]:
+        """YouTube-VIS results ({video_id, category_id, score, segmentations}), each with its ``track_id`` and
+        the ``video`` name (default: the video's own); the official tools and ``uvis eval`` ignore those two."""
+        name = self.video.name if video_name is None else video_name
+        return [t.to_result_json(video_id, name) for t in self.tracks]
+
     def save_json(self, path: str | Path, video_id: int = 1) -> Path:
-        """YouTube-VIS results (a list of {video_id, category_id, score, segmentations}), written atomically."""
-        ytvis.save_results(path, self.to_ytvis(video_id))
+        """``results_json`` written atomically."""
+        atomic.write_json(path, self.results_json(video_id))
         return Path(path)
 
     def id_maps(self) -> Iterator[np.ndarray]:
@@ -105,18 +113,25 @@ class VideoResult:
     def frame_stems(self) -> list[str]:
         return [Path(n).stem for n in self.video.frame_names]
 
+    def draw_frame(self, t: int, frame: np.ndarray, width: int | None = None) -> np.ndarray:
+        """Frame ``t`` with its tracks' coloured masks and labels (track id, class, score); ``width``: drawn on
+        the frame scaled to that width, so that the labels are sized for it (contact sheets)."""
+        from uvis.data.overlay import draw_overlay
+        from uvis.data.video import resize
+
+        if width is not None and width != frame.shape[1]:
+            frame = resize(frame, (max(1, round(frame.shape[0] * width / frame.shape[1])), width))
+        present = [tr for tr in reversed(self.tracks) if tr.segmentations[t] is not None]  # best drawn last
+        if not present:
+            return frame
+        masks = np.stack([mask_utils.decode(tr.segmentations[t]) for tr in present])
+        labels = [f"{tr.track_id} {tr.class_name} {tr.score:.2f}" for tr in present]
+        return draw_overlay(frame, masks, [tr.track_id for tr in present], labels)
+
     def overlay_frames(self) -> Iterator[np.ndarray]:
         """The video again (streamed from its source) with coloured masks, track ids and class names."""
-        from uvis.data.overlay import draw_overlay
-
         for t, frame in enumerate(self.video):
-            present = [tr for tr in reversed(self.tracks) if tr.segmentations[t] is not None]  # best drawn last
-            if not present:
-                yield frame
-                continue
-            masks = np.stack([mask_utils.decode(tr.segmentations[t]) for tr in present])
-            labels = [f"{tr.track_id} {tr.class_name} {tr.score:.2f}" for tr in present]
-            yield draw_overlay(frame, masks, [tr.track_id for tr in present], labels)
+            yield self.draw_frame(t, frame)
 
     def save_overlay(self, path: str | Path) -> Path:
         """An mp4 of the overlay, at the source's frame rate; written atomically."""
@@ -223,13 +238,8 @@ class Segmenter:
         tracker = Tracker(self.tracker_config)
         acc = VideoTrackAccumulator(self.vocabulary)
         start = time.perf_counter()
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            # disable=None: shown on a terminal only; redirected to a file, this bar (nested in a collection's
-            # "videos" bar) would only leave cursor-movement escapes in the log
-            bar = tqdm(total=video.num_frames, desc=video.name, unit="frame", leave=False, disable=None)
+        # a bar on a terminal; in a log (nohup, SLURM) a line every interval with frames/s and ETA
+        bar = progress_reporter(video.num_frames, f"segment {video.name}", "frame", enabled=progress, leave=False)
         try:
             with torch.inference_mode():
                 # a temporal predictor (motion) also sees the frame after each batch
@@ -246,11 +256,9 @@ class Segmenter:
                                                f"video frames {(video.height, video.width)}")
                         det = self._prepare(det)
                         acc.add(det, tracker.update(det))
-                    if bar is not None:
-                        bar.update(len(batch))
+                    bar.update(len(batch))
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         if acc.num_frames != video.num_frames:  # container frame counts can be off: trust the decoder
             video.num_frames = acc.num_frames
             if len(video.frame_names) != acc.num_frames:

@@ -18,6 +18,7 @@ Only the ``top_k`` best tracks of a video are returned (ranked by score), like M
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +45,15 @@ class VideoTrack:
     def to_ytvis(self, video_id: int) -> ytvis.Track:
         return ytvis.Track(video_id=video_id, category_id=self.category_id, segmentations=self.segmentations,
                            id=self.track_id, score=self.score)
+
+    def to_result_json(self, video_id: int, video_name: str | None = None) -> dict[str, Any]:
+        """The YouTube-VIS result entry (the four fields the official tools read) plus ``track_id`` (the value of
+        this track in the id PNGs) and, when given, the ``video`` name (the name of its PNG folder and overlay)."""
+        entry: dict[str, Any] = self.to_ytvis(video_id).to_result_json()
+        if video_name is not None:
+            entry["video"] = video_name
+        entry["track_id"] = self.track_id
+        return entry
 
     def first_frame(self) -> int:
         return next(i for i, s in enumerate(self.segmentations) if s is not None)

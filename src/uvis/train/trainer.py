@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from uvis import distributed
 from uvis.data import atomic
+from uvis.data.progress import progress as progress_reporter
 from uvis.data.workers import end_with_parent
 from uvis.errors import UserError
 from uvis.features.dino import autocast_dtype
@@ -355,8 +355,8 @@ class Trainer:
         cfg = self.config
         end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
         log, tb = self._metrics_writer() if self.dist.is_main else (None, None)
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and self.dist.is_main),
-                   desc="train", unit="it", dynamic_ncols=True)
+        bar = progress_reporter(cfg.steps, "train", "step", initial=self.step,
+                                enabled=self.progress and self.dist.is_main)
         t0, n0 = time.perf_counter(), self.step
         try:
             with _step_boundary_interrupts(not self.dist.enabled) as interrupted:
