@@ -53,62 +53,52 @@ def make_config(changes: dict) -> MotionCutConfig:
     return MotionCutConfig(motion=motion, **changes)
 
 
+def frame_j(masks: list[tuple[np.ndarray, float]], tracks: list, t: int, shape: tuple[int, int]) -> float:
+    """IoU of the union of one frame's masks with the union of the ground-truth objects (both empty: 1)."""
+    pred = np.zeros(shape, bool)
+    for m, _ in masks:
+        pred |= m
+    g = np.zeros(shape, bool)
+    for tr in tracks:
+        if tr.segmentations[t] is not None:
+            g |= decode(tr.segmentations[t]).astype(bool)
+    union = (pred | g).sum()
+    return 1.0 if union == 0 else float((pred & g).sum() / union)
+
+
 def stage1_j(root: Path, config: MotionCutConfig, every: int = 1) -> tuple[dict[str, float], float, int]:
-    """Per-sequence J of the union of each frame's masks; seconds per frame; frames with no mask."""
+    """Per-sequence J of the union of each frame's masks; seconds per frame; frames with no mask.
+
+    With ``every`` > 1 only the scored frames are labelled, each from its own neighbours: the same masks as the
+    streamed video gives them, for a fraction of the work.
+    """
     gt = load_davis(root)
     labeller = MotionCut(config)
     per_seq: dict[str, float] = {}
     seconds, frames, empty = 0.0, 0, 0
     for video in gt.videos:
         tracks = gt.tracks_of(video.id)
-        frame_dir = root / "JPEGImages" / "480p" / video.name
-        clip = open_video(frame_dir)
-        labeller.start_video()
-        js = []
-        t = 0
-        if every > 1:  # only the scored frames and their two neighbours: the same masks, a fraction of the work
-            clip_frames = clip.read_all()
-            g_all = np.zeros(clip_frames.shape[:3], bool)
-            for t in range(0, len(clip_frames), every):
+        clip = open_video(root / "JPEGImages" / "480p" / video.name)
+        scored: list[tuple[int, list]] = []
+        t0 = time.perf_counter()
+        if every > 1:
+            all_frames = clip.read_all()
+            t0 = time.perf_counter()
+            for t in range(0, len(all_frames), every):
                 labeller.start_video()
                 lo = max(t - 1, 0)
-                t0 = time.perf_counter()
-                following = clip_frames[t + 1] if t + 1 < len(clip_frames) else None
-                masks = labeller.masks(clip_frames[lo:t + 1], following)[-1]
-                seconds += time.perf_counter() - t0
-                frames_done = t + 1 - lo  # frames labelled (the scored one, and its predecessor)
-                pred = np.zeros(clip_frames.shape[1:3], bool)
-                for m, _ in masks:
-                    pred |= m
-                g = g_all[t]
-                for tr in tracks:
-                    if tr.segmentations[t] is not None:
-                        g |= decode(tr.segmentations[t]).astype(bool)
-                union = (pred | g).sum()
-                js.append(1.0 if union == 0 else (pred & g).sum() / union)
-                empty += not masks
-                frames += frames_done
-            per_seq[video.name] = float(np.mean(js))
-            continue
-        for batch, nxt in with_next_frame(clip.batches(8)):
-            t0 = time.perf_counter()
-            per_frame = labeller.masks(batch, nxt)
-            seconds += time.perf_counter() - t0
-            for masks in per_frame:
-                if t % every == 0:
-                    pred = np.zeros(batch.shape[1:3], bool)
-                    for m, _ in masks:
-                        pred |= m
-                    g = np.zeros_like(pred)
-                    for tr in tracks:
-                        if tr.segmentations[t] is not None:
-                            g |= decode(tr.segmentations[t]).astype(bool)
-                    union = (pred | g).sum()
-                    js.append(1.0 if union == 0 else (pred & g).sum() / union)
-                    empty += not masks
-                t += 1
-            frames += len(batch)
-        per_seq[video.name] = float(np.mean(js))
+                following = all_frames[t + 1] if t + 1 < len(all_frames) else None
+                scored.append((t, labeller.masks(all_frames[lo:t + 1], following)[-1]))
+                frames += t + 1 - lo  # the scored frame and its predecessor were labelled
+        else:
+            labeller.start_video()
+            for batch, nxt in with_next_frame(clip.batches(8)):
+                scored += [(len(scored), masks) for masks in labeller.masks(batch, nxt)]
+                frames += len(batch)
+        seconds += time.perf_counter() - t0
+        size = (video.height, video.width)
+        per_seq[video.name] = float(np.mean([frame_j(masks, tracks, t, size) for t, masks in scored]))
+        empty += sum(not masks for _, masks in scored)
     return per_seq, seconds / max(frames, 1), empty
 
 
