@@ -20,9 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from real_data import REPO, davis_sheet, machine, pct, save_small_png, score  # noqa: E402
+from real_data import REPO, davis_sheet, machine, pct, save_small_png, split_scores  # noqa: E402
 from uvis.data.davis import load_davis  # noqa: E402
-from uvis.data.ytvis import load_results  # noqa: E402
 from uvis.pipeline import RunConfig, command_line, run_pipeline  # noqa: E402
 
 
@@ -55,9 +54,7 @@ def main() -> None:
     rows = {}
     for label, res in (("uvis (tracking memory on)", run / "4-segment" / "results.json"),
                        ("tracking memory off", run / "ablations" / "no-track-memory" / "4-segment" / "results.json")):
-        tracks = load_results(res, gt, check_categories=False)
-        rows[label] = {"all": score(gt, tracks), "train": score(gt, tracks, train_names),
-                       "held-out": score(gt, tracks, heldout)}
+        rows[label] = split_scores(gt, res, train_names, heldout)
     metrics = json.loads((run / "metrics.json").read_text())
     baseline = metrics.get("baseline: stage-1 masks + IoU linking", {}).get("class-agnostic", {})
     pseudo = json.loads((run / "1-pseudo-labels" / "pseudo_labels.json").read_text())

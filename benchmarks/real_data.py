@@ -86,6 +86,13 @@ def score(dataset: Dataset, tracks: list[Track], names: list[str] | None = None)
     return Scores(stats["AP"], stats["AP50"], j.mean, per_ap, per_j, per_n)
 
 
+def split_scores(dataset: Dataset, results: Path, train_names: list[str], heldout: list[str]) -> dict[str, Scores]:
+    """Scores of a results file on all videos, the training ones and the held-out ones."""
+    tracks = load_results(results, dataset, check_categories=False)
+    return {"all": score(dataset, tracks), "train": score(dataset, tracks, train_names),
+            "held-out": score(dataset, tracks, heldout)}
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -238,9 +245,7 @@ def main() -> None:
     b = {}
     for label, res in (("memory", run / "4-segment" / "results.json"),
                        ("no memory", run / "ablations" / "no-track-memory" / "4-segment" / "results.json")):
-        tracks = load_results(res, gt, check_categories=False)
-        b[label] = {"all": score(gt, tracks), "train": score(gt, tracks, train_names),
-                    "held-out": score(gt, tracks, heldout)}
+        b[label] = split_scores(gt, res, train_names, heldout)
     # the same model and videos with a low tracker threshold (what AP prefers: weak tracks only add recall)
     low_cmds = []
     t0 = time.perf_counter()
@@ -252,9 +257,7 @@ def main() -> None:
         low_cmds.append(cmd)
         if uvis_main(cmd) != 0:
             sys.exit("uvis segment failed")
-        tracks = load_results(out / "results.json", gt, check_categories=False)
-        b[f"{label}, score 0.1"] = {"all": score(gt, tracks), "train": score(gt, tracks, train_names),
-                                     "held-out": score(gt, tracks, heldout)}
+        b[f"{label}, score 0.1"] = split_scores(gt, out / "results.json", train_names, heldout)
     timings["(b) uvis segment DAVIS at score >= 0.1, memory on and off (no overlays)"] = time.perf_counter() - t0
 
     # (c) the trained model on the unannotated real clips
