@@ -67,6 +67,7 @@ def test_autocast_uses_bf16_only_on_gpus_that_have_it(monkeypatch, bf16, want):
     assert amp_dtype("auto", torch.device("cpu")) is None
     model = VISModel(tiny_model_config())
     monkeypatch.setattr(model, "to", lambda *a, **k: model)  # no GPU here: only the dtype choice is tested
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the device check passes
     assert FramePredictor(model, [(1, "object")], (32, 48), device=cuda).amp_dtype == want
 
 

@@ -41,6 +41,7 @@ import torch
 import torch.distributed as dist
 
 from uvis.errors import UserError
+from uvis.features.device import choose_device
 
 T = TypeVar("T")
 
@@ -177,7 +178,7 @@ class Group:
         if name not in (None, "auto", "cuda"):
             raise UserError(f"--device {name} under torchrun",
                             fix="use --device cuda or auto: each process takes the GPU of its LOCAL_RANK")
-        if name == "cuda" or torch.cuda.is_available():
+        if name == "cuda" or choose_device("auto").type == "cuda":
             return f"cuda:{self.info.local_rank}"
         return name
 
@@ -434,9 +435,7 @@ def job(device: str | None = None) -> Iterator[Group]:
     if not under_torchrun():
         yield Group.solo()
         return
-    from uvis.features.dino import pick_device
-
-    probe = pick_device(None if device in (None, "auto") else ("cuda" if str(device).startswith("cuda") else device))
+    probe = choose_device(None if device in (None, "auto") else ("cuda" if str(device).startswith("cuda") else device))
     info = init_from_env(probe.type)
     from torch.distributed.distributed_c10d import _get_default_store
 

@@ -89,9 +89,9 @@ def _run_checks(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     check_arguments(args, _command_parser(parser, args.command))
     device = getattr(args, "device", None)
     if device:
-        from uvis.features.dino import pick_device
+        from uvis.features.device import choose_device
 
-        pick_device(device)
+        choose_device(device)
     out = getattr(args, "out", None)
     if out:
         check_output_location(out, file=str(out).lower().endswith(".json"))

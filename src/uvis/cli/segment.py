@@ -97,9 +97,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def resolve_device(device: str | None) -> str:
-    from uvis.features.dino import pick_device
+    from uvis.features.device import choose_device
 
-    return str(pick_device(device or None))
+    return str(choose_device(device or None))
 
 
 def load_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
@@ -161,7 +161,8 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
 
     With motion features and no CLIP weights (nor --classes), the weights-free mode: one class, 'object'."""
     from uvis.cli.pseudo_label import stage1_needs
-    from uvis.features.dino import note_cpu_speed, pick_device
+    from uvis.features.device import choose_device
+    from uvis.features.dino import note_cpu_speed
     from uvis.features.weights import check_needs, provenance
     from uvis.pseudo.clip_model import ClipConfig
     from uvis.pseudo.maskcut import MaskCutConfig
@@ -207,7 +208,7 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
         print(f"note: no --classes given: naming objects with the starting vocabulary of configs/videos.toml "
               f"({', '.join(STARTING_VOCABULARY)}); pass --classes \"a,b,c\" for your own", file=sys.stderr)
     if features == "dino" and not args.no_progress:  # the motion features run no DINO: nothing to estimate
-        note_cpu_speed(pick_device(device), args.backbone, args.resolution, collection.count_frames())
+        note_cpu_speed(choose_device(device), args.backbone, args.resolution, collection.count_frames())
     return predictor
 
 

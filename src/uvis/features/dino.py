@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from uvis.errors import UserError
+from uvis.features.device import autocast_dtype, choose_device
 from uvis.features.weights import Need, Validator, WeightsSpec, read_tensors, resolve, unreadable_error
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -347,39 +348,13 @@ class Features:
     grid: tuple[int, int]
 
 
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The one check of a ``--device`` value for every command: ``None``/``auto`` (CUDA when present), ``cpu``,
-    ``cuda``, ``cuda:N``; anything else, or a GPU that is not there, is a one-line error."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise UserError(f"unknown --device '{device}'", fix="use --device auto, cpu, cuda or cuda:N") from None
-    if dev.type not in ("cpu", "cuda"):  # mps, xpu, meta ...: torch knows them, uvis does not run on them
-        raise UserError(f"--device {device}: uvis runs on a CPU or a CUDA GPU only", fix="use --device auto, cpu, cuda or cuda:N")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device} but no CUDA device is visible", fix="use --device cpu or auto")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"no GPU '{device}': {torch.cuda.device_count()} visible",
-                        fix=f"use --device cuda:N with N < {torch.cuda.device_count()}, or cuda")
-    return dev
-
-
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU has it, fp16 on older GPUs, none on CPU (fp32 there is faster and exact)."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 class DinoFeatures:
     """A DINO ViT that returns last-block attention keys and patch tokens for a batch of images."""
 
     def __init__(self, name: str, weights: str | Path | None = None, device: str | torch.device | None = None,
                  *, model: nn.Module | None = None, amp: bool = True, download: bool = True, flag: str = "--weights"):
         self.arch = _arch(name)
-        self.device = pick_device(device)
+        self.device = choose_device(device)
         self.model = (model if model is not None else load_vit(name, weights, download=download, flag=flag)).to(self.device).eval()
         self.amp_dtype = autocast_dtype(self.device) if amp else None
         self._qkv: torch.Tensor | None = None

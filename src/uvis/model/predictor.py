@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from uvis.errors import UserError
-from uvis.features.dino import autocast_dtype
+from uvis.features.device import autocast_dtype, choose_device
 from uvis.model.config import ModelConfig
 from uvis.model.model import VISModel
 from uvis.track.types import FrameDetections
@@ -55,8 +55,7 @@ class FramePredictor:
     def __init__(self, model: VISModel, vocabulary: list[tuple[int, str]], image_size: tuple[int, int],
                  device: torch.device | str | None = None, *, clip_info: dict[str, Any] | None = None,
                  clip_weights: str | Path | None = None):
-        self.device = torch.device(device) if device is not None else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
+        self.device = choose_device(device)
         self.model = model.to(self.device).eval()
         self.amp_dtype = autocast_dtype(self.device)  # bf16 on GPUs that have it, fp16 on older ones, none on CPU
         self.vocabulary = vocabulary

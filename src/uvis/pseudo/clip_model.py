@@ -55,10 +55,6 @@ class ClipConfig:
     model_cfg: dict[str, Any] | None = field(default=None, repr=False)
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 OPEN_CLIP_HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 HF_PREFIX = "hf-hub:"
 
@@ -217,9 +213,9 @@ class ClipModel:
 
     def __init__(self, model: torch.nn.Module, *, name: str, weights_path: Path | None,
                  device: torch.device | str | None = None, tokenizer: Any = None, pretrained_tag: str | None = None):
-        from uvis.features.dino import pick_device
+        from uvis.features.device import choose_device
 
-        self.device = pick_device(device)  # None: CUDA when available; a bad name is a one-line error
+        self.device = choose_device(device)  # None: CUDA when available; a bad name is a one-line error
         self.model = model.eval().to(self.device)
         self.name = name
         self.pretrained_tag = pretrained_tag  # recorded with embeddings so a trained model can reload this CLIP
@@ -281,7 +277,7 @@ class ClipModel:
 
     def _autocast(self):
         if self.device.type == "cuda":
-            from uvis.features.dino import autocast_dtype
+            from uvis.features.device import autocast_dtype
 
             return torch.autocast("cuda", dtype=autocast_dtype(self.device))  # bf16, or fp16 where bf16 is missing
         return torch.autocast("cpu", enabled=False)

@@ -30,8 +30,7 @@ from uvis.data import atomic
 from uvis.data.progress import progress as progress_reporter
 from uvis.data.workers import end_with_parent
 from uvis.errors import UserError
-from uvis.features.dino import autocast_dtype
-from uvis.features.dino import pick_device as check_device
+from uvis.features.device import autocast_dtype, choose_device
 from uvis.features.weights import check_needs
 from uvis.model.loss import SetCriterion
 from uvis.model.model import build_model
@@ -62,13 +61,13 @@ class WarmupPoly:
 
 def pick_device(name: str, local_rank: int = 0, *, distributed_run: bool = False) -> torch.device:
     """``auto``, ``cpu``, ``cuda`` (under torchrun: the GPU of the process's local rank) or ``cuda:N``, checked by
-    ``uvis.features.dino.pick_device``; training runs on a CPU or CUDA only."""
+    ``uvis.features.device.choose_device``; training runs on a CPU or CUDA only."""
     if name not in ("auto", "cpu") and not name.startswith("cuda"):
         raise UserError(f"unknown --device '{name}'", fix="use --device auto, cpu, cuda or cuda:N")
-    dev = check_device(name)
+    dev = choose_device(name)
     if dev.type != "cuda":
         return dev
-    if dev.index is None:
+    if name == "auto" or dev.index is None:
         return torch.device("cuda", local_rank)
     if distributed_run:
         raise UserError(f"--device {name} under torchrun", fix="use --device cuda: each process takes the GPU "
