@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from uvis.data import masks as mask_utils
+from uvis.data.masks import iou as mask_iou
 from uvis.data.ytvis import Category, Dataset, Track, Video, load_results, save_results
 from uvis.evaluation import evaluate
 from uvis.pseudo.format import FrameInstance, PseudoLabels
-from uvis.track.iou_baseline import IoULinkConfig, instances_from_tracks, link_by_iou, link_video, mask_iou
+from uvis.track.iou_baseline import IoULinkConfig, instances_from_tracks, link_by_iou, link_video
 
 H, W = 24, 40
 

@@ -1,4 +1,4 @@
-"""RLE masks: round trips, uncompressed counts, polygons, normalize, area and box."""
+"""RLE masks: round trips, uncompressed counts, polygons, normalize, area and box, IoU and merge."""
 
 from __future__ import annotations
 
@@ -138,3 +138,64 @@ def test_encode_tensor_equals_pycocotools(shape):
         masks[2, 0, 0] = True
     assert mask_utils.encode_tensor(torch.from_numpy(masks)) == mask_utils.encode_many(masks)
     assert mask_utils.encode_tensor(torch.zeros(0, 4, 4, dtype=torch.bool)) == []
+
+
+def test_to_coco_takes_every_counts_form_to_pycocotools_bytes():
+    rng = np.random.default_rng(3)
+    m = _random_mask(rng, 9, 11)
+    rle = mask_utils.encode(m)
+    coco = mask_utils.to_coco(rle)
+    assert isinstance(coco["counts"], bytes) and coco["size"] == [9, 11]
+    assert mask_utils.to_coco(coco) is coco  # already converted: used as it is
+    runs = mask_utils.run_lengths(rle["counts"]).tolist()
+    from_list = mask_utils.to_coco({"size": [9, 11], "counts": runs})
+    assert from_list["counts"] == coco["counts"]
+
+
+def _dense_iou(a: np.ndarray, b: np.ndarray, crowd: bool = False) -> float:
+    inter = (a & b).sum()
+    union = a.sum() if crowd else (a | b).sum()
+    return float(inter / union) if union else 0.0
+
+
+@pytest.mark.parametrize("crowd", [False, True])
+def test_iou_matches_pixel_counts(crowd):
+    rng = np.random.default_rng(4)
+    a = [_random_mask(rng, 20, 24, p) for p in (0.1, 0.4, 0.7)]
+    b = [_random_mask(rng, 20, 24, p) for p in (0.2, 0.5)]
+    got = mask_utils.iou([mask_utils.encode(m) for m in a], [mask_utils.encode(m) for m in b], crowd=crowd)
+    assert got.shape == (3, 2) and got.dtype == np.float64
+    want = np.array([[_dense_iou(x, y, crowd) for y in b] for x in a])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_iou_per_mask_crowd_flags_and_empty_inputs():
+    rng = np.random.default_rng(5)
+    a, b0, b1 = (_random_mask(rng, 8, 8, 0.5) for _ in range(3))
+    rle = mask_utils.encode
+    got = mask_utils.iou([rle(a)], [rle(b0), rle(b1)], crowd=[False, True])
+    np.testing.assert_allclose(got, [[_dense_iou(a, b0), _dense_iou(a, b1, crowd=True)]])
+    assert mask_utils.iou([], [rle(a)]).shape == (0, 1)
+    assert mask_utils.iou([rle(a)], []).shape == (1, 0)
+    empty = mask_utils.empty(8, 8)
+    assert mask_utils.iou([empty], [empty])[0, 0] == 0.0
+
+
+def test_areas_of_many_masks_in_chunks():
+    rng = np.random.default_rng(6)
+    ms = [_random_mask(rng, 6, 7, p) for p in np.linspace(0, 1, 600)]  # more than one pycocotools chunk
+    got = mask_utils.areas([mask_utils.encode(m) for m in ms])
+    assert got.dtype == np.int64 and got.tolist() == [int(m.sum()) for m in ms]
+    assert mask_utils.areas([]).shape == (0,)
+
+
+def test_merge_union_and_intersection():
+    rng = np.random.default_rng(7)
+    ms = [_random_mask(rng, 12, 10, 0.4) for _ in range(3)]
+    rles = [mask_utils.encode(m) for m in ms]
+    union = mask_utils.merge(rles)
+    assert isinstance(union["counts"], str)
+    assert np.array_equal(mask_utils.decode(union), ms[0] | ms[1] | ms[2])
+    assert np.array_equal(mask_utils.decode(mask_utils.merge(rles, intersect=True)), ms[0] & ms[1] & ms[2])
+    with pytest.raises(ValueError, match="at least one"):
+        mask_utils.merge([])

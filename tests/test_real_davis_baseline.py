@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from uvis.cli.main import main
+from uvis.data.masks import iou as mask_iou
 from uvis.data.ytvis import load_dataset
 from uvis.evaluation import evaluate
 from uvis.evaluation.davis_j import davis_j
-from uvis.track.iou_baseline import IoULinkConfig, instances_from_tracks, link_by_iou, mask_iou
+from uvis.track.iou_baseline import IoULinkConfig, instances_from_tracks, link_by_iou
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -1,7 +1,11 @@
-"""Binary masks as COCO run-length encoding (RLE), through pycocotools.
+"""Binary masks as COCO run-length encoding (RLE), through pycocotools: the one mask API of uvis.
 
 Every mask that crosses a file boundary in uvis is a COCO RLE dict
 ``{"size": [h, w], "counts": str}`` with ``counts`` as the compressed string form.
+
+pycocotools-style functions: ``encode`` / ``decode``, ``to_coco`` (any counts form -> pycocotools' bytes form),
+``area`` / ``areas``, ``bbox``, ``iou`` (a [len(a), len(b)] array, with COCO's crowd rule) and ``merge``.
+Nothing else in uvis calls pycocotools.
 """
 
 from __future__ import annotations
@@ -59,25 +63,61 @@ def encode_tensor(masks: Any) -> list[RLE]:
     return out
 
 
-def _to_coco(rle: RLE) -> RLE:
+def to_coco(rle: RLE) -> RLE:
+    """The form pycocotools takes: uncompressed counts (a list, as in some annotation files) are compressed,
+    a ``str`` counts string becomes ``bytes``."""
     counts = rle["counts"]
-    if isinstance(counts, list):  # uncompressed RLE, as in some annotation files
+    if isinstance(counts, list):
         return coco_mask.frPyObjects(rle, int(rle["size"][0]), int(rle["size"][1]))
-    return {"size": rle["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    if isinstance(counts, bytes):  # already pycocotools' own form (converted once, used many times)
+        return rle
+    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
 
 
 def decode(rle: RLE) -> np.ndarray:
     """Decode one RLE (compressed or uncompressed counts) to an HxW bool mask."""
-    return coco_mask.decode(_to_coco(rle)).astype(bool)
+    return coco_mask.decode(to_coco(rle)).astype(bool)
 
 
 def area(rle: RLE) -> int:
-    return int(coco_mask.area(_to_coco(rle)))
+    return int(coco_mask.area(to_coco(rle)))
+
+
+# pycocotools 2.0.11 + numpy 2 overflows in mask.area for lists longer than 255: it is called in chunks
+_AREA_CHUNK = 255
+
+
+def areas(rles: Sequence[RLE]) -> np.ndarray:
+    """[N] int64 pixel counts of many RLEs (pycocotools' batched ``area``)."""
+    coco = [to_coco(r) for r in rles]
+    if not coco:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([np.asarray(coco_mask.area(coco[i : i + _AREA_CHUNK]), dtype=np.int64)
+                           for i in range(0, len(coco), _AREA_CHUNK)])
 
 
 def bbox(rle: RLE) -> list[float]:
     """Box as [x, y, w, h], as COCO writes it."""
-    return [float(v) for v in coco_mask.toBbox(_to_coco(rle))]
+    return [float(v) for v in coco_mask.toBbox(to_coco(rle))]
+
+
+def iou(a: Sequence[RLE], b: Sequence[RLE], crowd: bool | Sequence[bool] = False) -> np.ndarray:
+    """[len(a), len(b)] float64 mask IoU, pycocotools' ``iou`` (two empty masks give 0). With ``crowd`` (one flag
+    for all of ``b``, or one per mask of ``b``) the ratio for a crowd mask ``g`` is |a ∩ g| / |a|, as COCO
+    scores crowd regions (NaN for an empty ``a``)."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    flags = [int(bool(crowd))] * len(b) if isinstance(crowd, bool) else [int(bool(c)) for c in crowd]
+    out = coco_mask.iou([to_coco(r) for r in a], [to_coco(r) for r in b], flags)
+    return np.asarray(out, dtype=np.float64).reshape(len(a), len(b))
+
+
+def merge(rles: Sequence[RLE], *, intersect: bool = False) -> RLE:
+    """The union (or with ``intersect`` the intersection) of same-sized RLEs, JSON-ready."""
+    if not rles:
+        raise ValueError("merge needs at least one mask")
+    out = coco_mask.merge([to_coco(r) for r in rles], intersect=int(intersect))
+    return {"size": [int(out["size"][0]), int(out["size"][1])], "counts": out["counts"].decode("ascii")}
 
 
 # Polygon coordinates may reach this many frame sizes, plus a fixed slack, beyond the frame (pycocotools clips them;
@@ -297,5 +337,5 @@ def normalize(segmentation: Any, height: int, width: int, *, check_runs: bool = 
         raise ValueError(f"RLE 'counts' is {type(counts).__name__}, not a string or a list")
     if check_runs:
         check(segmentation)
-    coco = _to_coco(segmentation)
+    coco = to_coco(segmentation)
     return {"size": [int(coco["size"][0]), int(coco["size"][1])], "counts": coco["counts"].decode("ascii")}

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pycocotools import mask as coco_mask
 from scipy.optimize import linear_sum_assignment
 
+from uvis.data import masks
 from uvis.data.masks import RLE
 from uvis.data.ytvis import Dataset, Track
 from uvis.errors import UserError
@@ -38,13 +38,6 @@ class DavisJResult:
     object_mean: float
 
 
-def _coco(rle: RLE) -> RLE:
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        return coco_mask.frPyObjects(rle, int(rle["size"][0]), int(rle["size"][1]))
-    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-
-
 def frame_j(preds: list[list[RLE | None]], gts: list[list[RLE | None]], num_frames: int) -> np.ndarray:
     """[P, G, T] per-frame J of every prediction against every ground-truth track (both empty -> 1)."""
     out = np.zeros((len(preds), len(gts), num_frames))
@@ -57,8 +50,7 @@ def frame_j(preds: list[list[RLE | None]], gts: list[list[RLE | None]], num_fram
         g_has[g_idx] = True
         out[:, :, t] = (~p_has[:, None]) & (~g_has[None, :])  # both empty: 1; exactly one empty: 0
         if p_idx and g_idx:
-            iou = np.asarray(coco_mask.iou(p_rle, g_rle, [0] * len(g_rle)), dtype=np.float64)
-            out[np.ix_(p_idx, g_idx, [t])] = iou.reshape(len(p_idx), len(g_idx), 1)
+            out[np.ix_(p_idx, g_idx, [t])] = masks.iou(p_rle, g_rle)[:, :, None]
     return out
 
 
@@ -69,8 +61,8 @@ def _present(tracks: list[list[RLE | None]], t: int) -> tuple[list[int], list[RL
         seg = segs[t]
         if seg is None:
             continue
-        rle = _coco(seg)
-        if coco_mask.area(rle) > 0:
+        rle = masks.to_coco(seg)
+        if masks.area(rle) > 0:
             idx.append(i)
             rles.append(rle)
     return idx, rles

@@ -12,23 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pycocotools import mask as coco_mask
 
+from uvis.data import masks
 from uvis.data.masks import RLE
 
 Segs = Sequence[RLE | None]
-
-
-def _coco(rle: RLE) -> RLE:
-    """An RLE pycocotools accepts: compressed counts as str or bytes pass through unchanged."""
-    if isinstance(rle["counts"], list):
-        return coco_mask.frPyObjects(rle, int(rle["size"][0]), int(rle["size"][1]))
-    return rle
-
-
-def _areas(rles: list[RLE]) -> np.ndarray:
-    # pycocotools 2.0.11 + numpy 2 overflows in mask.area for lists longer than 255: call in chunks
-    return np.concatenate([np.asarray(coco_mask.area(rles[i : i + 255]), dtype=np.int64) for i in range(0, len(rles), 255)])
 
 
 @dataclass
@@ -56,7 +44,7 @@ def _per_frame(tracks: Sequence[Segs], num_frames: int) -> tuple[list[list[int]]
     for i, segs in enumerate(tracks):
         for t, s in enumerate(segs):
             if s:
-                r = _coco(s)
+                r = masks.to_coco(s)
                 idx[t].append(i)
                 rles[t].append(r)
                 flat.append(r)
@@ -64,7 +52,7 @@ def _per_frame(tracks: Sequence[Segs], num_frames: int) -> tuple[list[list[int]]
     areas = np.zeros((len(tracks), num_frames), dtype=np.int64)
     if flat:
         ii, tt = np.array(where).T
-        areas[ii, tt] = _areas(flat)
+        areas[ii, tt] = masks.areas(flat)
     return idx, rles, areas
 
 
@@ -98,7 +86,7 @@ def overlaps(
             if len(kg) < len(gi):
                 gi, gr = [gi[n] for n in kg], [gr[n] for n in kg]
         # With the crowd flag, pycocotools returns |d ∩ g| / |d| (row-major [d, g]): multiply back by |d|.
-        ratios.append(np.asarray(coco_mask.iou(dr, gr, [1] * len(gi)), dtype=np.float64).ravel())
+        ratios.append(masks.iou(dr, gr, crowd=True).ravel())
         pairs.extend(i * n_g + j for i in di for j in gi)
         weights.extend(int(area_d[i, t]) for i in di for _ in gi)
     inter = np.zeros(len(dts) * n_g, dtype=np.int64)

@@ -13,9 +13,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from pycocotools import mask as coco_mask
 from scipy.optimize import linear_sum_assignment
 
+from uvis.data import masks
 from uvis.data.masks import RLE
 from uvis.data.ytvis import Dataset, Track
 from uvis.data.ytvis import Video as YtvisVideo
@@ -46,19 +46,6 @@ class _Open:
         return self.masks[-1]
 
 
-def _coco(rle: RLE) -> RLE:
-    counts = rle["counts"]
-    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-
-
-def mask_iou(a: list[RLE], b: list[RLE]) -> np.ndarray:
-    """[len(a), len(b)] plain mask IoU (0 where both masks are empty)."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    iou = coco_mask.iou([_coco(r) for r in a], [_coco(r) for r in b], [0] * len(b))
-    return np.asarray(iou, dtype=np.float64).reshape(len(a), len(b))
-
-
 def _category(instances: list[FrameInstance], default: int) -> int:
     """Majority vote of the instances' categories (ties: the smaller id); ``default`` when none has one."""
     votes = Counter(i.category_id for i in instances if i.category_id is not None)
@@ -75,7 +62,7 @@ def link_video(frames: list[list[FrameInstance]], video_id: int, config: IoULink
     created: list[_Open] = []  # every track in order of birth: by start frame, then instance order
     for t, found in enumerate(frames):
         found = [i for i in found if i.score >= config.min_score]
-        iou = mask_iou([tr.last for tr in live], [i.segmentation for i in found])
+        iou = masks.iou([tr.last for tr in live], [i.segmentation for i in found])
         links: dict[int, int] = {}  # instance index -> live track index
         if iou.size:
             rows, cols = linear_sum_assignment(1.0 - iou)
@@ -126,7 +113,7 @@ def instances_from_tracks(dataset: Dataset, *, score: float = 1.0) -> PseudoLabe
         for t in range(video.length):
             for tr in by_video[video.id]:
                 seg = tr.segmentations[t]
-                if seg is not None and coco_mask.area(_coco(seg)) > 0:
+                if seg is not None and masks.area(seg) > 0:
                     instances.append(FrameInstance(video_id=video.id, frame_index=t, segmentation=seg,
                                                    score=score, category_id=tr.category_id))
     videos = [YtvisVideo(id=v.id, width=v.width, height=v.height, file_names=list(v.file_names), name=v.name)
