@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from uvis.features.dino import VITS, build_vit, cpu_seconds_per_frame
+from uvis.features.backbones import VITS, build_vit
+from uvis.features.dino import cpu_seconds_per_frame
 
 
 def main() -> None:

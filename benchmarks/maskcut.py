@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uvis.features.dino import VITS, DinoFeatures, build_vit
+from uvis.features.backbones import VITS, build_vit
+from uvis.features.dino import DinoFeatures
 from uvis.pseudo.maskcut import MaskCut, MaskCutConfig, Timings
 
 # real 1280x720 frames: $UVIS_BENCH_FRAMES (a folder of clip folders), else ../shared/data/real-frames

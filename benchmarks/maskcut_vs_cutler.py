@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from structured_dino import save_structured_vit  # noqa: E402
 from uvis.data import masks as mask_utils  # noqa: E402
 from uvis.data.video import read_image  # noqa: E402
-from uvis.features.dino import VITS, DinoFeatures  # noqa: E402
+from uvis.features.backbones import VITS  # noqa: E402
+from uvis.features.dino import DinoFeatures  # noqa: E402
 from uvis.pseudo.maskcut import MaskCut, MaskCutConfig  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

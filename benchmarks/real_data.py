@@ -40,9 +40,8 @@ from uvis.data.video import open_video, read_image, resize
 from uvis.data.ytvis import Dataset, Track, load_results
 from uvis.evaluation import evaluate
 from uvis.evaluation.davis_j import davis_j
-from uvis.features.dino import RESNET50_SPEC, VITS
+from uvis.features.backbones import RESNET50_SPEC, VITS, clip_weights_spec
 from uvis.pipeline import RunConfig, command_line, run_pipeline
-from uvis.pseudo.clip_model import weights_spec
 from uvis.track.iou_baseline import IoULinkConfig, instances_from_tracks, link_by_iou
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,7 +193,7 @@ def pct(x: float) -> str:
 
 
 def weights_lines() -> list[str]:
-    specs = [VITS["dino_vitb8"].spec, VITS["dino_vits16"].spec, RESNET50_SPEC, weights_spec("ViT-B-32", "openai")]
+    specs = [VITS["dino_vitb8"].spec, VITS["dino_vits16"].spec, RESNET50_SPEC, clip_weights_spec("ViT-B-32", "openai")]
     return [f"wget -P weights {s.url}" for s in specs if s is not None]
 
 

@@ -34,7 +34,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 def _prepare(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     from uvis.data.synthetic import make_dataset
-    from uvis.features import dino
+    from uvis.features import backbones
 
     height, width = (int(x) for x in args.size.lower().split("x"))
     data = work / "data"
@@ -42,7 +42,7 @@ def _prepare(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
                  seed=0, image_format="jpg")
     torch.manual_seed(0)
     weights = work / "dino.pth"
-    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS[args.backbone])), weights)
+    torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS[args.backbone])), weights)
     return data, weights
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from uvis.features.dino import VITS, build_vit, official_state_dict
+from uvis.features.backbones import VITS, build_vit, official_state_dict
 
 COLOUR, GRADIENT, TEXTURE, POSITION = slice(0, 3), slice(3, 9), 9, slice(10, 16)
 OPPONENT = ((1 / 3, 1 / 3, 1 / 3), (1.0, -1.0, 0.0), (0.5, 0.5, -1.0))  # brightness, red-green, yellow-blue

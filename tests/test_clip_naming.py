@@ -12,7 +12,9 @@ from uvis.cli.main import main
 from uvis.data import masks as mask_utils
 from uvis.data.sources import discover, to_ytvis_video
 from uvis.errors import UserError, WeightsNotFoundError
-from uvis.pseudo.clip_model import ClipConfig, ClipModel, read_state_dict, weights_spec
+from uvis.features.backbones import clip_weights_spec as weights_spec
+from uvis.features.backbones import read_clip_state_dict as read_state_dict
+from uvis.pseudo.clip_model import ClipConfig, ClipModel
 from uvis.pseudo.format import FrameInstance, PseudoLabels, load_pseudo_labels
 from uvis.pseudo.name_labels import (
     embeddings_path,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from uvis.features.dino import VITS, cpu_seconds_per_frame, cpu_speed_note, matmul_rate, vit_flops
+from uvis.features.backbones import VITS
+from uvis.features.dino import cpu_seconds_per_frame, cpu_speed_note, matmul_rate, vit_flops
 
 
 def test_cost_grows_with_patches_and_width():

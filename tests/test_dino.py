@@ -7,39 +7,39 @@ import pytest
 import torch
 
 from uvis.errors import UserError, WeightsNotFoundError
-from uvis.features import dino, weights
+from uvis.features import backbones, dino, weights
 
 
 def _save_tiny(path, seed=0):
     torch.manual_seed(seed)
-    model = dino.build_vit(dino.VITS["tiny"])
-    state = dino.official_state_dict(model)
+    model = backbones.build_vit(backbones.VITS["tiny"])
+    state = backbones.official_state_dict(model)
     torch.save(state, path)
     return state
 
 
 def test_official_names_match_timm():
-    keys = set(dino.build_vit(dino.VITS["dino_vits8"]).state_dict())
+    keys = set(backbones.build_vit(backbones.VITS["dino_vits8"]).state_dict())
     for k in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.11.attn.qkv.bias", "norm.weight"):
         assert k in keys
-    assert dino.VITS["dino_vitb8"].spec.url == (
+    assert backbones.VITS["dino_vitb8"].spec.url == (
         "https://dl.fbaipublicfiles.com/dino/dino_vitbase8_pretrain/dino_vitbase8_pretrain.pth")
-    assert dino.VITS["dino_vits16"].spec.filename == "dino_deitsmall16_pretrain.pth"
+    assert backbones.VITS["dino_vits16"].spec.filename == "dino_deitsmall16_pretrain.pth"
 
 
 def test_load_by_path_and_env(tmp_path, monkeypatch):
     state = _save_tiny(tmp_path / "w.pth")
-    model = dino.load_vit("tiny", tmp_path / "w.pth")
+    model = backbones.create_backbone("tiny", tmp_path / "w.pth")
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k]), k
     wdir = tmp_path / "wdir"
     wdir.mkdir()
     _save_tiny(wdir / "dino_tiny_test.pth", seed=1)
     monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(wdir))
-    model2 = dino.load_vit("tiny")
+    model2 = backbones.create_backbone("tiny", True)
     assert not torch.equal(model2.pos_embed, model.pos_embed)
     # a folder passed as --weights holds the file under its published name
-    model3 = dino.load_vit("tiny", wdir)
+    model3 = backbones.create_backbone("tiny", wdir)
     assert torch.equal(model3.pos_embed, model2.pos_embed)
 
 
@@ -48,7 +48,7 @@ def test_training_checkpoint_is_unwrapped(tmp_path):
     full = {"teacher": {f"backbone.{k}": v for k, v in state.items()} | {"head.last_layer.weight": torch.zeros(2)},
             "epoch": 3}
     torch.save(full, tmp_path / "full.pth")
-    model = dino.load_vit("tiny", tmp_path / "full.pth")
+    model = backbones.create_backbone("tiny", tmp_path / "full.pth")
     assert torch.equal(model.cls_token, state["cls_token"])
 
 
@@ -57,25 +57,25 @@ def test_wrong_or_corrupt_file(tmp_path):
     del state["norm.weight"]
     torch.save(state, tmp_path / "missing.pth")
     with pytest.raises(UserError, match="norm.weight"):
-        dino.load_vit("tiny", tmp_path / "missing.pth")
+        backbones.create_backbone("tiny", tmp_path / "missing.pth")
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot read weights"):
-        dino.load_vit("tiny", tmp_path / "bad.pth")
+        backbones.create_backbone("tiny", tmp_path / "bad.pth")
     with pytest.raises(UserError, match="shape mismatch|missing|unexpected"):
-        dino.load_vit("dino_vits8", tmp_path / "w.pth")
+        backbones.create_backbone("dino_vits8", tmp_path / "w.pth")
     with pytest.raises(UserError, match="unknown backbone"):
-        dino.load_vit("dino_vitx", tmp_path / "w.pth")
+        backbones.create_backbone("dino_vitx", tmp_path / "w.pth")
 
 
 def test_missing_weights_names_file_and_places(tmp_path, monkeypatch):
     monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(tmp_path / "empty"))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(WeightsNotFoundError) as e:  # the download is refused (tests/conftest.py: no network)
-        dino.load_vit("dino_vits8")
+        backbones.create_backbone("dino_vits8", True)
     msg = str(e.value)
     assert "dino_deitsmall8_pretrain.pth" in msg and str(tmp_path / "empty") in msg and "--weights" in msg
     with pytest.raises(WeightsNotFoundError):
-        dino.load_vit("tiny", tmp_path / "nope.pth")
+        backbones.create_backbone("tiny", tmp_path / "nope.pth")
 
 
 def test_weights_folder_without_the_file_is_not_silently_replaced(tmp_path, monkeypatch):
@@ -88,15 +88,15 @@ def test_weights_folder_without_the_file_is_not_silently_replaced(tmp_path, monk
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "dino_tiny_tset.pth").write_bytes(b"misspelt")
     with pytest.raises(WeightsNotFoundError, match="dino_tiny_test.pth") as err:
-        dino.load_vit("tiny", tmp_path / "mine")
+        backbones.create_backbone("tiny", tmp_path / "mine")
     assert str(tmp_path / "mine") in str(err.value) and "\n" not in str(err.value)
 
 
 def test_position_embedding_follows_dino():
     torch.manual_seed(0)
     pos = torch.randn(1, 1 + 14 * 14, 8)
-    assert dino.dino_pos_embed(pos, (14, 14)) is pos
-    out = dino.dino_pos_embed(pos, (30, 45))
+    assert backbones.dino_pos_embed(pos, (14, 14)) is pos
+    out = backbones.dino_pos_embed(pos, (30, 45))
     assert out.shape == (1, 1 + 30 * 45, 8) and torch.equal(out[:, 0], pos[:, 0])
     # DINO's rule: bicubic with scale factor (grid + 0.1) / 14, written out for one case
     ref = torch.nn.functional.interpolate(pos[:, 1:].reshape(1, 14, 14, 8).permute(0, 3, 1, 2),
@@ -119,7 +119,7 @@ def test_feature_shapes_non_square(tmp_path):
     with torch.no_grad():
         t = model.patch_embed(x)  # [B, h, w, D]
         t = torch.cat([model.cls_token.expand(2, -1, -1), t.flatten(1, 2)], 1)
-        t = t + dino.dino_pos_embed(model.pos_embed, (5, 8))
+        t = t + backbones.dino_pos_embed(model.pos_embed, (5, 8))
         for blk in model.blocks[:-1]:
             t = blk(t)
         qkv = model.blocks[-1].attn.qkv(model.blocks[-1].norm1(t))
@@ -137,13 +137,13 @@ def test_resnet50_official_layout(tmp_path):
     torch.manual_seed(0)
     state = {k: v for k, v in resnet50(weights=None).state_dict().items() if not k.startswith("fc.")}
     torch.save(state, tmp_path / "dino_resnet50_pretrain.pth")
-    model = dino.load_resnet50(tmp_path)
+    model = backbones.create_backbone("dino_resnet50", tmp_path)
     assert torch.equal(model.conv1.weight, state["conv1.weight"])
     assert model(torch.zeros(1, 3, 64, 48)).shape == (1, 2048)
     del state["layer4.2.bn3.weight"]
     torch.save(state, tmp_path / "broken.pth")
     with pytest.raises(UserError, match="layer4.2.bn3.weight"):
-        dino.load_resnet50(tmp_path / "broken.pth")
+        backbones.create_backbone("dino_resnet50", tmp_path / "broken.pth")
 
 
 def test_preprocess_is_the_references_input():

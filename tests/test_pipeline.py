@@ -15,7 +15,7 @@ from tiny_clip import patch_clip_load
 from uvis.cli.main import main
 from uvis.data.synthetic import SYNTHETIC_CLASSES, make_dataset
 from uvis.errors import UserError
-from uvis.features import dino
+from uvis.features import backbones
 from uvis.pipeline import RunConfig, run_pipeline, step_settings
 from uvis.track.segmenter import Segmenter
 
@@ -30,7 +30,7 @@ def sample(tmp_path):
 @pytest.fixture()
 def tiny_weights(tmp_path, monkeypatch):
     dino_path = tmp_path / "tiny_dino.pth"
-    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), dino_path)
+    torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])), dino_path)
     patch_clip_load(monkeypatch, tmp_path)
     return dino_path
 

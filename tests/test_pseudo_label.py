@@ -13,7 +13,7 @@ from uvis.cli.main import main
 from uvis.data import masks as mask_utils
 from uvis.data.sources import discover
 from uvis.data.synthetic import make_dataset, render_video
-from uvis.features import dino
+from uvis.features import backbones
 from uvis.pseudo import maskcut as mc
 from uvis.pseudo.collection import PseudoLabelConfig, pseudo_label_collection
 from uvis.pseudo.format import load_pseudo_labels
@@ -25,7 +25,7 @@ TINY = PseudoLabelConfig(backbone="tiny", maskcut=mc.MaskCutConfig(resolution=32
 def tiny_weights(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "tiny.pth"
-    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), path)
+    torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])), path)
     return path
 
 

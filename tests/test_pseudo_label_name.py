@@ -9,7 +9,7 @@ import torch
 from tiny_clip import patch_clip_load
 from uvis.cli.main import main
 from uvis.data.synthetic import SYNTHETIC_CLASSES, make_dataset
-from uvis.features import dino
+from uvis.features import backbones
 from uvis.pseudo import maskcut as mc
 from uvis.pseudo import name_labels
 from uvis.pseudo.format import load_pseudo_labels
@@ -20,7 +20,7 @@ from uvis.pseudo.name_labels import load_embeddings
 def tiny_weights(tmp_path, monkeypatch):
     torch.manual_seed(0)
     path = tmp_path / "tiny.pth"
-    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), path)
+    torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])), path)
     patch_clip_load(monkeypatch, tmp_path)
     return path
 

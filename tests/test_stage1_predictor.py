@@ -18,7 +18,7 @@ from tiny_clip import load_tiny_clip, save_tiny_clip
 from uvis.cli.main import main
 from uvis.data.synthetic import make_dataset
 from uvis.data.ytvis import load_dataset, load_results
-from uvis.features import dino
+from uvis.features import backbones
 from uvis.features.weights import file_sha256
 from uvis.track import stage1_predictor
 
@@ -26,7 +26,7 @@ from uvis.track import stage1_predictor
 @pytest.fixture()
 def setup(tmp_path, monkeypatch):
     weights = tmp_path / "tiny.pth"
-    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), weights)
+    torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])), weights)
     clip_path = save_tiny_clip(tmp_path)
     monkeypatch.setattr(stage1_predictor, "load_clip", lambda cfg: load_tiny_clip(clip_path))
     root = tmp_path / "synth"
@@ -53,7 +53,7 @@ def test_segment_model_none_end_to_end(setup, tmp_path):
     assert record["settings"]["weights"]["dino"] == {"file": "tiny.pth", "sha256": file_sha256(dino_file)}
     assert record["settings"]["weights"]["clip"]["file"] == "tiny-clip.pt"
     torch.manual_seed(5)
-    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), dino_file)
+    torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])), dino_file)
     assert main(["segment", str(root), "--model", "none", "--out", str(out), *common]) == 2
 
 

@@ -23,7 +23,7 @@ from tiny_clip import save_tiny_clip, tiny_clip_loader
 from uvis.cli.main import main
 from uvis.data.synthetic import make_dataset
 from uvis.distributed import Group, balanced_shares, job
-from uvis.features import dino
+from uvis.features import backbones
 from uvis.pseudo.clip_model import ClipModel
 
 ENTRY = Path(__file__).with_name("torchrun_entry.py")
@@ -36,7 +36,7 @@ def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("torchrun")
     make_dataset(root / "synth", num_videos=3, num_frames=3, height=24, width=40, seed=1)
     torch.manual_seed(0)
-    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), root / "tiny.pth")
+    torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])), root / "tiny.pth")
     clip = save_tiny_clip(root)
     return {"data": root / "synth", "weights": root / "tiny.pth", "clip": clip, "root": root}
 

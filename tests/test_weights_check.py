@@ -11,7 +11,7 @@ import torch
 from uvis.cli.main import main
 from uvis.data.synthetic import SYNTHETIC_CLASSES, make_dataset
 from uvis.errors import UserError, WeightsNotFoundError
-from uvis.features import dino, weights
+from uvis.features import backbones, weights
 from uvis.pipeline import RunConfig, run_pipeline
 
 
@@ -24,7 +24,7 @@ def sample(tmp_path):
 
 def _tiny_dino(path, seed=0):
     torch.manual_seed(seed)
-    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), path)
+    torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])), path)
     return path
 
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from uvis.cli.main import main
-from uvis.features import dino, weights
+from uvis.features import backbones, weights
 
 
 def _tiny_dino(path, seed=0):
     torch.manual_seed(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), path)
+    torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])), path)
     return path
 
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from uvis.errors import UserError, WeightsNotFoundError
-from uvis.features import dino, weights
+from uvis.features import backbones, weights
 
 
 @functools.cache
@@ -28,8 +28,8 @@ def _tiny_bytes(seed: int = 0, width: int = 48) -> bytes:
     """A tiny DINO ViT in the official layout (``width`` other than 48: a file of another architecture)."""
     torch.manual_seed(seed)
     buf = io.BytesIO()
-    arch = dataclasses.replace(dino.VITS["tiny"], embed_dim=width)
-    torch.save(dino.official_state_dict(dino.build_vit(arch)), buf)
+    arch = dataclasses.replace(backbones.VITS["tiny"], embed_dim=width)
+    torch.save(backbones.official_state_dict(backbones.build_vit(arch)), buf)
     return buf.getvalue()
 
 
@@ -102,13 +102,13 @@ def _cache_is_clean(name: str) -> bool:
 
 def test_good_download_through_the_mirror_is_verified_and_cached(server, monkeypatch):
     monkeypatch.setenv(weights.MIRROR_ENV, f"{server.base}/good")
-    model = dino.load_vit("tiny")
+    model = backbones.create_backbone("tiny", True)
     target = _cache() / "dino_tiny_test.pth"
     assert target.is_file() and target.read_bytes() == server.files["dino_tiny_test.pth"]
     assert model.weights_path == target
     assert server.requests == ["/good/dino_tiny_test.pth"]
     assert not [p for p in _cache().iterdir() if p.name.startswith(".")]  # no temporary file left
-    dino.load_vit("tiny")  # a second load takes the cached file
+    backbones.create_backbone("tiny", True)  # a second load takes the cached file
     assert len(server.requests) == 1
 
 
@@ -123,7 +123,7 @@ def test_a_bad_download_says_why_and_is_never_kept(server, monkeypatch, mode, re
     monkeypatch.setenv(weights.TIMEOUT_ENV, "0.5")
     for _ in range(2):  # the second run fails the same way: nothing bad was kept in the cache
         with pytest.raises(WeightsNotFoundError, match=reason) as err:
-            dino.load_vit("tiny")
+            backbones.create_backbone("tiny", True)
         message = str(err.value)
         assert f"{server.base}/{mode}/dino_tiny_test.pth" in message and "\n" not in message
         assert "uvis weights download" in message and "--weights" in message and weights.MIRROR_ENV in message
@@ -136,7 +136,7 @@ def test_refused_and_dns_failures_are_named(monkeypatch):
         port = s.getsockname()[1]
     monkeypatch.setenv(weights.MIRROR_ENV, f"http://127.0.0.1:{port}")
     with pytest.raises(WeightsNotFoundError, match="connection to 127.0.0.1 refused"):
-        dino.load_vit("tiny")
+        backbones.create_backbone("tiny", True)
 
     def no_dns(*args, **kwargs):
         raise socket.gaierror(-3, "Temporary failure in name resolution")
@@ -144,7 +144,7 @@ def test_refused_and_dns_failures_are_named(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     monkeypatch.setenv(weights.MIRROR_ENV, "http://weights.example")
     with pytest.raises(WeightsNotFoundError, match="DNS lookup of weights.example failed"):
-        dino.load_vit("tiny")
+        backbones.create_backbone("tiny", True)
     assert _cache_is_clean("dino_tiny_test.pth")
 
 
@@ -152,7 +152,7 @@ def test_a_file_of_another_architecture_or_checksum_is_refused(server, monkeypat
     server.files["dino_tiny_test.pth"] = server.files["other_arch.pth"]  # loads, but is a narrower ViT
     monkeypatch.setenv(weights.MIRROR_ENV, f"{server.base}/good")
     with pytest.raises(WeightsNotFoundError, match="not the expected weights .*do not fit this backbone"):
-        dino.load_vit("tiny")
+        backbones.create_backbone("tiny", True)
     assert _cache_is_clean("dino_tiny_test.pth")
 
     good = _tiny_bytes()
@@ -177,7 +177,7 @@ def test_a_cached_file_that_no_longer_loads_says_delete_it_with_the_whole_reason
     target.parent.mkdir(parents=True)
     target.write_bytes(_tiny_bytes()[:700])  # cut off
     with pytest.raises(UserError) as err:
-        dino.load_vit("tiny")
+        backbones.create_backbone("tiny", True)
     message = str(err.value)
     assert str(target) in message and "delete it" in message and "pass the weights path with --weights" in message
     assert "cannot read weights (" in message and "\n" not in message
@@ -188,7 +188,7 @@ def test_a_cached_file_that_no_longer_loads_says_delete_it_with_the_whole_reason
 
 def test_check_needs_reports_every_missing_file_at_once(tmp_path, monkeypatch):
     monkeypatch.delenv(weights.MIRROR_ENV)  # the publishers' URLs are named (download=False: nothing is fetched)
-    needs = [dino.vit_need("dino_vitb8"), dino.resnet50_need(), dino.vit_need("tiny", tmp_path / "nope.pth")]
+    needs = [backbones.backbone_need("dino_vitb8"), backbones.backbone_need("dino_resnet50"), backbones.backbone_need("tiny", tmp_path / "nope.pth")]
     with pytest.raises(WeightsNotFoundError) as err:
         weights.check_needs(needs, download=False)
     message = str(err.value)

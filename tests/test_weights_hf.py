@@ -14,8 +14,10 @@ from safetensors.torch import save_file
 from tiny_clip import TINY_CFG, load_tiny_clip, save_tiny_clip
 from uvis.cli.main import main
 from uvis.errors import UserError, WeightsNotFoundError
-from uvis.features import dino, weights
-from uvis.pseudo.clip_model import architecture_of, clip_need, weights_spec
+from uvis.features import backbones, weights
+from uvis.features.backbones import clip_architecture as architecture_of
+from uvis.features.backbones import clip_weights_spec as weights_spec
+from uvis.pseudo.clip_model import clip_need
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -37,7 +39,7 @@ def hf_cache_file(repo: str, filename: str, data: bytes, commit: str = COMMIT) -
 
 def _tiny_state(seed: int = 0) -> dict[str, torch.Tensor]:
     torch.manual_seed(seed)
-    return {k: v.contiguous() for k, v in dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])).items()}
+    return {k: v.contiguous() for k, v in backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])).items()}
 
 
 def _safetensors_bytes(state: dict[str, torch.Tensor], tmp_path: Path) -> bytes:
@@ -80,42 +82,42 @@ def test_timm_names_resolve_from_the_offline_hugging_face_cache(tmp_path):
     link = hf_cache_file("timm/vit_tiny_test_patch8_32.dino", "model.safetensors", _safetensors_bytes(state, tmp_path))
     for name in ("vit_tiny_test_patch8_32.dino", "timm/vit_tiny_test_patch8_32.dino",
                  "hf-hub:timm/vit_tiny_test_patch8_32.dino"):
-        model = dino.load_vit(name)
+        model = backbones.create_backbone(name, True)
         _same(model, state)
         assert model.weights_path == link
     # uvis's own name finds timm's copy in the Hugging Face cache too (after $UVIS_WEIGHTS_DIR and torch's cache)
-    assert dino.load_vit("tiny").weights_path == link
+    assert backbones.create_backbone("tiny", True).weights_path == link
     # a safetensors file is accepted wherever a .pth is, under any name
     (tmp_path / "mine.bin").write_bytes(link.read_bytes())
-    _same(dino.load_vit("tiny", tmp_path / "mine.bin"), state)
+    _same(backbones.create_backbone("tiny", tmp_path / "mine.bin"), state)
 
 
 def test_real_timm_and_hugging_face_names_map_to_the_dino_architectures():
-    arch, spec = dino.backbone("vit_base_patch8_224.dino")
+    arch, spec = backbones.vit_spec("vit_base_patch8_224.dino")
     assert arch.name == "dino_vitb8" and spec.hf_repo == "timm/vit_base_patch8_224.dino" and spec.url == ""
     assert spec.hf_files[0] == "model.safetensors"
-    arch, spec = dino.backbone("facebook/dino-vits16")
+    arch, spec = backbones.vit_spec("facebook/dino-vits16")
     assert arch.name == "dino_vits16" and spec.hf_repo == "facebook/dino-vits16"
-    assert dino.backbone("dino_vits8")[1].hf_repo == "timm/vit_small_patch8_224.dino"
+    assert backbones.vit_spec("dino_vits8")[1].hf_repo == "timm/vit_small_patch8_224.dino"
     with pytest.raises(UserError, match="unknown backbone") as err:
-        dino.backbone("vit_huge_patch14_224.dino")
+        backbones.vit_spec("vit_huge_patch14_224.dino")
     assert "tiny" not in str(err.value) and "dino_vitb8" in str(err.value)
 
 
 def test_transformers_layout_is_converted_exactly(tmp_path):
     state = _tiny_state(seed=2)
     hf = _to_transformers(state)
-    converted = dino.from_transformers(hf)
+    converted = backbones.from_transformers(hf)
     assert set(converted) == set(state)
     for k, v in state.items():
         assert torch.equal(converted[k], v), k
     # through the Hugging Face cache, as a .bin saved by torch (and with a model prefix)
     torch.save({f"vit.{k}": v for k, v in hf.items()}, tmp_path / "pytorch_model.bin")
     hf_cache_file("uvis-tests/dino-tiny", "pytorch_model.bin", (tmp_path / "pytorch_model.bin").read_bytes())
-    model = dino.load_vit("uvis-tests/dino-tiny")
+    model = backbones.create_backbone("uvis-tests/dino-tiny", True)
     _same(model, state)
     x = torch.randn(1, 3, 32, 48)
-    reference = dino.build_vit(dino.VITS["tiny"])
+    reference = backbones.build_vit(backbones.VITS["tiny"])
     reference.load_state_dict(state)
     with torch.no_grad():
         assert torch.allclose(model.forward_features(x), reference.eval().forward_features(x), atol=1e-6)
@@ -123,7 +125,7 @@ def test_transformers_layout_is_converted_exactly(tmp_path):
 
 def test_offline_without_the_file_says_so(tmp_path):
     with pytest.raises(WeightsNotFoundError, match="HF_HUB_OFFLINE is set") as err:
-        dino.load_vit("vit_tiny_test_patch8_32.dino")
+        backbones.create_backbone("vit_tiny_test_patch8_32.dino", True)
     assert str(weights.hf_cache_dir()) in str(err.value) and "uvis weights download" in str(err.value)
 
 
@@ -177,11 +179,11 @@ def test_a_download_from_the_hub_is_loaded_before_it_is_used_and_a_bad_one_delet
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     with pytest.raises(WeightsNotFoundError, match=r"not the expected weights \(.*cannot read weights.*it was deleted"):
-        dino.load_vit("vit_tiny_test_patch8_32.dino")
+        backbones.create_backbone("vit_tiny_test_patch8_32.dino", True)
     assert calls == [("timm/vit_tiny_test_patch8_32.dino", "model.safetensors"),
                      ("timm/vit_tiny_test_patch8_32.dino", "pytorch_model.bin")]
     root = weights.hf_cache_dir() / "models--timm--vit_tiny_test_patch8_32.dino"
     assert not list((root / "blobs").iterdir()) and not list((root / "snapshots").rglob("*.bin"))
     state = _tiny_state(seed=3)
     served["model.safetensors"] = _safetensors_bytes(state, tmp_path)
-    _same(dino.load_vit("vit_tiny_test_patch8_32.dino"), state)
+    _same(backbones.create_backbone("vit_tiny_test_patch8_32.dino", True), state)

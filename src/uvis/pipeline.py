@@ -353,7 +353,7 @@ class Pipeline:
         None for stage 1 when the ground truth stands in for it; the model's backbone only with DINO
         initialisation. ``check_weights`` resolves them all before the first step runs.
         """
-        from uvis.features.dino import vit_need
+        from uvis.features.backbones import backbone_need
         from uvis.pseudo.clip_model import ClipConfig, clip_need
         from uvis.train import TrainConfig
 
@@ -362,7 +362,7 @@ class Pipeline:
         config = self.config
         if not config.pseudo_from_ground_truth:
             if config.features == "dino":
-                needs["dino"] = vit_need(config.backbone, config.dino_weights, "--weights", "MaskCut (pseudo-label)")
+                needs["dino"] = backbone_need(config.backbone, config.dino_weights, "--weights", "MaskCut (pseudo-label)")
             clip = clip_need(ClipConfig(model_name=config.clip_model, weights=config.clip_weights),
                              "naming masks (name)")
             # motion labels are named when CLIP can be had, and stay class-agnostic otherwise

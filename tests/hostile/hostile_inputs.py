@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from uvis.data.synthetic import make_dataset
-from uvis.features import dino
+from uvis.features import backbones
 from uvis.train import TrainConfig, pseudo_labels_from_dataset
 
 
@@ -122,7 +122,7 @@ def build_corpus(root: Path) -> Corpus:
 
     torch.manual_seed(0)
     weights = root / "dino_tiny_test.pth"
-    torch.save(dino.official_state_dict(dino.build_vit(dino.VITS["tiny"])), weights)
+    torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])), weights)
 
     run = root / "run"
     run.mkdir()

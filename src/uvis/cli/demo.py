@@ -30,12 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def missing_weights() -> list[str]:
     """One line per pretrained file the full pipeline needs and cannot find or download."""
     from uvis.errors import WeightsNotFoundError
-    from uvis.features.dino import VITS
+    from uvis.features.backbones import VITS, clip_weights_spec
     from uvis.features.weights import resolve
-    from uvis.pseudo.clip_model import weights_spec
 
     missing = []
-    for spec, flag in ((VITS[DEMO_BACKBONE].spec, "--weights"), (weights_spec("ViT-B-32", "openai"), "--clip-weights")):
+    for spec, flag in ((VITS[DEMO_BACKBONE].spec, "--weights"), (clip_weights_spec("ViT-B-32", "openai"), "--clip-weights")):
         assert spec is not None
         try:
             resolve(spec, flag=flag)

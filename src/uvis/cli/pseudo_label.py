@@ -20,7 +20,7 @@ NAMED_NAME = "pseudo_labels_named.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from uvis.features.dino import backbone_help
+    from uvis.features.backbones import backbone_help
 
     p = subparsers.add_parser(
         "pseudo-label",
@@ -69,11 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def stage1_needs(args: argparse.Namespace, *, dino: bool, dino_flag: str, clip: bool) -> list[Need]:
     """The weights files of stage 1 (for ``check_needs``): DINO when MaskCut runs (its path: the value of
     ``dino_flag``), and CLIP when naming. Shared by ``pseudo-label`` and ``segment --model none``."""
-    from uvis.features.dino import vit_need
+    from uvis.features.backbones import backbone_need
     from uvis.pseudo.clip_model import ClipConfig, clip_need
 
     dino_weights = getattr(args, dino_flag.removeprefix("--").replace("-", "_"))
-    needs = [vit_need(args.backbone, dino_weights, dino_flag, "MaskCut")] if dino else []
+    needs = [backbone_need(args.backbone, dino_weights, dino_flag, "MaskCut")] if dino else []
     if clip:
         needs.append(clip_need(ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
                                           weights=args.clip_weights), "naming masks"))

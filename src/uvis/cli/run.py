@@ -9,7 +9,7 @@ from uvis.pipeline import ABLATIONS, STEPS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from uvis.features.dino import backbone_help
+    from uvis.features.backbones import backbone_help
 
     p = subparsers.add_parser(
         "run",

@@ -39,7 +39,7 @@ from uvis.track.tracker import TrackerConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from uvis.features.dino import backbone_help
+    from uvis.features.backbones import backbone_help
 
     p = subparsers.add_parser(
         "segment",
@@ -125,10 +125,10 @@ def choose_features(args: argparse.Namespace) -> str:
     if args.dino_weights:
         return "dino"  # the user named a DINO file: a bad path is reported, never replaced by motion
     from uvis.errors import WeightsNotFoundError
-    from uvis.features.dino import vit_need
+    from uvis.features.backbones import backbone_need
     from uvis.features.weights import check_needs
 
-    need = vit_need(args.backbone, None, "--dino-weights", "MaskCut")
+    need = backbone_need(args.backbone, None, "--dino-weights", "MaskCut")
     try:
         check_needs([need])
     except WeightsNotFoundError:

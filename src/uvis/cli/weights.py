@@ -32,7 +32,7 @@ DEFAULT_DOWNLOADS = ("dino_vitb8", "ViT-B-32", "dino_resnet50")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from uvis.features.dino import backbone_help
+    from uvis.features.backbones import backbone_help
 
     p = subparsers.add_parser(
         "weights", help="list, check and download the pretrained DINO and CLIP files",
@@ -68,14 +68,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _needs(args: argparse.Namespace) -> dict[str, Need]:
-    from uvis.features.dino import resnet50_need, vit_need
+    from uvis.features.backbones import backbone_need
     from uvis.pseudo.clip_model import ClipConfig, clip_need
 
     return {
-        "dino": vit_need(args.backbone, args.weights, "--weights", "MaskCut"),
+        "dino": backbone_need(args.backbone, args.weights, "--weights", "MaskCut"),
         "clip": clip_need(ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
                                      weights=args.clip_weights), "naming masks"),
-        "backbone": resnet50_need(args.backbone_weights),
+        "backbone": backbone_need("dino_resnet50", args.backbone_weights),
     }
 
 
@@ -155,17 +155,17 @@ def download_needs(names: list[str], clip_pretrained: str = "openai") -> list[Ne
     """The ``Need`` of each name: a DINO backbone, ``dino_resnet50``, or a CLIP architecture / ``hf-hub:`` name."""
     import open_clip
 
-    from uvis.features.dino import backbone, resnet50_need, vit_need
+    from uvis.features.backbones import backbone_need, vit_spec
     from uvis.pseudo.clip_model import ClipConfig, clip_need
 
     out: list[Need] = []
     for name in names or DEFAULT_DOWNLOADS:
         if name == "dino_resnet50":
-            out.append(resnet50_need())
+            out.append(backbone_need(name))
             continue
         try:
-            backbone(name)
-            out.append(vit_need(name))
+            vit_spec(name)
+            out.append(backbone_need(name))
             continue
         except UserError:
             pass

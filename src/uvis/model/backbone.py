@@ -4,7 +4,10 @@
   torchvision-layout state dict whose keys timm's ResNet shares.
 - DINO ViTs (``dino_vits16``, ``dino_vits8``, ``dino_vitb16``, ``dino_vitb8``; ``tiny_vit`` for tests) with a
   ViTDet-style simple feature pyramid: the last block's patch map is up-sampled by transposed convolutions
-  and down-sampled by max-pooling to strides 4..32. The official DINO checkpoints use timm's key names.
+  and down-sampled by max-pooling to strides 4..32.
+
+Both build their networks and load the DINO checkpoints through the backbone registry
+(``uvis.features.backbones``), with the one strict loader stage 1 uses too.
 
 Only self-supervised weights are ever loaded: never a model trained on human labels.
 """
@@ -20,29 +23,11 @@ from timm.models.resnet import BasicBlock, ResNet
 from torch import nn
 
 from uvis.errors import UserError
-from uvis.features import dino
-from uvis.features import weights as weights_lookup
+from uvis.features import backbones
 
-# name: (patch size, width, depth, heads, published DINO weights), from the one table of DINO checkpoints
-VITS: dict[str, tuple[int, int, int, int, weights_lookup.WeightsSpec | None]] = {
-    name: (a.patch_size, a.embed_dim, a.depth, a.num_heads, a.spec) for name, a in dino.VITS.items() if name != "tiny"
-}
-VITS["tiny_vit"] = (16, 64, 2, 4, None)
-DINO_RESNET50 = dino.RESNET50_SPEC
-
-
-def _load_into(net: nn.Module, state: dict[str, torch.Tensor], file: Path, skip: tuple[str, ...]) -> None:
-    own = net.state_dict()
-    # BatchNorm's step counters: absent from frozen BN (the default), and never needed for inference statistics
-    state = {k: v for k, v in state.items()
-             if not k.startswith(skip) and not (k.endswith("num_batches_tracked") and k not in own)}
-    bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    if bad or missing:
-        raise UserError(f"checkpoint does not fit the backbone (unexpected {bad[:3]}, missing {missing[:3]})",
-                        path=file, fix="pass the DINO checkpoint of the configured backbone")
-    own.update(state)
-    net.load_state_dict(own)
+# The model's ViTs: the registry's, but not stage 1's test-size ``tiny`` (here ``tiny`` is a ResNet)
+VITS = [n for n in backbones.list_backbones("vit", tests=True) if n != "tiny"]
+FLAG = "--backbone-weights"
 
 
 def build_backbone(name: str, *, freeze_bn: bool = False) -> ResNetBackbone | ViTBackbone:
@@ -71,11 +56,8 @@ class ResNetBackbone(nn.Module):
 
     def load_dino(self, path: str | Path | None = None, *, download: bool = True) -> Path:
         """Load the DINO ResNet-50 weights (found via ``uvis.features.weights``); returns the file used."""
-        file = weights_lookup.resolve(DINO_RESNET50, path, download=download, flag="--backbone-weights",
-                                      validate=dino.resnet50_validator())
-        state = dino.read_state_dict(file, "--backbone-weights", DINO_RESNET50.filename)
-        _load_into(self.net, state, file, skip=("fc.", "head."))
-        return file
+        return backbones.load_pretrained(self.net, "dino_resnet50", True if path is None else path,
+                                         download=download, flag=FLAG)
 
 
 class ViTBackbone(nn.Module):
@@ -83,13 +65,13 @@ class ViTBackbone(nn.Module):
 
     def __init__(self, name: str):
         super().__init__()
-        from timm.models.vision_transformer import VisionTransformer
-
-        patch, dim, depth, heads, self.spec = VITS[name]
+        entry = backbones.backbone_entry(name)
+        assert entry.arch is not None
         self.name = name
-        self.patch = patch
-        self.net = VisionTransformer(img_size=224, patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads,
-                                     qkv_bias=True, num_classes=0, dynamic_img_size=True, dynamic_img_pad=True)
+        self.patch = patch = entry.arch.patch_size
+        dim = entry.arch.embed_dim
+        # timm's position-embedding resampling (what trained models use) and padding to a patch multiple
+        self.net = backbones.create_backbone(name, pos_embed="timm", dynamic_img_pad=True)
         # Per output stride: the scale change from the patch map (ViTDet's simple pyramid).
         self.levels = nn.ModuleList()
         self.channels = []
@@ -114,13 +96,5 @@ class ViTBackbone(nn.Module):
         return [level(fmap) for level in self.levels]
 
     def load_dino(self, path: str | Path | None = None, *, download: bool = True) -> Path:
-        if self.spec is None:
-            raise UserError("this test backbone has no DINO checkpoint", fix="use --init random")
-        file = weights_lookup.resolve(self.spec, path, download=download, flag="--backbone-weights",
-                                      validate=dino.vit_validator(self.name, "--backbone-weights"))
-        state = dino.read_state_dict(file, "--backbone-weights", self.spec.filename)
-        if "pos_embed" in state and state["pos_embed"].shape != self.net.pos_embed.shape:
-            raise UserError(f"pos_embed {tuple(state['pos_embed'].shape)} does not fit", path=file,
-                            fix=f"pass {self.spec.filename}")
-        _load_into(self.net, state, file, skip=("head.",))
-        return file
+        return backbones.load_pretrained(self.net, self.name, True if path is None else path, download=download,
+                                         flag=FLAG)

@@ -1,5 +1,8 @@
 """CLIP through open_clip: build an architecture by name, load weights from a local file, encode images and text.
 
+The architecture, its published file and its checkpoint layouts are the backbone registry's
+(``uvis.features.backbones``: ``build_clip``, ``clip_weights_spec``, ``load_clip_weights``).
+
 Weights are found by file name through ``uvis.features.weights.resolve`` (``--clip-weights``,
 ``$UVIS_WEIGHTS_DIR``, the torch hub cache, then a download). For the default ``ViT-B-32`` with the
 ``openai`` tag that file is OpenAI's ``ViT-B-32.pt`` (a TorchScript archive), at the URL open_clip
@@ -12,12 +15,8 @@ tag (open_clip's plain ``ViT-B-32`` config uses nn.GELU and would silently give 
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import logging
 import uuid
-import warnings
-import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,9 @@ import torch
 import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
-from uvis.errors import UserError, WeightsNotFoundError
-from uvis.features.weights import (
-    Need,
-    Validator,
-    WeightsSpec,
-    file_sha256,
-    read_tensors,
-    resolve,
-    sha256_in_url,
-    unreadable_error,
-)
+from uvis.errors import WeightsNotFoundError
+from uvis.features.backbones import HF_PREFIX, build_clip, clip_architecture, clip_weights_spec, load_clip_weights
+from uvis.features.weights import Need, Validator, WeightsSpec, file_sha256, resolve
 
 
 @dataclass
@@ -55,116 +46,16 @@ class ClipConfig:
     model_cfg: dict[str, Any] | None = field(default=None, repr=False)
 
 
-OPEN_CLIP_HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-HF_PREFIX = "hf-hub:"
-
-
-def weights_spec(model_name: str, tag: str) -> WeightsSpec | None:
-    """The published file for ``model_name``/``tag`` per open_clip's table (its direct URL, with the sha256 the
-    URL carries, and open_clip's Hugging Face copy, whose cache is searched too); None when it has neither.
-    ``model_name`` may be an ``hf-hub:ORG/REPO`` name (the weights then come from that repository)."""
-    if model_name.startswith(HF_PREFIX):
-        repo = model_name[len(HF_PREFIX):].strip("/")
-        return WeightsSpec(filename=OPEN_CLIP_HF_FILES[0], url="", title=f"CLIP {model_name}", hf_repo=repo,
-                           hf_files=OPEN_CLIP_HF_FILES)
-    cfg = open_clip.get_pretrained_cfg(model_name, tag) or {}
-    url = cfg.get("url") or ""
-    repo = (cfg.get("hf_hub") or "").strip("/") or None
-    if not url and not repo:
-        return None
-    return WeightsSpec(filename=url.rsplit("/", 1)[-1] if url else OPEN_CLIP_HF_FILES[0], url=url,
-                       sha256_prefix=sha256_in_url(url), title=f"CLIP {model_name}/{tag}", hf_repo=repo,
-                       hf_files=OPEN_CLIP_HF_FILES if repo else ())
-
-
-def architecture_of(model_name: str, tag: str) -> tuple[str, str]:
-    """(open_clip architecture, pretrained tag) of a CLIP name; an ``hf-hub:`` name is looked up in open_clip's
-    table of published weights (``hf-hub:timm/vit_base_patch32_clip_224.openai`` is ``ViT-B-32``/``openai``)."""
-    if not model_name.startswith(HF_PREFIX):
-        return model_name, tag
-    repo = model_name[len(HF_PREFIX):].strip("/")
-    for arch, known_tag in open_clip.list_pretrained():
-        if (open_clip.get_pretrained_cfg(arch, known_tag) or {}).get("hf_hub", "").strip("/") == repo:
-            return arch, known_tag
-    raise UserError(f"unknown CLIP '{model_name}': not in open_clip's table of published weights",
-                    fix="pass --clip-model ARCH --clip-pretrained TAG (see open_clip.list_pretrained()), and the "
-                        "file with --clip-weights if needed")
-
-
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives are zip files with a ``constants.pkl`` entry; torch.save files lack it."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as z:
-        return any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in z.namelist())
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a CLIP checkpoint: an OpenAI TorchScript archive or a (possibly wrapped) state dict."""
-    path = Path(path)
-    if _is_torchscript(path):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.jit.load is deprecated, but OpenAI ships TorchScript
-            archive = torch.jit.load(str(path), map_location="cpu")
-        state = dict(archive.state_dict())
-        for key in ("input_resolution", "context_length", "vocab_size"):
-            state.pop(key, None)
-        return state
-    try:
-        obj = read_tensors(path)
-    except Exception as e:
-        raise unreadable_error(path, e, "--clip-weights", "an OpenAI CLIP .pt file or an open_clip state_dict()") from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UserError("not a CLIP checkpoint (no state dict in it)", path=path,
-                        fix="pass an OpenAI CLIP .pt file or an open_clip state_dict() with --clip-weights")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
 def _build(cfg: ClipConfig) -> torch.nn.Module:
     quick_gelu = cfg.quick_gelu if cfg.quick_gelu is not None else cfg.pretrained_tag == "openai"
-    if cfg.model_cfg is not None:
-        model_cfg = copy.deepcopy(cfg.model_cfg)
-        model_cfg.setdefault("quick_gelu", quick_gelu)
-        return open_clip.model.CLIP(**model_cfg)
-    if open_clip.get_model_config(cfg.model_name) is None:
-        raise UserError(f"unknown CLIP architecture '{cfg.model_name}'",
-                        fix="pick one of open_clip.list_models(), e.g. ViT-B-32 or ViT-B-16")
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # open_clip warns "initialized randomly": weights are loaded right after
-    try:
-        return open_clip.create_model(cfg.model_name, pretrained=None, force_quick_gelu=quick_gelu)
-    finally:
-        logging.disable(previous)
-
-
-def _load_weights(model: torch.nn.Module, path: Path) -> None:
-    state = read_state_dict(path)
-    ls = state.get("logit_scale")
-    if ls is not None and ls.ndim != model.logit_scale.ndim:
-        state["logit_scale"] = ls.reshape(model.logit_scale.shape)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # shape mismatches
-        first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
-        raise UserError(f"weights do not fit the CLIP architecture ({first})", path=path,
-                        fix="pass --clip-model matching the weights file") from None
-    missing = [k for k in missing if k != "attn_mask"]
-    unexpected = [k for k in unexpected if k != "attn_mask"]  # a buffer TorchScript archives also store
-    if missing or unexpected:
-        shown = ", ".join((missing + unexpected)[:4])
-        raise UserError(f"weights do not fit the CLIP architecture ({len(missing)} missing, "
-                        f"{len(unexpected)} unexpected keys: {shown})", path=path,
-                        fix="pass --clip-model matching the weights file")
+    return build_clip(cfg.model_name, quick_gelu=quick_gelu, model_cfg=cfg.model_cfg)
 
 
 def _normalised(cfg: ClipConfig) -> ClipConfig:
     """``cfg`` with an ``hf-hub:`` name replaced by its architecture and tag (the weights stay that repository's)."""
     if cfg.model_cfg is not None or not cfg.model_name.startswith(HF_PREFIX):
         return cfg
-    arch, tag = architecture_of(cfg.model_name, cfg.pretrained_tag)
+    arch, tag = clip_architecture(cfg.model_name, cfg.pretrained_tag)
     return replace(cfg, model_name=arch, pretrained_tag=tag)
 
 
@@ -173,14 +64,14 @@ def clip_validator(cfg: ClipConfig) -> Validator:
     built = _normalised(cfg)
 
     def validate(path: Path) -> None:
-        _load_weights(_build(built), path)
+        load_clip_weights(_build(built), path)
 
     return validate
 
 
 def clip_need(cfg: ClipConfig, use: str = "naming masks") -> Need:
     """The weights file ``cfg`` needs (for ``check_needs``)."""
-    spec = weights_spec(cfg.model_name, cfg.pretrained_tag) if cfg.model_cfg is None else None
+    spec = clip_weights_spec(cfg.model_name, cfg.pretrained_tag) if cfg.model_cfg is None else None
     if spec is None:
         label = cfg.model_name if cfg.model_cfg is not None else f"{cfg.model_name}/{cfg.pretrained_tag}"
         spec = WeightsSpec(filename=Path(cfg.weights).name if cfg.weights else f"CLIP {label}", url="",
@@ -190,7 +81,7 @@ def clip_need(cfg: ClipConfig, use: str = "naming masks") -> Need:
 
 def find_weights(cfg: ClipConfig) -> Path:
     """The local weights file for ``cfg`` (downloaded and verified when allowed); WeightsNotFoundError otherwise."""
-    spec = weights_spec(cfg.model_name, cfg.pretrained_tag) if cfg.model_cfg is None else None
+    spec = clip_weights_spec(cfg.model_name, cfg.pretrained_tag) if cfg.model_cfg is None else None
     if spec is not None:
         return resolve(spec, cfg.weights, download=cfg.download, flag="--clip-weights", validate=clip_validator(cfg))
     if cfg.weights is not None and Path(cfg.weights).is_file():
@@ -238,7 +129,7 @@ class ClipModel:
         path = find_weights(cfg)
         cfg = _normalised(cfg)
         model = _build(cfg)
-        _load_weights(model, path)
+        load_clip_weights(model, path)
         return cls(model, name=cfg.model_name, weights_path=path, device=cfg.device, tokenizer=_tokenizer(cfg),
                    pretrained_tag=cfg.pretrained_tag)
 

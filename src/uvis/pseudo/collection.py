@@ -374,10 +374,11 @@ def pseudo_label_collection(
     if config.maskcut.crf:
         require_crf()
 
-    from uvis.features.dino import DinoFeatures, note_cpu_speed, resolve_vit
+    from uvis.features.backbones import resolve_backbone
+    from uvis.features.dino import DinoFeatures, note_cpu_speed
     from uvis.features.weights import provenance
 
-    weights_file = resolve_vit(config.backbone, weights)  # before any work; recorded (sha256) in config.json
+    weights_file = resolve_backbone(config.backbone, weights)  # before any work; recorded (sha256) in config.json
 
     def make() -> FrameLabeller:
         dev = group.device(device) if group is not None else device

@@ -72,14 +72,14 @@ class TrainConfig:
         """The pretrained file the model's backbone is initialised from (none with ``init="random"``)."""
         if self.init != "dino":
             return []
-        from uvis.features.dino import resnet50_need, vit_need
+        from uvis.features.backbones import backbone_entry, backbone_need
         from uvis.model.backbone import VITS
 
         name = self.model.backbone
         if name in VITS:  # a DINO ViT (the test-size one has no file: its loader says so)
-            return [vit_need(name, self.backbone_weights, "--backbone-weights", "the model's backbone initialisation")
-                    ] if VITS[name][4] is not None else []
-        return [resnet50_need(self.backbone_weights)]
+            return [backbone_need(name, self.backbone_weights, "--backbone-weights", "the model's backbone initialisation")
+                    ] if backbone_entry(name).weights is not None else []
+        return [backbone_need("dino_resnet50", self.backbone_weights)]
 
     @staticmethod
     def preset_config(name: str, num_classes: int = 1, **overrides: Any) -> TrainConfig:
