@@ -13,10 +13,10 @@ from PIL import Image
 
 from uvis.data import atomic
 from uvis.data.overlay import contact_sheet
+from uvis.evaluation import STAT_KEYS
 
 THUMB_WIDTH = 400  # contact-sheet frames: wide enough for labels of 14 px on 16:9 video
 
-STAT_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 
 # What each row of the metrics table means, so a reader does not have to know the pipeline's internals.
 ROW_MEANINGS = {
@@ -71,7 +71,7 @@ def _fmt(x: float) -> str:
 
 
 def _stats_table(evaluations: dict[str, dict[str, float]]) -> list[str]:
-    keys = STAT_KEYS + (["J"] if any("J" in stats for stats in evaluations.values()) else [])
+    keys = list(STAT_KEYS) + (["J"] if any("J" in stats for stats in evaluations.values()) else [])
     lines = ["| run | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, stats in evaluations.items():
         lines.append(f"| {name} | " + " | ".join(_fmt(stats.get(k, -1.0)) for k in keys) + " |")

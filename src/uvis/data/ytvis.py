@@ -220,6 +220,28 @@ def _video(v: Any, what: str, path: Path) -> Video:
     )
 
 
+def read_categories(items: list[Any], path: Path) -> list[Category]:
+    """The ``categories`` entries of a file (``id``, ``name``, optional ``supercategory``), each checked."""
+    return [
+        Category(
+            id=_number(c, "id", f"categories[{i}]", path),
+            name=_text(c, "name", f"categories[{i}]", path),
+            supercategory=_text(c, "supercategory", f"categories[{i}]", path, required=False),
+        )
+        for i, c in enumerate(items)
+    ]
+
+
+def check_unique_ids(videos: list[Video], categories: list[Category], path: Path) -> None:
+    """Every video and every category of a file has its own id."""
+    for items, kind in ((videos, "video"), (categories, "category")):
+        seen: set[int] = set()
+        for item in items:
+            if item.id in seen:
+                raise UserError(f"{kind} id {item.id} is listed twice", path=path, fix=f"give every {kind} its own id")
+            seen.add(item.id)
+
+
 def _list(obj: Any, key: str, what: str, path: Path) -> list[Any]:
     value = _require(obj, key, what, path)
     if not isinstance(value, list):
@@ -307,20 +329,8 @@ def load_dataset(json_path: str | Path, frame_root: str | Path | None = None) ->
     if not isinstance(data, dict):
         raise UserError("top level is not an object", path=path, fix="write the file in the YouTube-VIS format")
     videos = [_video(v, f"videos[{i}]", path) for i, v in enumerate(_list(data, "videos", "the file", path))]
-    categories = [
-        Category(
-            id=_number(c, "id", f"categories[{i}]", path),
-            name=_text(c, "name", f"categories[{i}]", path),
-            supercategory=_text(c, "supercategory", f"categories[{i}]", path, required=False),
-        )
-        for i, c in enumerate(_list(data, "categories", "the file", path))
-    ]
-    for items, kind in ((videos, "video"), (categories, "category")):
-        seen: set[int] = set()
-        for item in items:
-            if item.id in seen:
-                raise UserError(f"{kind} id {item.id} is listed twice", path=path, fix=f"give every {kind} its own id")
-            seen.add(item.id)
+    categories = read_categories(_list(data, "categories", "the file", path), path)
+    check_unique_ids(videos, categories, path)
     by_id = {v.id: v for v in videos}
     cat_ids = {c.id for c in categories}
     tracks: list[Track] = []

@@ -26,7 +26,18 @@ from typing import Any
 from uvis.data import atomic
 from uvis.data import masks as mask_utils
 from uvis.data.masks import RLE
-from uvis.data.ytvis import Category, Video, _list, _number, _object, _read_json, _require, _text, _video
+from uvis.data.ytvis import (
+    Category,
+    Video,
+    _list,
+    _number,
+    _object,
+    _read_json,
+    _require,
+    _video,
+    check_unique_ids,
+    read_categories,
+)
 from uvis.errors import UserError
 
 
@@ -120,20 +131,8 @@ def load_pseudo_labels(path: str | Path) -> PseudoLabels:
     videos = [_video(v, f"videos[{i}]", path) for i, v in enumerate(_list(data, "videos", "the file", path))]
     if not isinstance(data.get("categories") or [], list):
         raise UserError("'categories' is not a list", path=path, fix="pass a uvis pseudo-label file")
-    categories = [
-        Category(
-            id=_number(c, "id", f"categories[{i}]", path),
-            name=_text(c, "name", f"categories[{i}]", path),
-            supercategory=_text(c, "supercategory", f"categories[{i}]", path, required=False),
-        )
-        for i, c in enumerate(data.get("categories") or [])
-    ]
-    for items, kind in ((videos, "video"), (categories, "category")):  # as load_dataset: ids must be unique
-        seen: set[int] = set()
-        for item in items:
-            if item.id in seen:
-                raise UserError(f"{kind} id {item.id} is listed twice", path=path, fix=f"give every {kind} its own id")
-            seen.add(item.id)
+    categories = read_categories(data.get("categories") or [], path)
+    check_unique_ids(videos, categories, path)  # as load_dataset
     by_id = {v.id: v for v in videos}
     instances = []
     for i, a in enumerate(_list(data, "annotations", "the file", path)):

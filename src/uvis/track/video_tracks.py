@@ -55,9 +55,6 @@ class VideoTrack:
         entry["track_id"] = self.track_id
         return entry
 
-    def first_frame(self) -> int:
-        return next(i for i, s in enumerate(self.segmentations) if s is not None)
-
 
 @dataclass
 class _Accum:
