@@ -1,8 +1,9 @@
 """Which device a step runs on: the one parser of every ``device`` / ``--device`` value, and its autocast type.
 
-Accepted: ``auto`` (or None), ``cpu``, ``cuda``, ``cuda:N`` and, where PyTorch has one, ``mps``. ``auto`` takes
-the GPU of the process's ``LOCAL_RANK`` under torchrun when CUDA is there, else the (first) CUDA GPU, else the
-CPU. An unknown value, or a GPU that is not there, is a one-line ``UserError`` naming the parameter.
+Accepted: ``auto`` (or None), ``cpu``, ``cuda`` and ``cuda:N``. ``auto`` takes the GPU of the process's
+``LOCAL_RANK`` under torchrun when CUDA is there, else the (first) CUDA GPU, else the CPU. An unknown value, a
+device torch knows but uvis is not built or tested for (``mps``, ``xpu``, ``meta``), or a GPU that is not there,
+is a one-line ``UserError`` naming the parameter.
 """
 
 from __future__ import annotations
@@ -22,11 +23,6 @@ def _local_rank() -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps is not None and mps.is_available())
-
-
 def choose_device(spec: str | torch.device | None = "auto", *, parameter: str = "--device") -> torch.device:
     """The ``torch.device`` of a device value (see the module's text); ``parameter`` is the name the error uses
     (``--device`` on the command line, ``device`` in the Python API)."""
@@ -41,12 +37,7 @@ def choose_device(spec: str | torch.device | None = "auto", *, parameter: str = 
         dev = torch.device(spec.strip() if isinstance(spec, str) else spec)
     except (RuntimeError, TypeError, ValueError):
         raise UserError(f"unknown {parameter} '{spec}'", fix=f"use {parameter} {CHOICES}") from None
-    if dev.type == "mps":
-        if not _mps_available():
-            raise UserError(f"{parameter} {spec} but no MPS (Apple GPU) device is visible",
-                            fix=f"use {parameter} cpu or auto")
-        return dev
-    if dev.type not in ("cpu", "cuda"):  # xpu, meta ...: torch knows them, uvis does not run on them
+    if dev.type not in ("cpu", "cuda"):  # mps, xpu, meta ...: torch knows them, uvis does not run on them
         raise UserError(f"{parameter} {spec}: uvis runs on a CPU or a CUDA GPU only", fix=f"use {parameter} {CHOICES}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"{parameter} {spec} but no CUDA device is visible", fix=f"use {parameter} cpu or auto")
@@ -57,7 +48,7 @@ def choose_device(spec: str | torch.device | None = "auto", *, parameter: str = 
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU has it, fp16 on older GPUs, none on CPU (fp32 there is faster and exact) or MPS."""
+    """bf16 where the GPU has it, fp16 on older GPUs, none on CPU (fp32 there is faster and exact)."""
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
