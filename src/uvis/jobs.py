@@ -154,12 +154,15 @@ def recorded_failure(path: Path, item: VideoItem) -> str | None:
 def run_videos(videos: Sequence[VideoItem], job: VideoJob[P], out: str | Path, *, group: Group | None = None,
                skip_bad: bool = False, progress: bool = True, redo: bool = False,
                start: Callable[[list[VideoItem]], None] | None = None,
+               check: Callable[[Outcome[Any]], None] | None = None,
                merge: Callable[[Outcome[Any]], R] | None = None) -> Outcome[R]:
     """Run ``job`` over ``videos`` into ``out``, resumably and shared between the job's processes.
 
     ``redo``: do every video again (their parts are being discarded). ``start(mine)`` is called on every process
     once the work is planned and before any is done (``mine``: this process's videos to do; e.g. load a model
-    only when there is work, record the settings). ``merge(outcome)`` runs on rank 0 under the folder's lock once
+    only when there is work, record the settings). ``check(outcome)`` runs on every process once all have
+    finished, before the merge touches the folder (e.g. to refuse a job where no video could be read).
+    ``merge(outcome)`` runs on rank 0 under the folder's lock once
     every process has finished; its result is in the returned ``Outcome`` on every process.
     """
     group = group or Group.solo()
@@ -223,6 +226,8 @@ def run_videos(videos: Sequence[VideoItem], job: VideoJob[P], out: str | Path, *
     outcome.done_now = [n for ours in everyone for n in ours[0]]
     outcome.reused = [n for ours in everyone for n in ours[1]]
     outcome.failed = {n: e for ours in everyone for n, e in ours[2].items()}
+    if check is not None:
+        check(outcome)
     if merge is not None:
         merged = None
         if group.is_main:

@@ -512,7 +512,7 @@ class Pipeline:
                                        top_k=config.top_k)
         summary = segment_collection(self.collection, self.collection.items, segmenter, paths.segment,
                                      batch_size=config.segment_batch_size, progress=config.progress,
-                                     skip_bad=config.skip_bad_videos, group=self.group)
+                                     settings=settings, skip_bad=config.skip_bad_videos, group=self.group)
         self._note_left_out("segment", summary["unreadable"])
         self._mark_complete(paths.segment, settings)
 
