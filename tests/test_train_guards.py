@@ -9,7 +9,8 @@ import torch
 from train_helpers import synthetic_pseudo, tiny_config
 from uvis.errors import UserError
 from uvis.model.loss import LossConfig, hungarian_match
-from uvis.train.trainer import CHECKPOINT, FINAL_WEIGHTS, Trainer
+from uvis.train.run_folder import CHECKPOINT, FINAL_WEIGHTS
+from uvis.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from uvis.data.sources import Collection, discover, unreadable_list
 from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.features.weights import Need, check_needs, provenance
+from uvis.jobs import Change, check_settings
 
 STEPS = ("pseudo-label", "name", "train", "segment", "evaluate", "report")
 WEIGHTS_STEP = {"dino": "pseudo-label", "clip": "name", "backbone": "train"}  # the first step each file is used in
@@ -225,36 +226,33 @@ def _is_complete(folder: Path, settings: dict[str, Any]) -> bool:
 def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
     """Refuse to mix outputs of different settings in one folder (the user asked for something else)."""
     marker = folder / STEP_FILE
-    if marker.is_file() and not _is_complete(folder, settings):
+    started = folder / STARTED_FILE
+    if marker.is_file():
         old = _stored_settings(marker)
         if old is None:  # derived data: the step is redone (its own records resume what they can)
             print(f"{marker}: damaged step record; redoing the step", file=sys.stderr)
             marker.unlink()
             return
-        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != json.loads(json.dumps(settings)).get(k))
-        if "weights" in changed:
-            others = [k for k in changed if k != "weights"]
-            raise UserError(f"{folder.name} was made with other weights "
-                            f"({_weights_change(old.get('weights'), settings.get('weights'))})"
-                            + (f" and other settings ({', '.join(others)})" if others else ""), path=folder,
-                            fix="pass the weights it was made with, use a new --out folder, or delete that step "
-                                "folder to redo it")
-        raise UserError(
-            f"{folder.name} was made with other settings ({', '.join(changed)})",
-            path=folder,
-            fix="use a new --out folder, or delete that step folder to redo it",
-        )
-    started = folder / STARTED_FILE
-    if not marker.is_file() and started.is_file():
-        old = _stored_settings(started) or {}
-        new = json.loads(json.dumps(settings))
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if changed:
-            raise UserError(
-                f"{folder.name} was started with other settings ({', '.join(changed)}) and not finished",
-                path=folder,
-                fix="rerun with the settings it was started with, use a new --out folder, or delete that step folder",
-            )
+        check_settings(old, settings, what=f"{folder.name} was made", folder=folder, nested=False,
+                       message=lambda changes: _step_conflict(f"{folder.name} was made", changes),
+                       fix="pass the settings (and weights) it was made with, use a new --out folder, or delete "
+                           "that step folder to redo it")
+    elif started.is_file():
+        check_settings(_stored_settings(started) or {}, settings, what=f"{folder.name} was started", folder=folder,
+                       nested=False,
+                       message=lambda changes: _step_conflict(f"{folder.name} was started", changes, " and not finished"),
+                       fix="rerun with the settings it was started with, use a new --out folder, or delete that "
+                           "step folder")
+
+
+def _step_conflict(what: str, changes: list[Change], tail: str = "") -> str:
+    """``3-model was made with other weights (backbone: a.pth sha256 …) and other settings (top_k 10 -> 3)``."""
+    weights = next((c for c in changes if c.key == "weights"), None)
+    others = "; ".join(str(c) for c in changes if c.key != "weights")
+    if weights is None:
+        return f"{what} with other settings ({others}){tail}"
+    return (f"{what} with other weights ({_weights_change(weights.old, weights.new)})"
+            + (f" and other settings ({others})" if others else "") + tail)
 
 
 def _weights_change(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
