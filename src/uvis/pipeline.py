@@ -26,10 +26,10 @@ from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.features.weights import Need, check_needs, provenance
 from uvis.jobs import Change, check_settings
+from uvis.train.run_folder import PIPELINE_MODEL_FOLDER, RunFolder
 
 STEPS = ("pseudo-label", "name", "train", "segment", "evaluate", "report")
 WEIGHTS_STEP = {"dino": "pseudo-label", "clip": "name", "backbone": "train"}  # the first step each file is used in
-WEIGHTS_FILE = "weights.json"  # in the run folder: every weights file the run used, with its sha256
 STEP_FILE = "step.json"
 # Written when a train or segment step starts: their own resume would finish a half-made folder under new
 # settings (a checkpoint's config, finished videos), so a rerun must match the settings it was started with.
@@ -310,7 +310,8 @@ class RunPaths:
 def _paths(config: RunConfig, main: RunConfig, variant: str | None) -> RunPaths:
     root = Path(config.out)
     own = root / "ablations" / variant if variant else root
-    folders = {"pseudo-label": "1-pseudo-labels", "name": "2-named", "train": "3-model", "segment": "4-segment"}
+    folders = {"pseudo-label": "1-pseudo-labels", "name": "2-named", "train": PIPELINE_MODEL_FOLDER,
+               "segment": "4-segment"}
     chosen = {}
     for step, folder in folders.items():
         same = variant is None or step_settings(config, step) == step_settings(main, step)
@@ -474,10 +475,11 @@ class Pipeline:
             config.train_preset, data=config.frames or config.data, pseudo=str(pseudo_file),
             out=str(paths.model), steps=config.train_steps, batch_size=config.train_batch_size,
             device=config.device, backbone_weights=_str_or_none(self.weight_files.get("backbone")), image_size=image_size)
-        resume = (paths.model / "checkpoint.pt").is_file()
+        run = RunFolder(paths.model)
+        resume = run.has_checkpoint()
         self.group.barrier()  # every process has read the folder before training writes to it
         if resume:
-            self.log(f"[train] resuming from {paths.model / 'checkpoint.pt'}")
+            self.log(f"[train] resuming from {run.checkpoint}")
         train(train_config, resume=resume, progress=config.progress)
         self._mark_complete(paths.model, settings)
 
@@ -539,8 +541,7 @@ class Pipeline:
         agnostic = evaluate(dataset, preds, class_agnostic=True)
         out["class-agnostic"] = {"stats": agnostic.stats, "davis_j": _davis_j(dataset, preds)}
         by_name = {c.name: c.id for c in dataset.categories}
-        named = json.loads((paths.model / "vocabulary.json").read_text())
-        id_to_name = {int(v["id"]): str(v["name"]) for v in named}
+        id_to_name = dict(RunFolder(paths.model).read_vocabulary())
         if len(dataset.categories) > 1 and all(n in by_name for n in id_to_name.values()):
             mapped = [Track(video_id=p.video_id, category_id=by_name[id_to_name[p.category_id]],
                             segmentations=p.segmentations, score=p.score) for p in preds]
@@ -592,8 +593,8 @@ class Pipeline:
         self.group.check_shared(self.out)
         if self.group.is_main:
             atomic.write_json(self.out / "run_config.json", dataclasses.asdict(self.config), indent=2)
-            atomic.write_json(self.out / WEIGHTS_FILE, {role: {**self.weights[role], "path": str(path.resolve())}
-                                                        for role, path in self.weight_files.items()}, indent=2)
+            RunFolder(self.out).write_weights_record({role: {**self.weights[role], "path": str(path.resolve())}
+                                                      for role, path in self.weight_files.items()})
         paths = self.run_variant(self.config, None, stop_after)
         if STEPS.index(stop_after) < STEPS.index("evaluate"):
             return self.out
