@@ -9,7 +9,8 @@ import torch
 from train_helpers import synthetic_pseudo, tiny_config
 from uvis.errors import UserError
 from uvis.model.loss import LossConfig, hungarian_match
-from uvis.train.trainer import CHECKPOINT, FINAL_WEIGHTS, Trainer
+from uvis.train.run_folder import CHECKPOINT, FINAL_WEIGHTS
+from uvis.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +133,24 @@ def test_clip_autocast_follows_the_gpu(monkeypatch):
             assert model._autocast().fast_dtype == dtype
     model.device = torch.device("cpu")
     assert not model._autocast()._enabled
+
+
+def test_resume_from_the_python_api_refuses_a_changed_lr_as_the_cli_does(synth):
+    """``train(config, resume=True)`` with another lr is refused (it used to be silently replaced by the run's)."""
+    import dataclasses
+
+    from uvis.train import train
+
+    root, pseudo = synth
+    config = tiny_config(root, pseudo, "run_lr", steps=1, batch_size=2, num_workers=0, lr=1e-3)
+    run = train(config, progress=False)
+    before = (run / CHECKPOINT).read_bytes()
+    with pytest.raises(UserError) as refused:
+        train(dataclasses.replace(config, lr=1e-2, seed=4, steps=2), resume=True, progress=False)
+    line = str(refused.value)
+    assert "\n" not in line and "lr 0.001 -> 0.01" in line and "seed 0 -> 4" in line and "config.json" in line
+    assert "steps" not in line.split(" — fix: ")[0]  # extending the run is allowed
+    assert (run / CHECKPOINT).read_bytes() == before  # refused before training
+    # the same lr, a longer run and another device string are fine
+    train(dataclasses.replace(config, steps=2, checkpoint_every=5), resume=True, progress=False)
+    assert torch.load(run / CHECKPOINT, weights_only=False)["step"] == 2

@@ -25,10 +25,11 @@ from uvis.data.sources import Collection, discover, unreadable_list
 from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.features.weights import Need, check_needs, provenance
+from uvis.jobs import Change, check_settings
+from uvis.train.run_folder import PIPELINE_MODEL_FOLDER, RunFolder
 
 STEPS = ("pseudo-label", "name", "train", "segment", "evaluate", "report")
 WEIGHTS_STEP = {"dino": "pseudo-label", "clip": "name", "backbone": "train"}  # the first step each file is used in
-WEIGHTS_FILE = "weights.json"  # in the run folder: every weights file the run used, with its sha256
 STEP_FILE = "step.json"
 # Written when a train or segment step starts: their own resume would finish a half-made folder under new
 # settings (a checkpoint's config, finished videos), so a rerun must match the settings it was started with.
@@ -225,36 +226,33 @@ def _is_complete(folder: Path, settings: dict[str, Any]) -> bool:
 def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
     """Refuse to mix outputs of different settings in one folder (the user asked for something else)."""
     marker = folder / STEP_FILE
-    if marker.is_file() and not _is_complete(folder, settings):
+    started = folder / STARTED_FILE
+    if marker.is_file():
         old = _stored_settings(marker)
         if old is None:  # derived data: the step is redone (its own records resume what they can)
             print(f"{marker}: damaged step record; redoing the step", file=sys.stderr)
             marker.unlink()
             return
-        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != json.loads(json.dumps(settings)).get(k))
-        if "weights" in changed:
-            others = [k for k in changed if k != "weights"]
-            raise UserError(f"{folder.name} was made with other weights "
-                            f"({_weights_change(old.get('weights'), settings.get('weights'))})"
-                            + (f" and other settings ({', '.join(others)})" if others else ""), path=folder,
-                            fix="pass the weights it was made with, use a new --out folder, or delete that step "
-                                "folder to redo it")
-        raise UserError(
-            f"{folder.name} was made with other settings ({', '.join(changed)})",
-            path=folder,
-            fix="use a new --out folder, or delete that step folder to redo it",
-        )
-    started = folder / STARTED_FILE
-    if not marker.is_file() and started.is_file():
-        old = _stored_settings(started) or {}
-        new = json.loads(json.dumps(settings))
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if changed:
-            raise UserError(
-                f"{folder.name} was started with other settings ({', '.join(changed)}) and not finished",
-                path=folder,
-                fix="rerun with the settings it was started with, use a new --out folder, or delete that step folder",
-            )
+        check_settings(old, settings, what=f"{folder.name} was made", folder=folder, nested=False,
+                       message=lambda changes: _step_conflict(f"{folder.name} was made", changes),
+                       fix="pass the settings (and weights) it was made with, use a new --out folder, or delete "
+                           "that step folder to redo it")
+    elif started.is_file():
+        check_settings(_stored_settings(started) or {}, settings, what=f"{folder.name} was started", folder=folder,
+                       nested=False,
+                       message=lambda changes: _step_conflict(f"{folder.name} was started", changes, " and not finished"),
+                       fix="rerun with the settings it was started with, use a new --out folder, or delete that "
+                           "step folder")
+
+
+def _step_conflict(what: str, changes: list[Change], tail: str = "") -> str:
+    """``3-model was made with other weights (backbone: a.pth sha256 …) and other settings (top_k 10 -> 3)``."""
+    weights = next((c for c in changes if c.key == "weights"), None)
+    others = "; ".join(str(c) for c in changes if c.key != "weights")
+    if weights is None:
+        return f"{what} with other settings ({others}){tail}"
+    return (f"{what} with other weights ({_weights_change(weights.old, weights.new)})"
+            + (f" and other settings ({others})" if others else "") + tail)
 
 
 def _weights_change(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
@@ -312,7 +310,8 @@ class RunPaths:
 def _paths(config: RunConfig, main: RunConfig, variant: str | None) -> RunPaths:
     root = Path(config.out)
     own = root / "ablations" / variant if variant else root
-    folders = {"pseudo-label": "1-pseudo-labels", "name": "2-named", "train": "3-model", "segment": "4-segment"}
+    folders = {"pseudo-label": "1-pseudo-labels", "name": "2-named", "train": PIPELINE_MODEL_FOLDER,
+               "segment": "4-segment"}
     chosen = {}
     for step, folder in folders.items():
         same = variant is None or step_settings(config, step) == step_settings(main, step)
@@ -476,10 +475,11 @@ class Pipeline:
             config.train_preset, data=config.frames or config.data, pseudo=str(pseudo_file),
             out=str(paths.model), steps=config.train_steps, batch_size=config.train_batch_size,
             device=config.device, backbone_weights=_str_or_none(self.weight_files.get("backbone")), image_size=image_size)
-        resume = (paths.model / "checkpoint.pt").is_file()
+        run = RunFolder(paths.model)
+        resume = run.has_checkpoint()
         self.group.barrier()  # every process has read the folder before training writes to it
         if resume:
-            self.log(f"[train] resuming from {paths.model / 'checkpoint.pt'}")
+            self.log(f"[train] resuming from {run.checkpoint}")
         train(train_config, resume=resume, progress=config.progress)
         self._mark_complete(paths.model, settings)
 
@@ -512,7 +512,7 @@ class Pipeline:
                                        top_k=config.top_k)
         summary = segment_collection(self.collection, self.collection.items, segmenter, paths.segment,
                                      batch_size=config.segment_batch_size, progress=config.progress,
-                                     skip_bad=config.skip_bad_videos, group=self.group)
+                                     settings=settings, skip_bad=config.skip_bad_videos, group=self.group)
         self._note_left_out("segment", summary["unreadable"])
         self._mark_complete(paths.segment, settings)
 
@@ -541,8 +541,7 @@ class Pipeline:
         agnostic = evaluate(dataset, preds, class_agnostic=True)
         out["class-agnostic"] = {"stats": agnostic.stats, "davis_j": _davis_j(dataset, preds)}
         by_name = {c.name: c.id for c in dataset.categories}
-        named = json.loads((paths.model / "vocabulary.json").read_text())
-        id_to_name = {int(v["id"]): str(v["name"]) for v in named}
+        id_to_name = dict(RunFolder(paths.model).read_vocabulary())
         if len(dataset.categories) > 1 and all(n in by_name for n in id_to_name.values()):
             mapped = [Track(video_id=p.video_id, category_id=by_name[id_to_name[p.category_id]],
                             segmentations=p.segmentations, score=p.score) for p in preds]
@@ -594,8 +593,8 @@ class Pipeline:
         self.group.check_shared(self.out)
         if self.group.is_main:
             atomic.write_json(self.out / "run_config.json", dataclasses.asdict(self.config), indent=2)
-            atomic.write_json(self.out / WEIGHTS_FILE, {role: {**self.weights[role], "path": str(path.resolve())}
-                                                        for role, path in self.weight_files.items()}, indent=2)
+            RunFolder(self.out).write_weights_record({role: {**self.weights[role], "path": str(path.resolve())}
+                                                      for role, path in self.weight_files.items()})
         paths = self.run_variant(self.config, None, stop_after)
         if STEPS.index(stop_after) < STEPS.index("evaluate"):
             return self.out

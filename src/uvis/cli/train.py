@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from uvis.train import TrainConfig
+    from uvis.jobs import Change
+    from uvis.train import RunFolder, TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,9 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uvis.data.ytvis import _read_json as read_json
     from uvis.errors import UserError
-    from uvis.train import TrainConfig, train
+    from uvis.train import RunFolder, TrainConfig, train
 
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps {args.steps}", fix="pass a positive number of steps")
@@ -69,21 +69,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--lr {args.lr}", fix="pass a positive learning rate, e.g. 1e-4")
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers {args.workers}", fix="pass 0 (load in the training process) or more")
-    stored = Path(args.out) / "config.json"
-    if args.resume and stored.is_file():
-        # Continue under the run's own config; only these flags may change it.
-        damaged = "the run's config.json is damaged: restore it, or start a new run with another --out"
-        try:
-            config = TrainConfig.from_json(read_json(stored, fix=damaged))
-        except (TypeError, ValueError, AttributeError, KeyError):
-            raise UserError("not a training config", path=stored, fix=damaged) from None
-        _refuse_changed_settings(args, config)
-        for key, value in {"steps": args.steps, "device": args.device, "num_workers": args.workers, "data": args.data,
-                           "pseudo": args.pseudo, "checkpoint_every": args.checkpoint_every,
-                           "out": args.out}.items():  # the folder may have moved since it was made
-            if value is not None:
-                setattr(config, key, value)
-        return _done(train(config, resume=True, progress=not args.no_progress))
+    run_folder = RunFolder(Path(args.out), "--out")
+    if args.resume and run_folder.exists():
+        return _done(train(_resumed_config(args, run_folder), resume=True, progress=not args.no_progress))
     config = TrainConfig.preset_config(
         args.config or "default", data=args.data, pseudo=args.pseudo, out=args.out, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, device=args.device, init=args.init, backbone_weights=args.backbone_weights,
@@ -96,33 +84,48 @@ def run(args: argparse.Namespace) -> int:
     return _done(train(config, resume=args.resume, progress=not args.no_progress))
 
 
-def _refuse_changed_settings(args: argparse.Namespace, stored: TrainConfig) -> None:
-    """A resumed run keeps its stored settings: a flag given with another value would be silently ignored."""
-    from uvis.errors import UserError
+# setting of the run's config -> its flag (the settings a resume refuses to change, as the flags name them)
+_FLAGS = {"preset": "--config", "batch_size": "--batch-size", "lr": "--lr", "init": "--init",
+          "model.backbone": "--backbone", "backbone_weights": "--backbone-weights", "seed": "--seed",
+          "clip_distill": "--no-clip", "loss.clip_weight": "--clip-weight"}
+
+
+def _resumed_config(args: argparse.Namespace, run_folder: RunFolder) -> TrainConfig:
+    """The run's stored config with the flags given now; a setting flag given with another value than the run's
+    is refused by the trainer's own check (``uvis.train.trainer.check_resume``), in the flags' words."""
+    import copy
+
+    from uvis.train.trainer import check_resume, read_train_config
+
+    stored = read_train_config(run_folder)
+    config = copy.deepcopy(stored)
 
     def same_path(given: str, old: str | None) -> bool:
         return old is not None and Path(given).expanduser().resolve() == Path(old).expanduser().resolve()
 
-    given = {  # flag: (value given or None, the run's value, equal?)
-        "--config": (args.config, stored.preset, None),
-        "--batch-size": (args.batch_size, stored.batch_size, None),
-        "--lr": (args.lr, stored.lr, None),
-        "--init": (args.init, stored.init, None),
-        "--backbone": (args.backbone, stored.model.backbone, None),
-        "--backbone-weights": (args.backbone_weights, stored.backbone_weights, same_path),
-        "--seed": (args.seed, stored.seed, None),
-        "--no-clip": (True if args.no_clip else None, "CLIP head" if stored.clip_distill else True, None),
-        "--clip-weight": (args.clip_weight, stored.loss.clip_weight, None),
-    }
-    changed = [f"{flag}{'' if value is True else f' {value}'} (run: {old})"
-               for flag, (value, old, equal) in given.items()
-               if value is not None and not (equal(value, old) if equal else value == old)]
-    if changed:
-        raise UserError(f"--resume continues the run with its stored settings, but {', '.join(changed)} "
-                        f"{'differs' if len(changed) == 1 else 'differ'}",
-                        path=Path(args.out) / "config.json",
-                        fix="drop those flags to continue the run (--steps may extend it), or train a new run "
-                            "with another --out")
+    for key, value in {"preset": args.config, "batch_size": args.batch_size, "lr": args.lr, "init": args.init,
+                       "seed": args.seed, "clip_distill": False if args.no_clip else None,
+                       "backbone_weights": None if args.backbone_weights is None or same_path(
+                           args.backbone_weights, stored.backbone_weights) else args.backbone_weights,
+                       # operational settings and paths (the folder may have moved since it was made)
+                       "steps": args.steps, "device": args.device, "num_workers": args.workers, "data": args.data,
+                       "pseudo": args.pseudo, "checkpoint_every": args.checkpoint_every, "out": args.out}.items():
+        if value is not None:
+            setattr(config, key, value)
+    if args.backbone is not None:
+        config.model.backbone = args.backbone
+    if args.clip_weight is not None:
+        config.loss.clip_weight = args.clip_weight
+
+    def in_flags(changes: list[Change]) -> str:
+        named = [f"{_FLAGS[c.key]}{'' if c.key == 'clip_distill' else f' {c.new}'} (run: "
+                 f"{('CLIP head' if c.old else 'no CLIP head') if c.key == 'clip_distill' else c.old})"
+                 if c.key in _FLAGS else str(c) for c in changes]
+        return (f"--resume continues the run with its stored settings, but {', '.join(named)} "
+                f"{'differs' if len(named) == 1 else 'differ'}")
+
+    check_resume(stored, config, run_folder, message=in_flags)
+    return config
 
 
 def _done(run_dir: Path) -> int:

@@ -38,6 +38,7 @@ from uvis.data.ytvis import Category, _video
 from uvis.data.ytvis import Video as YtvisVideo
 from uvis.distributed import Group
 from uvis.errors import UserError
+from uvis.jobs import VideoJob, check_settings, recorded_failure, run_videos, settings_changes
 from uvis.pseudo.format import FrameInstance, PseudoLabels
 from uvis.pseudo.maskcut import FrameMask, MaskCut, MaskCutConfig, require_crf
 from uvis.pseudo.motioncut import MotionCut, MotionCutConfig
@@ -99,55 +100,44 @@ def failed_path(out_dir: Path, video_id: int) -> Path:
 
 def _failure(out_dir: Path, item: VideoItem) -> str | None:
     """The error recorded for a video skipped as unreadable, if any."""
-    try:
-        record = json.loads(failed_path(out_dir, item.video_id).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return str(record.get("error", "")) if isinstance(record, dict) and record.get("name") == item.name else None
+    return recorded_failure(failed_path(out_dir, item.video_id), item)
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key} {a!r} -> {b!r}")
-    return out
-
-
-def _settings_conflict(out_dir: Path, new: dict[str, Any]) -> list[str] | None:
-    """How ``new`` differs from the settings the folder records; None when it records none or the same."""
+def _saved_settings(out_dir: Path) -> dict[str, Any] | None:
+    """The settings the folder's ``config.json`` records; None when there is none, ``{}`` when it is unreadable
+    (every setting then counts as changed)."""
     cfg_path = out_dir / CONFIG_NAME
     if not cfg_path.exists():
         return None
     try:
         old = json.loads(cfg_path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):
         old = None
-    if old == new:
-        return None
-    return (_differences(old, new) or ["settings differ"]) if isinstance(old, dict) else ["unreadable config.json"]
+    return old if isinstance(old, dict) else {}
 
 
-def _refuse(out_dir: Path, diff: list[str]) -> UserError:
-    return UserError(f"the folder holds pseudo-labels made with other settings ({'; '.join(diff[:3])})",
-                     path=out_dir, fix="use another --out, the same settings, or --overwrite to discard them")
+def _check_folder(out_dir: Path, settings: dict[str, Any]) -> None:
+    """Refuse a folder whose parts were made with other settings (one line naming every change)."""
+    old = _saved_settings(out_dir)
+    if old is not None:
+        check_settings(old, settings, what="the folder holds pseudo-labels made", folder=out_dir,
+                       fix="use another --out, the same settings, or --overwrite to discard them")
+
+
+def _is_stale(out_dir: Path, settings: dict[str, Any]) -> bool:
+    old = _saved_settings(out_dir)
+    return old is not None and bool(settings_changes(old, settings))
 
 
 def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
     """Record the settings, or check they match the ones the folder's parts were made with."""
-    cfg_path = out_dir / CONFIG_NAME
-    new = json.loads(json.dumps(settings))
-    diff = _settings_conflict(out_dir, new)
-    if diff is not None:
+    if _is_stale(out_dir, settings):
         if not overwrite:
-            raise _refuse(out_dir, diff)
+            _check_folder(out_dir, settings)
         for p in (out_dir / "videos").glob("*.json"):
             p.unlink()
         (out_dir / MERGED_NAME).unlink(missing_ok=True)
-    atomic.write_json(cfg_path, new, indent=2)
+    atomic.write_json(out_dir / CONFIG_NAME, json.loads(json.dumps(settings)), indent=2)
 
 
 def _read_part(path: Path) -> dict[str, Any] | None:
@@ -181,9 +171,10 @@ def _well_formed(part: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def _is_done(out_dir: Path, item: VideoItem) -> bool:
+def _finished_part(out_dir: Path, item: VideoItem) -> dict[str, Any] | None:
+    """The part of ``item`` if it is finished (a part of another video under its id does not count)."""
     part = _read_part(part_path(out_dir, item.video_id))
-    return part is not None and part["video"].get("name") == item.name
+    return part if part is not None and part["video"].get("name") == item.name else None
 
 
 def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progress: Any = None) -> dict[str, Any]:
@@ -277,25 +268,30 @@ def label_collection(
     out_dir = Path(out_dir)
     if batch_size < 1:
         raise UserError(f"bad batch size {batch_size}", fix="use --batch-size >= 1")
-    stale = _settings_conflict(out_dir, json.loads(json.dumps(job.settings)))
-    if stale is not None and not overwrite:
-        raise _refuse(out_dir, stale)  # before loading any model
-    group.check_shared(out_dir)
+    stale = _is_stale(out_dir, job.settings)
+    if stale and not overwrite:
+        _check_folder(out_dir, job.settings)  # before loading any model
     items = collection.shard(*shard) if shard is not None else collection.items
-    todo = list(items) if stale is not None else [item for item in items if not _is_done(out_dir, item)]
-    ids = group.broadcast([item.video_id for item in todo])  # rank 0's view: parts appear as others work
-    by_id = {item.video_id: item for item in collection.items}
-    todo = [by_id[i] for i in ids]
-    mine = [todo[i] for i in group.share([item.frame_count() for item in todo])]
-    # The labeller (weights, flags) is made before the folder is touched: a run that fails here leaves no
-    # config.json behind to refuse the corrected rerun.
-    labeller = job.make_labeller() if mine else None
     new_folder = not (out_dir / CONFIG_NAME).exists()
-    if group.is_main:
-        prepare_out_dir(out_dir, job.settings, overwrite)
-    group.barrier()  # parts are written only after --overwrite cleared the old ones
+    labeller: list[FrameLabeller] = []
+
+    def start(mine: list[VideoItem]) -> None:
+        # The labeller (weights, flags) is made before the folder is touched: a run that fails here leaves no
+        # config.json behind to refuse the corrected rerun.
+        if mine:
+            labeller.append(job.make_labeller())
+        if group.is_main:
+            prepare_out_dir(out_dir, job.settings, overwrite)
+        group.barrier()  # parts are written only after --overwrite cleared the old ones
+
+    video_job: VideoJob[dict[str, Any]] = VideoJob(
+        stage=job.stage, part_path=lambda item: part_path(out_dir, item.video_id),
+        read_part=lambda item: _finished_part(out_dir, item),
+        work=lambda item, bar: label_video(item, labeller[0], batch_size, bar),
+        failed_path=lambda item: failed_path(out_dir, item.video_id))
     try:
-        _label_todo(out_dir, job, todo, mine, labeller, batch_size, progress, skip_bad, group)
+        outcome = run_videos(items, video_job, out_dir, group=group, skip_bad=skip_bad, progress=progress,
+                             redo=stale, start=start, merge=lambda _: merge_parts(collection, out_dir, job))
     except UserError:
         # the first video of a new folder is unreadable (truncated, audio only ...): no part records these
         # settings, so the corrected rerun, with any settings, must not be refused for them (an interrupted
@@ -306,39 +302,10 @@ def label_collection(
                 with contextlib.suppress(OSError):
                     folder.rmdir()
         raise
-    if group.is_main:
-        with atomic.folder_lock(out_dir):
-            merged = merge_parts(collection, out_dir, job)
-    group.barrier()  # every process sees the merged file
-    if not group.is_main:
-        merged = out_dir / MERGED_NAME if (out_dir / MERGED_NAME).exists() else None
-    if merged is None and all(_failure(out_dir, i) for i in collection.items):
+    if outcome.merged is None and all(_failure(out_dir, i) for i in collection.items):
         raise UserError(f"none of the {len(collection.items)} videos could be read (errors in videos/*.failed.json)",
                         path=out_dir, fix="check the input videos")
     return out_dir / MERGED_NAME
-
-
-def _label_todo(out_dir: Path, job: LabellingJob, todo: list[VideoItem], mine: list[VideoItem],
-                labeller: FrameLabeller | None, batch_size: int, progress: bool, skip_bad: bool,
-                group: Group) -> None:
-    """Label this process's share (``mine``) of the videos left to do; one progress display for all of ``todo``."""
-    if todo:
-        known = [i.known_length() for i in todo]
-        total = sum(k for k in known if k is not None) if all(k is not None for k in known) else None
-        with group.progress(total=total, unit="frame", desc=job.stage, disable=not progress) as bar:
-            for item in mine:
-                bar.set_postfix_str(item.name[:24])
-                with group.task(f"video {item.name}"):
-                    try:
-                        part = label_video(item, labeller, batch_size, bar)
-                    except UserError as e:
-                        if not skip_bad:
-                            raise
-                        atomic.write_json(failed_path(out_dir, item.video_id), {"name": item.name, "error": str(e)})
-                        bar.write(f"skipped {item.name}: {e}")
-                        continue
-                atomic.write_json(part_path(out_dir, item.video_id), part)
-                failed_path(out_dir, item.video_id).unlink(missing_ok=True)
 
 
 def skipped_videos(collection: Collection, out_dir: str | Path) -> dict[str, str]:

@@ -13,6 +13,7 @@ import math
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from uvis.data import atomic
 from uvis.data.sources import Collection, VideoItem
 from uvis.distributed import Group
 from uvis.errors import UserError
+from uvis.jobs import Outcome, VideoJob, check_settings, run_videos
 from uvis.track.segmenter import Segmenter, VideoResult
 from uvis.track.video_tracks import VideoTrack
 
@@ -93,7 +95,7 @@ def segment_collection(
     write_png: bool = True,
     write_overlay: bool = True,
     progress: bool = True,
-    settings: dict[str, Any] | None = None,
+    settings: dict[str, Any],
     skip_bad: bool = False,
     group: Group | None = None,
 ) -> dict[str, Any]:
@@ -107,59 +109,45 @@ def segment_collection(
     once all have finished; every process returns the summary.
     """
     group = group or Group.solo()
-    records: list[dict[str, Any]] = []
-    done = skipped = 0
-    unreadable: dict[str, str] = {}
     names = [safe_name(i.name) for i in items]
     if len(set(names)) != len(names):
         raise UserError("two videos map to the same output name", path=collection.root,
                         fix="give the videos distinct names")
-    group.check_shared(out)
-    mine = [items[i] for i in group.share([item.frame_count() for item in items])]
-    bar = group.progress(total=len(items), desc="videos", unit="video", disable=not progress)
-    with bar:
-        for item in mine:
-            with group.task(f"video {item.name}"):
-                record, done_now = _segment_one(item, segmenter, out, batch_size=batch_size, write_png=write_png,
-                                                write_overlay=write_overlay, settings=settings, skip_bad=skip_bad,
-                                                progress=progress and not group.enabled, unreadable=unreadable,
-                                                note=bar.write)
-            bar.update(1)
-            if record is not None:
-                records.append(record)
-                done += done_now
-                skipped += not done_now
-    counts = group.gather((done, skipped, unreadable))
-    done, skipped = sum(c[0] for c in counts), sum(c[1] for c in counts)
-    unreadable = {name: error for c in counts for name, error in c[2].items()}
-    if unreadable and len(unreadable) == len(collection.items):
-        raise UserError(f"none of the {len(unreadable)} videos could be read ({next(iter(unreadable.values()))})",
-                        path=collection.root, fix="check the input videos")
-    summary = _write_collection_files(collection, {i.video_id for i in mine}, records, segmenter, out,
-                                      settings=settings, done=done, skipped=skipped, unreadable=unreadable) \
-        if group.is_main else None
-    return group.broadcast(summary)
+
+    def read(item: VideoItem) -> dict[str, Any] | None:
+        path = _record_path(out, item)
+        record = _load_record(path, item) if path.exists() else None
+        if record is not None:
+            _check_settings(record, settings, path)
+        return record
+
+    def work(item: VideoItem, bar: Any) -> dict[str, Any]:
+        return _segment_one(item, segmenter, out, batch_size=batch_size, write_png=write_png,
+                            write_overlay=write_overlay, settings=settings, progress=progress and not group.enabled)
+
+    def check(outcome: Outcome[Any]) -> None:
+        if outcome.failed and len(outcome.failed) == len(collection.items):
+            raise UserError(f"none of the {len(outcome.failed)} videos could be read "
+                            f"({next(iter(outcome.failed.values()))})", path=collection.root,
+                            fix="check the input videos")
+
+    def merge(outcome: Outcome[Any]) -> dict[str, Any]:
+        return _write_collection_files(collection, read, segmenter, out, done=len(outcome.done_now),
+                                       skipped=len(outcome.reused), unreadable=outcome.failed)
+
+    job: VideoJob[dict[str, Any]] = VideoJob(
+        stage="videos", part_path=lambda item: _record_path(out, item), read_part=read, work=work,
+        reuse=lambda item, record: _complete_outputs(item, record, segmenter, out, write_png=write_png,
+                                                     write_overlay=write_overlay),
+        unit="video")
+    return run_videos(items, job, out, group=group, skip_bad=skip_bad, progress=progress, check=check,
+                       merge=merge).merged
 
 
 def _segment_one(item: VideoItem, segmenter: Segmenter, out: Path, *, batch_size: int, write_png: bool,
-                 write_overlay: bool, settings: dict[str, Any] | None, skip_bad: bool, progress: bool,
-                 unreadable: dict[str, str], note: Any) -> tuple[dict[str, Any] | None, bool]:
-    """(the video's record, whether it was segmented now); (None, False) for an unreadable one with skip_bad."""
-    record_path = _record_path(out, item)
-    record = _load_record(record_path, item) if record_path.exists() else None
-    if record is not None:
-        _check_settings(record, settings, record_path)
-        # finished earlier; outputs asked for now but not written then are made from the record
-        _complete_outputs(item, record, segmenter, out, write_png=write_png, write_overlay=write_overlay)
-        return record, False
-    try:
-        result = segmenter.segment(item.open(), batch_size=batch_size, progress=progress)
-    except UserError as e:
-        if not skip_bad:
-            raise
-        unreadable[item.name] = str(e)
-        note(f"skipped {item.name}: {e}")
-        return None, False
+                 write_overlay: bool, settings: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """Segment one video, write its PNGs and overlay; returns its record (the runner writes it, last)."""
+    result = segmenter.segment(item.open(), batch_size=batch_size, progress=progress)
     name = safe_name(item.name)
     try:
         if write_png:
@@ -170,7 +158,7 @@ def _segment_one(item: VideoItem, segmenter: Segmenter, out: Path, *, batch_size
         shutil.rmtree(out / "masks" / name, ignore_errors=True)
         (out / "overlays" / f"{name}.mp4").unlink(missing_ok=True)
         raise
-    record = {
+    return {
         "video_id": item.video_id,
         "name": item.name,
         # where the frames are, so that exports (uvis export) find them without the input's path
@@ -179,47 +167,30 @@ def _segment_one(item: VideoItem, segmenter: Segmenter, out: Path, *, batch_size
         "tracks": [{"track_id": t.track_id, "class": t.class_name, "category_id": t.category_id,
                     "score": t.score, "frames_seen": t.num_frames_seen} for t in result.tracks],
         "results": result.results_json(item.video_id, item.name),
+        "settings": settings,
     }
-    if settings is not None:
-        record["settings"] = settings
-    atomic.write_json(record_path, record)
-    return record, True
 
 
-def _write_collection_files(collection: Collection, wanted: set[int], records: list[dict[str, Any]],
-                            segmenter: Segmenter, out: Path, *, settings: dict[str, Any] | None, done: int,
-                            skipped: int, unreadable: dict[str, str]) -> dict[str, Any]:
-    """results.json and summary.json from ``records`` (the videos in ``wanted``) and the finished records of
-    every other video of the collection (other shards, other processes, earlier runs)."""
-    # Gathered and written under the folder's lock so that shards finishing together cannot drop each
-    # other's last videos.
-    with atomic.folder_lock(out):
-        for item in collection.items:
-            if item.video_id in wanted:
-                continue
-            path = _record_path(out, item)
-            rec = _load_record(path, item) if path.exists() else None
-            if rec is not None:
-                _check_settings(rec, settings, path)
-                records.append(rec)
-        records.sort(key=lambda r: r["video_id"])
-        atomic.write_json(out / "results.json", [r for rec in records for r in rec["results"]])
-        summary = _summarise(records, segmenter, done=done, skipped=skipped)
-        summary["unreadable"] = unreadable
-        atomic.write_json(out / "summary.json", summary, indent=2)
+def _write_collection_files(collection: Collection, read: Callable[[VideoItem], dict[str, Any] | None],
+                            segmenter: Segmenter, out: Path, *, done: int, skipped: int,
+                            unreadable: dict[str, str]) -> dict[str, Any]:
+    """results.json and summary.json from the finished records of every video of the collection (this run's,
+    other shards', other processes', earlier runs'). Run under the folder's lock, so that shards finishing
+    together cannot drop each other's last videos."""
+    records = [rec for item in collection.items if (rec := read(item)) is not None]
+    atomic.write_json(out / "results.json", [r for rec in records for r in rec["results"]])
+    summary = _summarise(records, segmenter, done=done, skipped=skipped)
+    summary["unreadable"] = unreadable
+    atomic.write_json(out / "summary.json", summary, indent=2)
     return summary
 
 
-def _check_settings(record: dict[str, Any], settings: dict[str, Any] | None, path: Path) -> None:
+def _check_settings(record: dict[str, Any], settings: dict[str, Any], path: Path) -> None:
     """Refuse a finished video made with other settings (records from before settings were stored pass)."""
     old = record.get("settings")
-    if settings is None or old is None:
-        return
-    new = json.loads(json.dumps(settings))
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    if changed:
-        raise UserError(f"this video was segmented with other settings ({', '.join(changed)})", path=path,
-                        fix="use another --out, the same settings, or delete the output folder's videos/ to redo")
+    if old is not None:
+        check_settings(old, settings, what="this video was segmented", folder=path, nested=False,
+                       fix="use another --out, the same settings, or delete the output folder's videos/ to redo")
 
 
 def result_from_record(item: VideoItem, record: dict[str, Any], vocabulary: list[tuple[int, str]] | None = None,

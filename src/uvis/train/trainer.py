@@ -26,25 +26,37 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from uvis import distributed
-from uvis.data import atomic
 from uvis.data.progress import progress as progress_reporter
 from uvis.data.workers import end_with_parent
 from uvis.errors import UserError
 from uvis.features.device import autocast_dtype, choose_device
 from uvis.features.weights import check_needs
+from uvis.jobs import Change, check_settings
 from uvis.model.loss import SetCriterion
 from uvis.model.model import build_model
 from uvis.pseudo.format import PseudoLabels, load_pseudo_labels
 from uvis.pseudo.name_labels import embeddings_path, load_embeddings
 from uvis.train.config import TrainConfig
 from uvis.train.dataset import FrameDataset, StepBatchSampler, collate, resolve_frame_paths, vocabulary_of
+from uvis.train.run_folder import RunFolder
 
-CHECKPOINT = "checkpoint.pt"
-FINAL_WEIGHTS = "model_final.pt"
-CLIP_INFO = "clip.json"  # which CLIP the head was distilled from (inference embeds class names with it)
 LOSS_KEYS = ("loss", "loss_ce", "loss_mask", "loss_dice")
-# Fields a resumed run may take from the caller instead of the run's stored config.
-RESUME_OVERRIDES = ("steps", "device", "num_workers", "checkpoint_every", "log_every", "data", "pseudo")
+# The settings a resumed run may take from the caller instead of the run's stored config (the one may-change list
+# of a resume, from the Python API and ``uvis train --resume`` alike); any other one given with another value is
+# refused. The step count may extend the run; the rest are paths (the folder may have moved) and operational.
+RESUME_OVERRIDES = ("steps", "device", "num_workers", "checkpoint_every", "log_every", "data", "pseudo", "out")
+# Set by the run itself (from its vocabulary and CLIP embeddings), never by the caller.
+_DERIVED = ("model.num_classes", "model.clip_dim")
+
+
+def check_resume(stored: TrainConfig, current: TrainConfig, folder: RunFolder, *,
+                 message: Callable[[list[Change]], str] | None = None) -> None:
+    """Refuse to resume ``folder``'s run with ``current`` settings that differ from its ``stored`` ones outside
+    ``RESUME_OVERRIDES`` (one line naming every changed setting, old -> new)."""
+    check_settings(stored.to_json(), current.to_json(), may_change=RESUME_OVERRIDES + _DERIVED,
+                   what="the run to resume was made", folder=folder.config_path, message=message,
+                   fix="pass the run's own values or leave them out (only the step count, paths and operational "
+                       "settings may change), or train a new run in another output folder (--out)")
 
 
 class WarmupPoly:
@@ -173,12 +185,14 @@ def clip_info(pseudo: PseudoLabels, embeddings_file: Path, dim: int) -> dict[str
             "dim": dim, "embeddings": str(embeddings_file)}
 
 
-def _logged_step(line: str) -> int | None:
-    """The step of a metrics.jsonl line; None for a blank or torn one (a crash while it was appended)."""
+def read_train_config(run: RunFolder) -> TrainConfig:
+    """The run's stored ``TrainConfig``; one line naming the file when it is missing or damaged."""
+    data = run.read_config()
     try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return None
+        return TrainConfig.from_json(data)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        raise UserError("not a training config", path=run.config_path,
+                        fix="restore it, or start a new run with another --out") from None
 
 
 class Trainer:
@@ -189,13 +203,15 @@ class Trainer:
         out = Path(config.out)
         if not config.out:
             raise UserError("no output folder", fix="pass --out RUN_DIR")
-        resumed = resume and (out / "config.json").is_file()
+        self.run_folder = run = RunFolder(out, "out")
+        resumed = resume and run.exists()
         if resumed:
-            stored = TrainConfig.from_json(json.loads((out / "config.json").read_text()))
+            stored = read_train_config(run)
+            check_resume(stored, config, run)
             for k in RESUME_OVERRIDES:
                 setattr(stored, k, getattr(config, k))
             config = stored
-        elif (out / CHECKPOINT).exists():
+        elif run.checkpoint.exists():
             raise UserError("the run folder already holds a checkpoint", path=out,
                             fix="pass --resume to continue it, or a new --out")
         else:
@@ -237,14 +253,14 @@ class Trainer:
         torch.manual_seed(config.seed + 1000 + self.dist.rank)
         self.step = 0
         self.saved_step: int | None = None  # the step of the checkpoint on disk
-        if resume and (out / CHECKPOINT).is_file():
-            self._load(out / CHECKPOINT)
+        if resume and run.has_checkpoint():
+            self._load(run.checkpoint)
         elif self.dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
-            atomic.write_json(out / "config.json", config.to_json(), indent=2)
-            atomic.write_json(out / "vocabulary.json", [{"id": i, "name": n} for i, n in self.vocabulary], indent=2)
+            run.write_config(config.to_json())
+            run.write_vocabulary(self.vocabulary)
             if self.clip_info is not None:
-                atomic.write_json(out / CLIP_INFO, self.clip_info, indent=2)
+                run.write_clip(self.clip_info)
         self.sampler = StepBatchSampler(len(self.dataset), config.batch_size, seed=config.seed, rank=self.dist.rank,
                                         world_size=self.dist.world_size, start_step=self.step)
 
@@ -293,7 +309,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         state = self._checkpoint_state()  # a collective: every rank takes part
         if state is not None:
-            atomic.write_with(self.out / CHECKPOINT, lambda p: torch.save(state, p))
+            self.run_folder.write_checkpoint(lambda p: torch.save(state, p))
         self.saved_step = self.step
 
     def _load(self, path: Path) -> None:
@@ -336,10 +352,8 @@ class Trainer:
             persistent_workers=False, worker_init_fn=_ignore_ctrl_c if self.config.num_workers else None)
 
     def _metrics_writer(self):
-        path = self.out / "metrics.jsonl"
-        if path.exists():  # drop lines past the checkpoint we resume from: they will be recomputed
-            keep = [ln for ln in path.read_text().splitlines() if (n := _logged_step(ln)) is not None and n <= self.step]
-            atomic.write_with(path, lambda p: p.write_text("".join(ln + "\n" for ln in keep)))
+        path = self.run_folder.metrics_path
+        self.run_folder.keep_metrics_until(self.step)  # lines past the checkpoint we resume from are recomputed
         tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -400,8 +414,7 @@ class Trainer:
                             self.save_checkpoint()
                         raise KeyboardInterrupt
                 if self.step >= cfg.steps and self.dist.is_main:
-                    atomic.write_with(self.out / FINAL_WEIGHTS,
-                                      lambda p: torch.save({"model": self.model.state_dict()}, p))
+                    self.run_folder.write_final_weights(lambda p: torch.save({"model": self.model.state_dict()}, p))
         finally:
             bar.close()
             if log is not None:
@@ -412,7 +425,7 @@ class Trainer:
 
     def _diverged(self) -> UserError:
         """The error that stops a run whose loss (or weights) became NaN/inf; earlier outputs stay as they are."""
-        kept = (f"the last checkpoint (step {self.saved_step}) is kept in {CHECKPOINT}" if self.saved_step is not None
+        kept = (f"the last checkpoint (step {self.saved_step}) is kept in {self.run_folder.checkpoint.name}" if self.saved_step is not None
                 else "no checkpoint was written before it")
         return UserError(f"training diverged: the loss or weights became NaN/inf by step {self.step} "
                          f"(checked every {self.config.log_every} steps and at checkpoints); {kept}", path=self.out,
