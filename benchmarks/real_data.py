@@ -249,7 +249,7 @@ def main() -> None:
     # the same model and videos with a low tracker threshold (what AP prefers: weak tracks only add recall)
     low_cmds = []
     t0 = time.perf_counter()
-    for label, extra in (("memory", []), ("no memory", ["--no-memory"])):
+    for label, extra in (("memory", []), ("no memory", ["--no-track-memory"])):
         out = work / f"davis-segment-score0.1-{'no-memory' if extra else 'memory'}"
         cmd = ["segment", str(davis_root), "--model", str(run / "3-model"), "--out", str(out), "--device", "cpu",
                "--score-threshold", "0.1", "--continue-threshold", "0.02", "--no-overlay", "--no-png",
@@ -466,7 +466,7 @@ def write_markdown(docs: Path, args: argparse.Namespace, config: RunConfig, gt: 
         "model's default ResNet-50 backbone starts from DINO's ResNet-50. None can be obtained on this machine, "
         "so **no unsupervised number exists in this report**: the AP of uvis on YouTube-VIS and DAVIS against "
         "the paper still has to be measured on a machine with the weights (a GPU is needed for any reasonable "
-        "speed). The files, under their official names (uvis looks in `--weights`/`--clip-weights`, "
+        "speed). The files, under their official names (uvis looks in `--dino-weights`/`--clip-weights`, "
         "`$UVIS_WEIGHTS_DIR`, the torch hub cache, then downloads):",
         "",
         "```bash",
@@ -481,7 +481,7 @@ def write_markdown(docs: Path, args: argparse.Namespace, config: RunConfig, gt: 
         "uvis run DAVIS --out runs/davis --classes object --ablate no-track-memory",
         "# YouTube-VIS 2019: train on the pseudo-labels of the training videos (vocabulary = the 40 classes)",
         "uvis run ytvis2019/train.json --frames ytvis2019/train/JPEGImages --out runs/ytvis19 "
-        "--config configs/ytvis2019.toml --ablate no-prototypes,no-track-memory",
+        "--vocabulary configs/ytvis2019.toml --ablate no-prototypes,no-track-memory",
         "# then segment the validation videos with that model and submit results.json to the YouTube-VIS server",
         "uvis segment ytvis2019/valid.json --frames ytvis2019/valid/JPEGImages --model runs/ytvis19/3-model "
         "--out runs/ytvis19-valid --no-overlay --score-threshold 0.1",

@@ -121,14 +121,14 @@ def test_step_settings_are_cumulative():
 def test_cli_run_with_config_file_and_bad_ablation(sample, tmp_path, capsys):
     config_file = tmp_path / "vocab.toml"
     config_file.write_text('name = "x"\n[vocabulary]\nnames = ["disc", "square"]\n')
-    code = main(["run", str(sample), "--out", str(tmp_path / "r"), "--config", str(config_file),
+    code = main(["run", str(sample), "--out", str(tmp_path / "r"), "--vocabulary", str(config_file),
                  "--ablate", "no-such-thing", "--no-progress"])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown ablation 'no-such-thing'" in err[0]
     bad = tmp_path / "bad.toml"
     bad.write_text("[vocabulary]\nnames = [1, 2]\n")
-    assert main(["run", str(sample), "--out", str(tmp_path / "r2"), "--config", str(bad)]) == 2
+    assert main(["run", str(sample), "--out", str(tmp_path / "r2"), "--vocabulary", str(bad)]) == 2
     assert "class 1 is 1, not a name" in capsys.readouterr().err
 
 

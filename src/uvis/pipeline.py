@@ -44,7 +44,7 @@ class RunConfig:
     out: str
     frames: str | None = None
     fps: float | None = None  # frame rate of frame folders (overlays); None: the dataset's own, else 30
-    classes: list[str] | None = None  # vocabulary; None: --config file, else the dataset's categories
+    classes: list[str] | None = None  # vocabulary; None: the dataset's categories
     device: str | None = None
     progress: bool = True
     skip_bad_videos: bool = False  # report an unreadable video and go on without it (default: stop on it)
@@ -78,6 +78,8 @@ class RunConfig:
     segment_batch_size: int = 8
     # side-by-side variants: names from ABLATIONS
     ablations: list[str] = field(default_factory=list)
+    # the command line the report shows (``uvis run`` sets it; None: none shown)
+    command: str | None = None
 
     def check(self) -> None:
         """One-line errors for settings no run can use, before its first step (the same rules as the flags')."""
@@ -95,7 +97,7 @@ class RunConfig:
         if size is not None and not (isinstance(size, (tuple, list)) and len(size) == 2 and all(
                 isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 8192 for v in size)):
             raise UserError(f"image_size {size!r} is not (height, width) of 32..8192 pixels",
-                            fix="pass e.g. image_size=(144, 256) (--image-size 144x256)")
+                            fix="pass e.g. image_size=(144, 256)", param="image_size")
         if self.classes is not None:
             from uvis.pseudo.vocabulary import Vocabulary
 
@@ -121,7 +123,7 @@ ABLATIONS: dict[str, Callable[[RunConfig], RunConfig]] = {
 }
 
 
-CONFIG_KEYS = {"name": str, "vocabulary": dict}  # what a --config file may hold (a typo is an error, not ignored)
+CONFIG_KEYS = {"name": str, "vocabulary": dict}  # what a vocabulary file may hold (a typo is an error, not ignored)
 VOCABULARY_KEYS = {"names"}
 
 
@@ -155,45 +157,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             raise UserError("[vocabulary] has no list of names", path=path, fix=example)
         vocabulary["names"] = list(Vocabulary.from_names_checked(names, source=path).names)
     return data
-
-
-# RunConfig field -> its ``uvis run`` flag (fields missing here have no flag: Python API only)
-_FLAGS: dict[str, str] = {
-    "frames": "--frames", "fps": "--fps", "device": "--device", "features": "--features", "backbone": "--backbone",
-    "dino_weights": "--weights",
-    "num_masks": "--num-masks", "solver": "--solver", "clip_model": "--clip-model", "clip_weights": "--clip-weights",
-    "templates": "--templates", "train_preset": "--preset", "train_steps": "--steps",
-    "train_batch_size": "--batch-size", "backbone_weights": "--backbone-weights",
-}
-_SWITCHES: dict[str, tuple[str, bool]] = {  # field -> (flag, the value the flag sets)
-    "pseudo_from_ground_truth": ("--pseudo-from-ground-truth", True), "prototypes": ("--no-prototypes", False),
-    "track_memory": ("--no-track-memory", False), "progress": ("--no-progress", False),
-    "skip_bad_videos": ("--skip-bad-videos", True), "accept_truncated": ("--accept-truncated", True),
-}
-
-
-def command_line(config: RunConfig) -> str:
-    """The ``uvis run`` command that reproduces ``config`` (settings left at their defaults are omitted)."""
-    import shlex
-
-    default = RunConfig(data=config.data, out=config.out)
-    parts = ["uvis", "run", config.data, "--out", config.out]
-    if config.classes:
-        parts += ["--classes", ",".join(config.classes)]
-    for name, flag in _FLAGS.items():
-        value = getattr(config, name)
-        if value != getattr(default, name) and value is not None:
-            parts += [flag, str(value)]
-    if config.image_size is not None:
-        parts += ["--image-size", f"{config.image_size[0]}x{config.image_size[1]}"]
-    if config.train_videos is not None:
-        parts += ["--train-videos", ",".join(config.train_videos)]
-    if config.ablations:
-        parts += ["--ablate", ",".join(config.ablations)]
-    for name, (flag, value) in _SWITCHES.items():
-        if getattr(config, name) == value != getattr(default, name):
-            parts.append(flag)
-    return shlex.join(parts)
 
 
 def step_settings(config: RunConfig, step: str) -> dict[str, Any]:
@@ -237,12 +200,12 @@ def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
             raise UserError(f"{folder.name} was made with other weights "
                             f"({_weights_change(old.get('weights'), settings.get('weights'))})"
                             + (f" and other settings ({', '.join(others)})" if others else ""), path=folder,
-                            fix="pass the weights it was made with, use a new --out folder, or delete that step "
-                                "folder to redo it")
+                            fix="pass the weights it was made with, use a new output folder (out=FOLDER), or delete "
+                                "that step folder to redo it")
         raise UserError(
             f"{folder.name} was made with other settings ({', '.join(changed)})",
             path=folder,
-            fix="use a new --out folder, or delete that step folder to redo it",
+            fix="use a new output folder (out=FOLDER), or delete that step folder to redo it",
         )
     started = folder / STARTED_FILE
     if not marker.is_file() and started.is_file():
@@ -253,7 +216,8 @@ def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
             raise UserError(
                 f"{folder.name} was started with other settings ({', '.join(changed)}) and not finished",
                 path=folder,
-                fix="rerun with the settings it was started with, use a new --out folder, or delete that step folder",
+                fix="rerun with the settings it was started with, use a new output folder (out=FOLDER), or delete "
+                    "that step folder",
             )
 
 
@@ -362,7 +326,7 @@ class Pipeline:
         config = self.config
         if not config.pseudo_from_ground_truth:
             if config.features == "dino":
-                needs["dino"] = vit_need(config.backbone, config.dino_weights, "--weights", "MaskCut (pseudo-label)")
+                needs["dino"] = vit_need(config.backbone, config.dino_weights, "dino_weights", "MaskCut (pseudo-label)")
             clip = clip_need(ClipConfig(model_name=config.clip_model, weights=config.clip_weights),
                              "naming masks (name)")
             # motion labels are named when CLIP can be had, and stay class-agnostic otherwise
@@ -392,7 +356,8 @@ class Pipeline:
 
         dataset = self.collection.dataset
         return choose_vocabulary(config.classes, dataset.categories if dataset is not None else [],
-                                 source=config.data, fix="pass --config configs/NAME.toml or --classes \"a,b,c\"")
+                                 source=config.data,
+                                 fix="pass vocabulary=configs/NAME.toml or classes=\"a,b,c\"")
 
     def pseudo_label(self, config: RunConfig, paths: RunPaths) -> None:
         settings = self._with_weights(step_settings(config, "pseudo-label"), "pseudo-label")
@@ -403,7 +368,7 @@ class Pipeline:
 
             dataset = self.collection.dataset
             if dataset is None or not dataset.tracks:
-                raise UserError("--pseudo-from-ground-truth needs annotated input", path=config.data,
+                raise UserError("pseudo_from_ground_truth=True needs annotated input", path=config.data,
                                 fix="pass a dataset with annotations")
             self.log("[pseudo-label] the ground truth stands in for stage 1 (--pseudo-from-ground-truth): "
                      "no MaskCut, results are not unsupervised")

@@ -166,7 +166,7 @@ def test_cut_checkpoint_on_resume_is_refused_with_the_fix(tmp_path, capsys):
 
     _, pseudo = synthetic_pseudo(tmp_path, num_videos=1, num_frames=2)
     run = tmp_path / "run"
-    args = ["train", "--data", str(tmp_path / "data"), "--pseudo", str(pseudo), "--out", str(run), "--config",
+    args = ["train", "--data", str(tmp_path / "data"), "--pseudo", str(pseudo), "--out", str(run), "--preset",
             "tiny", "--checkpoint-every", "1", "--device", "cpu", "--no-progress"]
     assert main([*args, "--steps", "1"]) == 0
     checkpoint = run / "checkpoint.pt"

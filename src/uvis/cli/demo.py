@@ -29,18 +29,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def missing_weights() -> list[str]:
     """One line per pretrained file the full pipeline needs and cannot find or download."""
+    from uvis.cli.flags import render_error
+    from uvis.cli.run import run_options
     from uvis.errors import WeightsNotFoundError
     from uvis.features.dino import VITS
     from uvis.features.weights import resolve
     from uvis.pseudo.clip_model import weights_spec
 
     missing = []
-    for spec, flag in ((VITS[DEMO_BACKBONE].spec, "--weights"), (weights_spec("ViT-B-32", "openai"), "--clip-weights")):
+    for spec, param in ((VITS[DEMO_BACKBONE].spec, "dino_weights"), (weights_spec("ViT-B-32", "openai"), "clip_weights")):
         assert spec is not None
         try:
-            resolve(spec, flag=flag)
+            resolve(spec, param=param)
         except WeightsNotFoundError as e:
-            missing.append(str(e))
+            missing.append(render_error(e, run_options()))  # the flags of `uvis run`, which the demo runs
     return missing
 
 

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from uvis.cli.flags import renamed
+
 if TYPE_CHECKING:
     from uvis.train import TrainConfig
 
@@ -27,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (config, checkpoints, metrics)")
     # Flags that set the run's config have no argparse default (None = not given), so that --resume can tell a
     # flag given with another value than the run's (an error) from one left out.
-    p.add_argument("--config", choices=["tiny", "default"],
+    p.add_argument("--preset", choices=["tiny", "default"],
                    help="model/training preset (tiny: test-size model; default: ResNet-50, 360x640 crops)")
+    renamed(p, "--config", "--preset")
     p.add_argument("--steps", type=int, help="total optimisation steps (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="frames per process and step")
     p.add_argument("--lr", type=float, help="peak learning rate of the heads (backbone: 0.1x)")
@@ -85,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
                 setattr(config, key, value)
         return _done(train(config, resume=True, progress=not args.no_progress))
     config = TrainConfig.preset_config(
-        args.config or "default", data=args.data, pseudo=args.pseudo, out=args.out, steps=args.steps, batch_size=args.batch_size,
+        args.preset or "default", data=args.data, pseudo=args.pseudo, out=args.out, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, device=args.device, init=args.init, backbone_weights=args.backbone_weights,
         num_workers=args.workers, seed=args.seed, checkpoint_every=args.checkpoint_every)
     if args.backbone:
@@ -104,7 +107,7 @@ def _refuse_changed_settings(args: argparse.Namespace, stored: TrainConfig) -> N
         return old is not None and Path(given).expanduser().resolve() == Path(old).expanduser().resolve()
 
     given = {  # flag: (value given or None, the run's value, equal?)
-        "--config": (args.config, stored.preset, None),
+        "--preset": (args.preset, stored.preset, None),
         "--batch-size": (args.batch_size, stored.batch_size, None),
         "--lr": (args.lr, stored.lr, None),
         "--init": (args.init, stored.init, None),

@@ -90,13 +90,6 @@ def backbone_names() -> list[str]:
     return out
 
 
-def backbone_help(default: str = "dino_vitb8") -> str:
-    """The ``--backbone`` help of every command that runs MaskCut."""
-    return (f"DINO ViT for MaskCut: {', '.join(REAL_VITS)} (default {default}); timm's names "
-            f"({', '.join(str(VITS[n].timm_name) for n in REAL_VITS)}) take timm's copy from the Hugging Face hub, "
-            f"{', '.join(str(VITS[n].hf_name) for n in REAL_VITS)} the transformers layout (converted)")
-
-
 def backbone(name: str) -> tuple[DinoArch, WeightsSpec]:
     """The architecture and the weights file of a ``--backbone`` name: ``dino_vitb8`` (the official file, also
     found in the Hugging Face cache under timm's copy), timm's ``vit_base_patch8_224.dino`` (also as
@@ -223,18 +216,18 @@ def from_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
-def read_state_dict(path: Path, flag: str = "--weights", expected: str = "the official DINO file") -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, param: str = "dino_weights", expected: str = "the official DINO file") -> dict[str, torch.Tensor]:
     """The backbone tensors of a DINO weights file (``.pth`` or safetensors); a file that does not load is a
     one-line error with the whole reason, saying to delete it or pass another path."""
     try:
         obj = read_tensors(path)
     except Exception as e:
-        raise unreadable_error(path, e, flag, expected) from None
+        raise unreadable_error(path, e, param, expected) from None
     try:
         return _unwrap(obj)
     except ValueError as e:
         raise UserError(f"not a DINO checkpoint ({e})", path=path,
-                        fix=f"pass {expected} with {flag}") from None
+                        fix=f"pass {expected} as {param}=PATH", param=param) from None
 
 
 def load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path, fix: str,
@@ -257,75 +250,75 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path, fi
     model.load_state_dict(state, strict=not ignore)
 
 
-def _vit_fix(spec: WeightsSpec, flag: str) -> str:
+def _vit_fix(spec: WeightsSpec, param: str) -> str:
     source = spec.url or f"the Hugging Face hub ({spec.hf_repo})"
-    return f"pass the official {spec.filename} ({source}) with {flag}, or pick the matching --backbone"
+    return f"pass the official {spec.filename} ({source}) as {param}=PATH, or pick the matching backbone"
 
 
-def _vit_loaded(name: str, path: Path, flag: str) -> nn.Module:
+def _vit_loaded(name: str, path: Path, param: str) -> nn.Module:
     arch, spec = backbone(name)
     model = build_vit(arch)
-    load_strict(model, read_state_dict(path, flag, spec.filename), path, _vit_fix(spec, flag))
+    load_strict(model, read_state_dict(path, param, spec.filename), path, _vit_fix(spec, param))
     return model
 
 
-def vit_validator(name: str, flag: str = "--weights") -> Validator:
+def vit_validator(name: str, param: str = "dino_weights") -> Validator:
     """Load a file into backbone ``name``'s architecture: every key and shape must fit (raises ``UserError``)."""
     backbone(name)  # an unknown name fails now, not when a file is checked
 
     def validate(path: Path) -> None:
-        _vit_loaded(name, path, flag)
+        _vit_loaded(name, path, param)
 
     return validate
 
 
-def vit_need(name: str, weights: str | Path | None = None, flag: str = "--weights", use: str = "MaskCut") -> Need:
+def vit_need(name: str, weights: str | Path | None = None, param: str = "dino_weights", use: str = "MaskCut") -> Need:
     """The weights file backbone ``name`` needs (for ``check_needs``)."""
     _, spec = backbone(name)
-    return Need(spec, weights, flag, vit_validator(name, flag), use)
+    return Need(spec, weights, param, vit_validator(name, param), use)
 
 
-def _resnet50_loaded(path: Path, flag: str) -> nn.Module:
+def _resnet50_loaded(path: Path, param: str) -> nn.Module:
     from torchvision.models import resnet50
 
     model = resnet50(weights=None)
     model.fc = nn.Identity()
-    fix = f"pass the official {RESNET50_SPEC.filename} ({RESNET50_SPEC.url}) with {flag}"
-    state = {k: v for k, v in read_state_dict(path, flag, RESNET50_SPEC.filename).items() if not k.startswith("fc.")}
+    fix = f"pass the official {RESNET50_SPEC.filename} ({RESNET50_SPEC.url}) as {param}=PATH"
+    state = {k: v for k, v in read_state_dict(path, param, RESNET50_SPEC.filename).items() if not k.startswith("fc.")}
     load_strict(model, state, path, fix, ignore=("num_batches_tracked",))
     return model
 
 
-def resnet50_validator(flag: str = "--backbone-weights") -> Validator:
+def resnet50_validator(param: str = "backbone_weights") -> Validator:
     def validate(path: Path) -> None:
-        _resnet50_loaded(path, flag)
+        _resnet50_loaded(path, param)
 
     return validate
 
 
-def resnet50_need(weights: str | Path | None = None, flag: str = "--backbone-weights") -> Need:
-    return Need(RESNET50_SPEC, weights, flag, resnet50_validator(flag), "the model's backbone initialisation")
+def resnet50_need(weights: str | Path | None = None, param: str = "backbone_weights") -> Need:
+    return Need(RESNET50_SPEC, weights, param, resnet50_validator(param), "the model's backbone initialisation")
 
 
-def resolve_vit(name: str, weights: str | Path | None = None, *, download: bool = True, flag: str = "--weights") -> Path:
+def resolve_vit(name: str, weights: str | Path | None = None, *, download: bool = True, param: str = "dino_weights") -> Path:
     """The local weights file of backbone ``name`` (found, or downloaded and verified)."""
-    need = vit_need(name, weights, flag)
-    return resolve(need.spec, weights, download=download, flag=flag, validate=need.validate)
+    need = vit_need(name, weights, param)
+    return resolve(need.spec, weights, download=download, param=param, validate=need.validate)
 
 
-def load_vit(name: str, weights: str | Path | None = None, *, download: bool = True, flag: str = "--weights") -> nn.Module:
+def load_vit(name: str, weights: str | Path | None = None, *, download: bool = True, param: str = "dino_weights") -> nn.Module:
     """Build a DINO ViT by name and load its official weights (see ``uvis.features.weights.resolve``)."""
-    path = resolve_vit(name, weights, download=download, flag=flag)
-    model = _vit_loaded(name, path, flag)
+    path = resolve_vit(name, weights, download=download, param=param)
+    model = _vit_loaded(name, path, param)
     model.weights_path = path  # type: ignore[attr-defined]  # which file: recorded by the steps that use it
     return model.eval()
 
 
 def load_resnet50(weights: str | Path | None = None, *, download: bool = True,
-                  flag: str = "--backbone-weights") -> nn.Module:
+                  param: str = "backbone_weights") -> nn.Module:
     """DINO ResNet-50 (torchvision layout, classifier replaced by identity), for initialising later stages."""
-    path = resolve(RESNET50_SPEC, weights, download=download, flag=flag, validate=resnet50_validator(flag))
-    return _resnet50_loaded(path, flag).eval()
+    path = resolve(RESNET50_SPEC, weights, download=download, param=param, validate=resnet50_validator(param))
+    return _resnet50_loaded(path, param).eval()
 
 
 def _arch(name: str) -> DinoArch:
@@ -355,14 +348,16 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise UserError(f"unknown --device '{device}'", fix="use --device auto, cpu, cuda or cuda:N") from None
+        raise UserError(f"unknown device={device!r}", fix="use device=auto, cpu, cuda or cuda:N",
+                        param="device") from None
     if dev.type not in ("cpu", "cuda"):  # mps, xpu, meta ...: torch knows them, uvis does not run on them
-        raise UserError(f"--device {device}: uvis runs on a CPU or a CUDA GPU only", fix="use --device auto, cpu, cuda or cuda:N")
+        raise UserError(f"device={device}: uvis runs on a CPU or a CUDA GPU only", fix="use device=auto, cpu, cuda or cuda:N",
+                        param="device")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device} but no CUDA device is visible", fix="use --device cpu or auto")
+        raise UserError(f"device={device} but no CUDA device is visible", fix="use device=cpu or auto", param="device")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise UserError(f"no GPU '{device}': {torch.cuda.device_count()} visible",
-                        fix=f"use --device cuda:N with N < {torch.cuda.device_count()}, or cuda")
+                        fix=f"use device=cuda:N with N < {torch.cuda.device_count()}, or cuda", param="device")
     return dev
 
 
@@ -377,10 +372,10 @@ class DinoFeatures:
     """A DINO ViT that returns last-block attention keys and patch tokens for a batch of images."""
 
     def __init__(self, name: str, weights: str | Path | None = None, device: str | torch.device | None = None,
-                 *, model: nn.Module | None = None, amp: bool = True, download: bool = True, flag: str = "--weights"):
+                 *, model: nn.Module | None = None, amp: bool = True, download: bool = True, param: str = "dino_weights"):
         self.arch = _arch(name)
         self.device = pick_device(device)
-        self.model = (model if model is not None else load_vit(name, weights, download=download, flag=flag)).to(self.device).eval()
+        self.model = (model if model is not None else load_vit(name, weights, download=download, param=param)).to(self.device).eval()
         self.amp_dtype = autocast_dtype(self.device) if amp else None
         self._qkv: torch.Tensor | None = None
         self.model.blocks[-1].attn.qkv.register_forward_hook(self._keep_qkv)

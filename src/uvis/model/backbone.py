@@ -71,9 +71,9 @@ class ResNetBackbone(nn.Module):
 
     def load_dino(self, path: str | Path | None = None, *, download: bool = True) -> Path:
         """Load the DINO ResNet-50 weights (found via ``uvis.features.weights``); returns the file used."""
-        file = weights_lookup.resolve(DINO_RESNET50, path, download=download, flag="--backbone-weights",
+        file = weights_lookup.resolve(DINO_RESNET50, path, download=download, param="backbone_weights",
                                       validate=dino.resnet50_validator())
-        state = dino.read_state_dict(file, "--backbone-weights", DINO_RESNET50.filename)
+        state = dino.read_state_dict(file, "backbone_weights", DINO_RESNET50.filename)
         _load_into(self.net, state, file, skip=("fc.", "head."))
         return file
 
@@ -115,10 +115,10 @@ class ViTBackbone(nn.Module):
 
     def load_dino(self, path: str | Path | None = None, *, download: bool = True) -> Path:
         if self.spec is None:
-            raise UserError("this test backbone has no DINO checkpoint", fix="use --init random")
-        file = weights_lookup.resolve(self.spec, path, download=download, flag="--backbone-weights",
-                                      validate=dino.vit_validator(self.name, "--backbone-weights"))
-        state = dino.read_state_dict(file, "--backbone-weights", self.spec.filename)
+            raise UserError("this test backbone has no DINO checkpoint", fix="use init=random")
+        file = weights_lookup.resolve(self.spec, path, download=download, param="backbone_weights",
+                                      validate=dino.vit_validator(self.name, "backbone_weights"))
+        state = dino.read_state_dict(file, "backbone_weights", self.spec.filename)
         if "pos_embed" in state and state["pos_embed"].shape != self.net.pos_embed.shape:
             raise UserError(f"pos_embed {tuple(state['pos_embed'].shape)} does not fit", path=file,
                             fix=f"pass {self.spec.filename}")

@@ -91,8 +91,8 @@ def architecture_of(model_name: str, tag: str) -> tuple[str, str]:
         if (open_clip.get_pretrained_cfg(arch, known_tag) or {}).get("hf_hub", "").strip("/") == repo:
             return arch, known_tag
     raise UserError(f"unknown CLIP '{model_name}': not in open_clip's table of published weights",
-                    fix="pass --clip-model ARCH --clip-pretrained TAG (see open_clip.list_pretrained()), and the "
-                        "file with --clip-weights if needed")
+                    fix="pass clip_model=ARCH clip_pretrained=TAG (see open_clip.list_pretrained()), and the "
+                        "file as clip_weights=PATH if needed", param="clip_model")
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -117,12 +117,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = read_tensors(path)
     except Exception as e:
-        raise unreadable_error(path, e, "--clip-weights", "an OpenAI CLIP .pt file or an open_clip state_dict()") from None
+        raise unreadable_error(path, e, "clip_weights", "an OpenAI CLIP .pt file or an open_clip state_dict()") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserError("not a CLIP checkpoint (no state dict in it)", path=path,
-                        fix="pass an OpenAI CLIP .pt file or an open_clip state_dict() with --clip-weights")
+                        fix="pass an OpenAI CLIP .pt file or an open_clip state_dict() as clip_weights=PATH",
+                        param="clip_weights")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -154,14 +155,14 @@ def _load_weights(model: torch.nn.Module, path: Path) -> None:
     except RuntimeError as e:  # shape mismatches
         first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
         raise UserError(f"weights do not fit the CLIP architecture ({first})", path=path,
-                        fix="pass --clip-model matching the weights file") from None
+                        fix="pass the clip_model=ARCH matching the weights file", param="clip_model") from None
     missing = [k for k in missing if k != "attn_mask"]
     unexpected = [k for k in unexpected if k != "attn_mask"]  # a buffer TorchScript archives also store
     if missing or unexpected:
         shown = ", ".join((missing + unexpected)[:4])
         raise UserError(f"weights do not fit the CLIP architecture ({len(missing)} missing, "
                         f"{len(unexpected)} unexpected keys: {shown})", path=path,
-                        fix="pass --clip-model matching the weights file")
+                        fix="pass the clip_model=ARCH matching the weights file", param="clip_model")
 
 
 def _normalised(cfg: ClipConfig) -> ClipConfig:
@@ -188,22 +189,23 @@ def clip_need(cfg: ClipConfig, use: str = "naming masks") -> Need:
     if spec is None:
         label = cfg.model_name if cfg.model_cfg is not None else f"{cfg.model_name}/{cfg.pretrained_tag}"
         spec = WeightsSpec(filename=Path(cfg.weights).name if cfg.weights else f"CLIP {label}", url="",
-                           title=f"CLIP {label}, no published file known: pass it with --clip-weights")
-    return Need(spec, cfg.weights, "--clip-weights", clip_validator(cfg), use)
+                           title=f"CLIP {label}, no published file known: pass it as clip_weights=PATH")
+    return Need(spec, cfg.weights, "clip_weights", clip_validator(cfg), use)
 
 
 def find_weights(cfg: ClipConfig) -> Path:
     """The local weights file for ``cfg`` (downloaded and verified when allowed); WeightsNotFoundError otherwise."""
     spec = weights_spec(cfg.model_name, cfg.pretrained_tag) if cfg.model_cfg is None else None
     if spec is not None:
-        return resolve(spec, cfg.weights, download=cfg.download, flag="--clip-weights", validate=clip_validator(cfg))
+        return resolve(spec, cfg.weights, download=cfg.download, param="clip_weights", validate=clip_validator(cfg))
     if cfg.weights is not None and Path(cfg.weights).is_file():
         return Path(cfg.weights)
     if cfg.weights is not None and not Path(cfg.weights).exists():
         raise WeightsNotFoundError("CLIP weights file not found", path=cfg.weights,
-                                   fix="pass the path of an existing weights file with --clip-weights")
+                                   fix="pass the path of an existing weights file as clip_weights=PATH",
+                                   param="clip_weights")
     raise WeightsNotFoundError(f"no published weights file is known for CLIP {cfg.model_name}/{cfg.pretrained_tag}",
-                               fix="pass the weights file itself with --clip-weights FILE")
+                               fix="pass the weights file itself as clip_weights=FILE", param="clip_weights")
 
 
 def _tokenizer(cfg: ClipConfig) -> Any:

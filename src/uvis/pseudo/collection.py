@@ -133,7 +133,7 @@ def _settings_conflict(out_dir: Path, new: dict[str, Any]) -> list[str] | None:
 
 def _refuse(out_dir: Path, diff: list[str]) -> UserError:
     return UserError(f"the folder holds pseudo-labels made with other settings ({'; '.join(diff[:3])})",
-                     path=out_dir, fix="use another --out, the same settings, or --overwrite to discard them")
+                     path=out_dir, fix="use another out=FOLDER, the same settings, or overwrite=True to discard them")
 
 
 def prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
@@ -276,7 +276,7 @@ def label_collection(
     group = group or Group.solo()
     out_dir = Path(out_dir)
     if batch_size < 1:
-        raise UserError(f"bad batch size {batch_size}", fix="use --batch-size >= 1")
+        raise UserError(f"bad batch size {batch_size}", fix="use batch_size=1 or more", param="batch_size")
     stale = _settings_conflict(out_dir, json.loads(json.dumps(job.settings)))
     if stale is not None and not overwrite:
         raise _refuse(out_dir, stale)  # before loading any model

@@ -64,15 +64,15 @@ def pick_device(name: str, local_rank: int = 0, *, distributed_run: bool = False
     """``auto``, ``cpu``, ``cuda`` (under torchrun: the GPU of the process's local rank) or ``cuda:N``, checked by
     ``uvis.features.dino.pick_device``; training runs on a CPU or CUDA only."""
     if name not in ("auto", "cpu") and not name.startswith("cuda"):
-        raise UserError(f"unknown --device '{name}'", fix="use --device auto, cpu, cuda or cuda:N")
+        raise UserError(f"unknown device={name!r}", fix="use device=auto, cpu, cuda or cuda:N", param="device")
     dev = check_device(name)
     if dev.type != "cuda":
         return dev
     if dev.index is None:
         return torch.device("cuda", local_rank)
     if distributed_run:
-        raise UserError(f"--device {name} under torchrun", fix="use --device cuda: each process takes the GPU "
-                                                               "of its LOCAL_RANK")
+        raise UserError(f"device={name} under torchrun", param="device",
+                        fix="use device=cuda: each process takes the GPU of its LOCAL_RANK")
     return dev
 
 
@@ -189,7 +189,7 @@ class Trainer:
         config = copy.deepcopy(config)  # the caller's object stays as given
         out = Path(config.out)
         if not config.out:
-            raise UserError("no output folder", fix="pass --out RUN_DIR")
+            raise UserError("no output folder", fix="pass out=RUN_DIR", param="out")
         resumed = resume and (out / "config.json").is_file()
         if resumed:
             stored = TrainConfig.from_json(json.loads((out / "config.json").read_text()))
@@ -198,7 +198,7 @@ class Trainer:
             config = stored
         elif (out / CHECKPOINT).exists():
             raise UserError("the run folder already holds a checkpoint", path=out,
-                            fix="pass --resume to continue it, or a new --out")
+                            fix="pass resume=True to continue it, or a new out=RUN_DIR")
         else:
             config.model.clip_dim = None  # a new run takes it from the embeddings file, if any
         config.check()  # numbers (a stored config.json may have been edited) before any data or model is loaded
@@ -417,7 +417,7 @@ class Trainer:
                 else "no checkpoint was written before it")
         return UserError(f"training diverged: the loss or weights became NaN/inf by step {self.step} "
                          f"(checked every {self.config.log_every} steps and at checkpoints); {kept}", path=self.out,
-                         fix="start a new --out with a lower --lr (e.g. half) and check the pseudo-labels "
+                         fix="start a new out=RUN_DIR with a lower lr= (e.g. half) and check the pseudo-labels "
                              "(resuming with the same settings diverges again)")
 
     def close(self) -> None:
