@@ -47,9 +47,9 @@ def test_help_texts_name_the_librarys_own_values():
     from uvis.pipeline import ABLATIONS, STEPS
     from uvis.track.tracker import TrackerConfig
 
-    assert DINO_NAMES == {n: (VITS[n].timm_name, VITS[n].hf_name) for n in REAL_VITS}
-    assert RUN_STEPS == STEPS and RUN_ABLATIONS == tuple(ABLATIONS)
-    assert SIMILARITY_THRESHOLD == TrackerConfig().similarity_threshold
+    assert {n: (VITS[n].timm_name, VITS[n].hf_name) for n in REAL_VITS} == DINO_NAMES
+    assert RUN_STEPS == STEPS and tuple(ABLATIONS) == RUN_ABLATIONS
+    assert TrackerConfig().similarity_threshold == SIMILARITY_THRESHOLD
 
 
 def _parse(argv: list[str]):  # noqa: ANN202
