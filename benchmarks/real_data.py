@@ -33,6 +33,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from uvis.cli.main import main as uvis_main
+from uvis.cli.run import command_line
 from uvis.data import masks as mask_utils
 from uvis.data.davis import load_davis
 from uvis.data.overlay import contact_sheet, draw_overlay
@@ -41,7 +42,7 @@ from uvis.data.ytvis import Dataset, Track, load_results
 from uvis.evaluation import evaluate
 from uvis.evaluation.davis_j import davis_j
 from uvis.features.dino import RESNET50_SPEC, VITS
-from uvis.pipeline import RunConfig, command_line, run_pipeline
+from uvis.pipeline import RunConfig, run_pipeline
 from uvis.pseudo.clip_model import weights_spec
 from uvis.track.iou_baseline import IoULinkConfig, instances_from_tracks, link_by_iou
 
@@ -236,6 +237,7 @@ def main() -> None:
                        pseudo_from_ground_truth=True, train_preset="tiny", train_steps=args.steps,
                        train_batch_size=args.batch_size, image_size=(h, w), train_videos=train_names,
                        ablations=["no-track-memory"])
+    config.command = command_line(config)  # shown in the report
     t0 = time.perf_counter()
     run_pipeline(config, "report", log=lambda s: print(s, flush=True))
     timings["(b) uvis run: train + segment (memory on and off) + evaluate + report"] = time.perf_counter() - t0

@@ -6,6 +6,7 @@ masks and names are meaningless; what is tested is the plumbing between the step
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -153,16 +154,17 @@ def test_report_command_reproduces_the_config(sample, tmp_path, monkeypatch):
     import shlex
 
     import uvis.pipeline
+    from uvis.cli.run import command_line
 
     config = _config(sample, tmp_path / "r", pseudo_from_ground_truth=True, image_size=(32, 40),
                      train_videos=["a", "b"], ablations=["no-track-memory"], track_memory=False, num_masks=2,
                      segment_batch_size=8)  # the one setting here with no flag, at its default
     seen: list[RunConfig] = []
     monkeypatch.setattr(uvis.pipeline, "run_pipeline", lambda c, stop_after, **kw: seen.append(c) or tmp_path)
-    command = uvis.pipeline.command_line(config)
+    command = command_line(config)
     assert command.startswith("uvis run ") and "--image-size 32x40" in command
     assert main(shlex.split(command)[1:]) == 0
-    assert seen == [config]
+    assert seen == [dataclasses.replace(config, command=command)]  # the report shows the command it ran
     assert main(["run", str(sample), "--out", "x", "--image-size", "12"]) == 2
 
 

@@ -120,8 +120,8 @@ def test_pseudo_from_ground_truth_needs_no_stage_1_weights(sample, tmp_path):
 
 
 def test_report_lists_the_weights_with_their_sha256(tmp_path):
-    from uvis.report import ReportInputs, write_report
+    from uvis.report import RunReport, write_report
 
-    inputs = ReportInputs(title="t", weights={"DINO features for MaskCut (stage 1)": {"file": "d.pth", "sha256": "ab" * 32}})
+    inputs = RunReport(title="t", weights={"DINO features for MaskCut (stage 1)": {"file": "d.pth", "sha256": "ab" * 32}})
     text = write_report(tmp_path, inputs).read_text()
     assert "## Pretrained weights" in text and f"| DINO features for MaskCut (stage 1) | d.pth | `{'ab' * 32}` |" in text

@@ -18,13 +18,17 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uvis.data import atomic
 from uvis.data.sources import Collection, discover, unreadable_list
 from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.features.weights import Need, check_needs, provenance
+from uvis.report import THUMB_WIDTH
+
+if TYPE_CHECKING:
+    from uvis.report import OverlayRow, RunReport
 
 STEPS = ("pseudo-label", "name", "train", "segment", "evaluate", "report")
 WEIGHTS_STEP = {"dino": "pseudo-label", "clip": "name", "backbone": "train"}  # the first step each file is used in
@@ -113,14 +117,37 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "segment": ("track_memory", "top_k"),
 }
 
-# Ablation name -> how it changes the main run's settings.
-ABLATIONS: dict[str, Callable[[RunConfig], RunConfig]] = {
-    "no-prototypes": lambda c: dataclasses.replace(c, prototypes=False),
-    "no-track-memory": lambda c: dataclasses.replace(c, track_memory=False),
-    "short-prompts": lambda c: dataclasses.replace(c, templates="short7"),
-    "single-prompt": lambda c: dataclasses.replace(c, templates="single"),
-    **{f"masks-{n}": (lambda c, n=n: dataclasses.replace(c, num_masks=n)) for n in (1, 2, 4, 5)},
+@dataclass(frozen=True)
+class Ablation:
+    """A variant of the main run: the settings it changes, and what that means (a row of the report)."""
+
+    changes: dict[str, Any]
+    description: str
+
+    def apply(self, config: RunConfig) -> RunConfig:
+        return dataclasses.replace(config, **self.changes)
+
+
+ABLATIONS: dict[str, Ablation] = {
+    "no-prototypes": Ablation({"prototypes": False}, "CLIP labels kept as they are, no semantic prototype memory"),
+    "no-track-memory": Ablation({"track_memory": False}, "tracks matched to the previous frame only, no memory bank "
+                                                         "(the MinVIS baseline)"),
+    "short-prompts": Ablation({"templates": "short7"}, "7 CLIP prompt templates instead of 80"),
+    "single-prompt": Ablation({"templates": "single"}, "one CLIP prompt template instead of 80"),
+    **{f"masks-{n}": Ablation({"num_masks": n}, f"{n} MaskCut mask(s) per frame") for n in (1, 2, 4, 5)},
 }
+BASELINE = "baseline: stage-1 masks + IoU linking"  # the metrics row of the run without a trained model
+# What each row of the report's metrics table means (and each mode in its parentheses), so a reader does not
+# have to know the pipeline's internals; the ablations' rows say their own descriptions.
+ROW_MEANINGS = {
+    "uvis": "this run, with the settings of the command above",
+    "class-agnostic": "a track counts when its mask matches a ground-truth object, whatever its class",
+    "class-aware": "the track must also carry the ground truth's class",
+    BASELINE: "no trained model: the per-frame stage-1 masks linked frame to frame by mask IoU",
+    **{name: f"ablation: {a.description}" for name, a in ABLATIONS.items()},
+}
+WEIGHTS_USE = {"dino": "DINO features for MaskCut (stage 1)", "clip": "CLIP naming (stage 1)",
+               "backbone": "initialising the model's backbone (stage 2)"}
 
 
 CONFIG_KEYS = {"name": str, "vocabulary": dict}  # what a vocabulary file may hold (a typo is an error, not ignored)
@@ -567,23 +594,112 @@ class Pipeline:
         main = self.group.is_main  # evaluation and the report: rank 0 only
         results = {"uvis": self.evaluate(paths)} if main else {}
         if main and not self.config.pseudo_from_ground_truth:
-            results["baseline: stage-1 masks + IoU linking"] = self.baseline(paths)
+            results[BASELINE] = self.baseline(paths)
         variant_paths = {}
         for name in self.config.ablations:
             self.log(f"[ablation {name}]")
-            variant = ABLATIONS[name](self.config)
+            variant = ABLATIONS[name].apply(self.config)
             variant_paths[name] = self.run_variant(variant, name, "segment")
             if main:
                 results[name] = self.evaluate(variant_paths[name])
         if main:
             atomic.write_json(self.out / "metrics.json", results, indent=2)
         if main and stop_after == "report":
-            from uvis.report import write_run_report
+            from uvis.report import write_report
 
-            report = write_run_report(self, paths, results)
+            report = write_report(self.out, self.report(paths, results))
             self.log(f"[report] {report}")
         self.group.barrier()  # the job ends when rank 0 has written everything
         return self.out
+
+
+    # ---------------------------------------------------------------------------------------- report
+    def report(self, paths: RunPaths, results: dict[str, dict[str, dict]]) -> RunReport:
+        """What ``report.md`` shows of this run: its metrics, baseline and ablations, pseudo-label statistics,
+        training log, sample overlays and caveats."""
+        from uvis.report import RunReport
+
+        config = self.config
+        inputs = RunReport(title=f"uvis run: {Path(config.data).name}",
+                           commands=[config.command] if config.command else [],
+                           evaluations=_flatten_evaluations(results), row_meanings=dict(ROW_MEANINGS))
+        inputs.per_class_ap = results.get("uvis", {}).get("class-aware", {}).get("per_class", {})
+        if paths.named_file.is_file():
+            named = json.loads(paths.named_file.read_text())
+            per_frame: dict[tuple[int, int], int] = {}
+            for a in named["annotations"]:
+                key = (a["video_id"], a["frame_index"])
+                per_frame[key] = per_frame.get(key, 0) + 1
+            inputs.masks_per_frame = [per_frame.get((v["id"], t), 0) for v in named["videos"]
+                                      for t in range(len(v["file_names"]))]
+            per_class = named.get("stats", {}).get("naming", {}).get("per_class", {})
+            inputs.prototype_counts = {name: {k: int(c.get(k, 0)) for k in ("kept", "removed", "relabelled")}
+                                       for name, c in per_class.items()}
+        inputs.overlay_rows = overlay_samples(self.collection, paths.segment)
+        inputs.training = _training_log(paths.model / "metrics.jsonl")
+        if config.features == "motion" and not config.pseudo_from_ground_truth:
+            inputs.notes.append("Stage 1 came from motion (--features motion): MotionCut masks on residual optical "
+                                "flow, with no pretrained weights and no ground truth in stages 1-3.")
+        inputs.weights = {WEIGHTS_USE.get(role, role): w for role, w in self.weights.items()}
+        if config.pseudo_from_ground_truth:
+            inputs.masks_heading = "Training labels (the ground truth, standing in for pseudo-labels)"
+            inputs.notes.append("Stage 1 was replaced by the ground truth (--pseudo-from-ground-truth): these "
+                                "numbers measure stages 2-3 only, not the unsupervised pipeline. There is no "
+                                "baseline row: linking ground-truth masks by IoU would score the ground truth itself.")
+        if config.train_videos is not None:
+            held_out = [i.name for i in self.collection.items if i.name not in set(config.train_videos)]
+            inputs.notes.append(f"The model was trained on {len(config.train_videos)} of "
+                                f"{len(self.collection.items)} videos; held out: {', '.join(held_out) or 'none'}. "
+                                "The metrics above pool both kinds.")
+        if not inputs.evaluations:
+            inputs.notes.append("The input has no annotations, so no metrics; see the overlays.")
+        return inputs
+
+
+def overlay_samples(collection: Collection, segment_dir: Path, videos: int = 4, per_video: int = 3,
+                    thumb_width: int = THUMB_WIDTH) -> list[OverlayRow]:
+    """First, middle and last frame of the first few finished videos, one row per video, drawn at the
+    thumbnail's size so that their labels stay readable in the contact sheet."""
+    from uvis.report import OverlayRow
+    from uvis.track.collection import finished_results
+
+    rows: list[OverlayRow] = []
+    for item, result in finished_results(collection, segment_dir)[:videos]:
+        n = result.num_frames
+        wanted = {0, n // 2, n - 1} if per_video >= 3 else {0}
+        row = OverlayRow(video=item.name, frames=[], frame_indices=[], tracks=len(result.tracks))
+        for t, frame in enumerate(result.video):
+            if t in wanted:
+                row.frames.append(result.draw_frame(t, frame, width=thumb_width))
+                row.frame_indices.append(t)
+        rows.append(row)
+    return rows
+
+
+def _training_log(metrics_file: Path) -> list[dict]:
+    """The records of ``uvis train``'s metrics.jsonl (unreadable lines skipped)."""
+    records = []
+    try:
+        lines = metrics_file.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _flatten_evaluations(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:
+    rows: dict[str, dict[str, float]] = {}
+    for run_name, modes in results.items():
+        for mode, payload in modes.items():
+            j = payload.get("davis_j", {}).get("mean")
+            rows[f"{run_name} ({mode})"] = {**payload["stats"], **({"J": j} if j is not None else {})}
+    return rows
 
 
 def _str_or_none(path: Path | None) -> str | None:

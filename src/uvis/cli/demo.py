@@ -47,7 +47,7 @@ def missing_weights() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uvis.cli.run import check_device
+    from uvis.cli.run import check_device, command_line
     from uvis.data.synthetic import SYNTHETIC_CLASSES, make_dataset, write_video_file
     from uvis.pipeline import RunConfig, run_pipeline
 
@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print("running weights-free instead: stage 1 from motion (--features motion); no ground truth in stages 1-3")
         config.features = "motion"
         config.num_masks = 3  # the sample has 3 objects a video
+    config.command = command_line(config)  # the report shows the `uvis run` that does the same
     run_dir = run_pipeline(config)
     print(f"\noutput in {run_dir}:")
     print(f"  report          {run_dir / 'report.md'}")
