@@ -56,10 +56,16 @@ def _parsers() -> dict[str, object]:
     return dict(sub.choices)
 
 
-@pytest.mark.parametrize("command", ["run", "pseudo-label", "segment", "weights"])
+WITH_DINO_WEIGHTS = [c for c, p in _parsers().items() if "--dino-weights" in command_options(p)]
+
+
+def test_the_dino_weights_flag_is_in_every_command_that_runs_maskcut():
+    assert sorted(WITH_DINO_WEIGHTS) == ["pseudo-label", "run", "segment", "weights"]
+
+
+@pytest.mark.parametrize("command", WITH_DINO_WEIGHTS)
 def test_a_parameter_prints_as_the_commands_flag(command):
     parser = _parsers()[command]
-    assert "--dino-weights" in command_options(parser)
     error = WeightsNotFoundError("dino_vitb8_pretrain.pth not found", param="dino_weights",
                                  fix="pass dino_weights=PATH, or set UVIS_WEIGHTS_DIR=FOLDER")
     line = render_error(error, command_options(parser))
@@ -101,3 +107,23 @@ def test_cli_prints_a_library_error_with_the_flag(monkeypatch, capsys, tmp_path)
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip() == "uvis segment: error: dino_vits16 weights not found — fix: pass --dino-weights PATH"
+
+
+@pytest.mark.parametrize("argv", [
+    ["pseudo-label", "{data}", "--out", "{out}"],
+    ["segment", "{data}", "--model", "none", "--features", "dino", "--out", "{out}"],
+    ["run", "{data}", "--out", "{out}", "--features", "dino"],
+])
+def test_a_missing_dino_file_is_named_by_the_commands_flag(tmp_path, capsys, argv):
+    """Through the real library path: the weights lookup names ``dino_weights``; every command shows its flag."""
+    import numpy as np
+    from PIL import Image
+
+    data = tmp_path / "clip"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(data / f"{i:05d}.jpg")
+    args = [a.format(data=data, out=tmp_path / "out") for a in argv]
+    assert cli_main.main([*args, "--dino", "tiny", "--dino-weights", str(tmp_path / "nope.pth")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.pth" in err and "as --dino-weights PATH" in err and "dino_weights" not in err, err
