@@ -327,9 +327,9 @@ def test_train_device_names_like_the_other_commands(monkeypatch):
     from uvis.train.trainer import pick_device
 
     assert pick_device("cpu").type == "cpu"
-    with pytest.raises(UserError, match="unknown --device 'gpu'"):
+    with pytest.raises(UserError, match="unknown device='gpu'"):
         pick_device("gpu")
-    with pytest.raises(UserError, match="unknown --device 'cuda:x'"):
+    with pytest.raises(UserError, match="unknown device='cuda:x'"):
         pick_device("cuda:x")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
