@@ -21,8 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_data import REPO, davis_sheet, machine, pct, save_small_png, split_scores  # noqa: E402
+from uvis.cli.run import command_line  # noqa: E402
 from uvis.data.davis import load_davis  # noqa: E402
-from uvis.pipeline import RunConfig, command_line, run_pipeline  # noqa: E402
+from uvis.pipeline import RunConfig, run_pipeline  # noqa: E402
 
 
 def main() -> None:
@@ -47,6 +48,7 @@ def main() -> None:
                        features="motion", num_masks=1, train_preset="tiny", train_steps=args.steps,
                        train_batch_size=args.batch_size, image_size=(h, w), train_videos=train_names,
                        ablations=["no-track-memory"])
+    config.command = command_line(config)  # shown in the report
     t0 = time.perf_counter()
     run_pipeline(config, "report", log=lambda s: print(s, flush=True))
     wall = time.perf_counter() - t0

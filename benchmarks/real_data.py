@@ -33,6 +33,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from uvis.cli.main import main as uvis_main
+from uvis.cli.run import command_line
 from uvis.data import masks as mask_utils
 from uvis.data.davis import load_davis
 from uvis.data.overlay import contact_sheet, draw_overlay
@@ -41,7 +42,7 @@ from uvis.data.ytvis import Dataset, Track, load_results
 from uvis.evaluation import evaluate
 from uvis.evaluation.davis_j import davis_j
 from uvis.features.backbones import RESNET50_SPEC, VITS, clip_weights_spec
-from uvis.pipeline import RunConfig, command_line, run_pipeline
+from uvis.pipeline import RunConfig, run_pipeline
 from uvis.track.iou_baseline import IoULinkConfig, instances_from_tracks, link_by_iou
 
 REPO = Path(__file__).resolve().parents[1]
@@ -235,6 +236,7 @@ def main() -> None:
                        pseudo_from_ground_truth=True, train_preset="tiny", train_steps=args.steps,
                        train_batch_size=args.batch_size, image_size=(h, w), train_videos=train_names,
                        ablations=["no-track-memory"])
+    config.command = command_line(config)  # shown in the report
     t0 = time.perf_counter()
     run_pipeline(config, "report", log=lambda s: print(s, flush=True))
     timings["(b) uvis run: train + segment (memory on and off) + evaluate + report"] = time.perf_counter() - t0
@@ -248,7 +250,7 @@ def main() -> None:
     # the same model and videos with a low tracker threshold (what AP prefers: weak tracks only add recall)
     low_cmds = []
     t0 = time.perf_counter()
-    for label, extra in (("memory", []), ("no memory", ["--no-memory"])):
+    for label, extra in (("memory", []), ("no memory", ["--no-track-memory"])):
         out = work / f"davis-segment-score0.1-{'no-memory' if extra else 'memory'}"
         cmd = ["segment", str(davis_root), "--model", str(run / "3-model"), "--out", str(out), "--device", "cpu",
                "--score-threshold", "0.1", "--continue-threshold", "0.02", "--no-overlay", "--no-png",
@@ -465,7 +467,7 @@ def write_markdown(docs: Path, args: argparse.Namespace, config: RunConfig, gt: 
         "model's default ResNet-50 backbone starts from DINO's ResNet-50. None can be obtained on this machine, "
         "so **no unsupervised number exists in this report**: the AP of uvis on YouTube-VIS and DAVIS against "
         "the paper still has to be measured on a machine with the weights (a GPU is needed for any reasonable "
-        "speed). The files, under their official names (uvis looks in `--weights`/`--clip-weights`, "
+        "speed). The files, under their official names (uvis looks in `--dino-weights`/`--clip-weights`, "
         "`$UVIS_WEIGHTS_DIR`, the torch hub cache, then downloads):",
         "",
         "```bash",
@@ -480,7 +482,7 @@ def write_markdown(docs: Path, args: argparse.Namespace, config: RunConfig, gt: 
         "uvis run DAVIS --out runs/davis --classes object --ablate no-track-memory",
         "# YouTube-VIS 2019: train on the pseudo-labels of the training videos (vocabulary = the 40 classes)",
         "uvis run ytvis2019/train.json --frames ytvis2019/train/JPEGImages --out runs/ytvis19 "
-        "--config configs/ytvis2019.toml --ablate no-prototypes,no-track-memory",
+        "--vocabulary configs/ytvis2019.toml --ablate no-prototypes,no-track-memory",
         "# then segment the validation videos with that model and submit results.json to the YouTube-VIS server",
         "uvis segment ytvis2019/valid.json --frames ytvis2019/valid/JPEGImages --model runs/ytvis19/3-model "
         "--out runs/ytvis19-valid --no-overlay --score-threshold 0.1",

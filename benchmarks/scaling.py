@@ -93,7 +93,7 @@ def main() -> None:
         rows, reference = [], None
         for n in counts:
             out = work / f"out-{n}"
-            rest = ["pseudo-label", str(data), "--out", str(out), "--backbone", args.backbone, "--weights",
+            rest = ["pseudo-label", str(data), "--out", str(out), "--dino", args.backbone, "--dino-weights",
                     str(weights), "--resolution", str(args.resolution), "--batch-size", str(args.batch_size),
                     "--device", args.device, "--no-progress"]
             seconds = _timed(_command(n, rest), args.threads)

@@ -3,7 +3,7 @@ compare video AP (YouTube-VIS rules, class-agnostic) of
 
 - "query index": query q in every frame = one track (what a per-clip model gives for free),
 - the tracker with the EMA memory bank (uvis segment's default),
-- the tracker without memory / re-identification (MinVIS baseline, --no-memory),
+- the tracker without memory / re-identification (MinVIS baseline, --no-track-memory),
 
 at several tracker score thresholds (AP rewards keeping weak tracks: they can only add recall). Evaluated on the training videos and on held-out videos of the same
 generator. CPU is fine (a few minutes).

@@ -37,7 +37,6 @@ KNOWN: set[tuple[str, str]] = {
     ("uvis.model.predictor", "uvis.track.segmenter"),
     ("uvis.pseudo.self_training", "uvis.track.types"),
     ("uvis.pseudo.self_training", "uvis.model.predictor"),
-    ("uvis.report", "uvis.pipeline"),
 }
 
 

@@ -45,7 +45,7 @@ def test_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(WeightsNotFoundError, match="ViT-B-32.pt") as e:
         ClipModel.load(ClipConfig(download=False))
-    assert "--clip-weights" in str(e.value)
+    assert "clip_weights=" in str(e.value)
     with pytest.raises(WeightsNotFoundError, match="not found"):
         ClipModel.load(ClipConfig(weights=tmp_path / "missing.pt", download=False))
     with pytest.raises(UserError, match="unknown CLIP architecture"):

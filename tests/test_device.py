@@ -53,15 +53,17 @@ def test_explicit_names(two_gpus):
 
 @pytest.mark.parametrize("spec", ["gpu", "cuda:x", "", "cuda:-1x"])
 def test_unknown_values_name_the_parameter(no_gpu, spec):
-    with pytest.raises(UserError, match=f"unknown --device '{spec}'.*fix: use --device auto, cpu, cuda or cuda:N"):
+    with pytest.raises(UserError, match=f"unknown device='{spec}'.*fix: use device=auto, cpu, cuda or cuda:N") as e:
         choose_device(spec)
-    with pytest.raises(UserError, match=f"unknown device '{spec}'"):
-        choose_device(spec, parameter="device")
+    assert e.value.param == "device"
+    with pytest.raises(UserError, match=f"unknown gpu='{spec}'") as e:
+        choose_device(spec, parameter="gpu")
+    assert e.value.param == "gpu"
 
 
 def test_cuda_asked_for_but_absent(no_gpu):
     for spec in ("cuda", "cuda:0", torch.device("cuda")):
-        with pytest.raises(UserError, match="no CUDA device is visible.*use --device cpu or auto"):
+        with pytest.raises(UserError, match="no CUDA device is visible.*use device=cpu or auto"):
             choose_device(spec)
 
 
@@ -73,7 +75,7 @@ def test_a_gpu_index_beyond_the_visible_ones(two_gpus):
 def test_devices_uvis_does_not_run_on(no_gpu, monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)  # even where torch has it
     for spec in ("meta", "mps", "xpu"):
-        with pytest.raises(UserError, match=f"--device {spec}: uvis runs on a CPU or a CUDA GPU only"):
+        with pytest.raises(UserError, match=f"device={spec}: uvis runs on a CPU or a CUDA GPU only"):
             choose_device(spec)
 
 

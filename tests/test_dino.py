@@ -38,7 +38,7 @@ def test_load_by_path_and_env(tmp_path, monkeypatch):
     monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(wdir))
     model2 = backbones.create_backbone("tiny", True)
     assert not torch.equal(model2.pos_embed, model.pos_embed)
-    # a folder passed as --weights holds the file under its published name
+    # a folder passed as dino_weights holds the file under its published name
     model3 = backbones.create_backbone("tiny", wdir)
     assert torch.equal(model3.pos_embed, model2.pos_embed)
 
@@ -73,13 +73,13 @@ def test_missing_weights_names_file_and_places(tmp_path, monkeypatch):
     with pytest.raises(WeightsNotFoundError) as e:  # the download is refused (tests/conftest.py: no network)
         backbones.create_backbone("dino_vits8", True)
     msg = str(e.value)
-    assert "dino_deitsmall8_pretrain.pth" in msg and str(tmp_path / "empty") in msg and "--weights" in msg
+    assert "dino_deitsmall8_pretrain.pth" in msg and str(tmp_path / "empty") in msg and "dino_weights=PATH" in msg
     with pytest.raises(WeightsNotFoundError):
         backbones.create_backbone("tiny", tmp_path / "nope.pth")
 
 
 def test_weights_folder_without_the_file_is_not_silently_replaced(tmp_path, monkeypatch):
-    """--weights FOLDER names where the file is: when it is not there, say so instead of quietly loading
+    """dino_weights=FOLDER names where the file is: when it is not there, say so instead of quietly loading
     another copy from $UVIS_WEIGHTS_DIR or the cache."""
     wdir = tmp_path / "wdir"
     wdir.mkdir()

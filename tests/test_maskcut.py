@@ -230,7 +230,7 @@ def test_config_errors():
     with pytest.raises(UserError, match="solver"):
         MaskCutConfig(solver="magic")
     for tau in (float("nan"), float("inf"), 1.0, -1.5):  # no graph at all; NaN also never equals its config.json
-        with pytest.raises(UserError, match="--tau"):
+        with pytest.raises(UserError, match="tau="):
             MaskCutConfig(tau=tau)
     if not mc.crf_available():
         with pytest.raises(UserError, match="pydensecrf2"):

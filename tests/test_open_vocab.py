@@ -144,7 +144,7 @@ def test_embeddings_file_used_by_default_and_resume_needs_it(tmp_path):
     _, pseudo = synthetic_pseudo(tmp_path, keep_categories=True, num_videos=1, num_frames=2)
     np.savez(embeddings_path(pseudo), ids=np.array([1, 2]), embeddings=np.eye(2, DIM, dtype=np.float16))
     assert main(["train", "--data", str(tmp_path / "data"), "--pseudo", str(pseudo), "--out", str(tmp_path / "r"),
-                 "--config", "tiny", "--steps", "2", "--device", "cpu", "--no-progress", "--checkpoint-every", "1"]) == 0
+                 "--preset", "tiny", "--steps", "2", "--device", "cpu", "--no-progress", "--checkpoint-every", "1"]) == 0
     assert json.loads((tmp_path / "r" / "clip.json").read_text())["dim"] == DIM
     Path(embeddings_path(pseudo)).unlink()
     cfg = tiny_config(tmp_path, pseudo, "r", steps=3)

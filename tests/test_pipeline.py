@@ -6,6 +6,7 @@ masks and names are meaningless; what is tested is the plumbing between the step
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -121,14 +122,14 @@ def test_step_settings_are_cumulative():
 def test_cli_run_with_config_file_and_bad_ablation(sample, tmp_path, capsys):
     config_file = tmp_path / "vocab.toml"
     config_file.write_text('name = "x"\n[vocabulary]\nnames = ["disc", "square"]\n')
-    code = main(["run", str(sample), "--out", str(tmp_path / "r"), "--config", str(config_file),
+    code = main(["run", str(sample), "--out", str(tmp_path / "r"), "--vocabulary", str(config_file),
                  "--ablate", "no-such-thing", "--no-progress"])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown ablation 'no-such-thing'" in err[0]
     bad = tmp_path / "bad.toml"
     bad.write_text("[vocabulary]\nnames = [1, 2]\n")
-    assert main(["run", str(sample), "--out", str(tmp_path / "r2"), "--config", str(bad)]) == 2
+    assert main(["run", str(sample), "--out", str(tmp_path / "r2"), "--vocabulary", str(bad)]) == 2
     assert "class 1 is 1, not a name" in capsys.readouterr().err
 
 
@@ -153,16 +154,17 @@ def test_report_command_reproduces_the_config(sample, tmp_path, monkeypatch):
     import shlex
 
     import uvis.pipeline
+    from uvis.cli.run import command_line
 
     config = _config(sample, tmp_path / "r", pseudo_from_ground_truth=True, image_size=(32, 40),
                      train_videos=["a", "b"], ablations=["no-track-memory"], track_memory=False, num_masks=2,
                      segment_batch_size=8)  # the one setting here with no flag, at its default
     seen: list[RunConfig] = []
     monkeypatch.setattr(uvis.pipeline, "run_pipeline", lambda c, stop_after, **kw: seen.append(c) or tmp_path)
-    command = uvis.pipeline.command_line(config)
+    command = command_line(config)
     assert command.startswith("uvis run ") and "--image-size 32x40" in command
     assert main(shlex.split(command)[1:]) == 0
-    assert seen == [config]
+    assert seen == [dataclasses.replace(config, command=command)]  # the report shows the command it ran
     assert main(["run", str(sample), "--out", "x", "--image-size", "12"]) == 2
 
 

@@ -41,7 +41,7 @@ def _cli(*args):
 
 def test_cli_writes_parts_and_merged_file(tmp_path, tiny_weights, dataset):
     out = tmp_path / "out"
-    assert _cli(dataset, "--out", out, "--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32,
+    assert _cli(dataset, "--out", out, "--dino", "tiny", "--dino-weights", tiny_weights, "--resolution", 32,
                 "--num-masks", 2, "--batch-size", 2, "--device", "cpu") == 0
     assert sorted(p.name for p in (out / "videos").iterdir()) == ["1.json", "2.json", "3.json"]
     labels = load_pseudo_labels(out / "pseudo_labels.json")
@@ -95,7 +95,7 @@ def test_interrupt_keeps_finished_videos(tmp_path, tiny_weights, dataset, monkey
 
     monkeypatch.setattr(mc.MaskCut, "__call__", interrupt_on_second_video)
     out = tmp_path / "out"
-    assert _cli(dataset, "--out", out, "--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32,
+    assert _cli(dataset, "--out", out, "--dino", "tiny", "--dino-weights", tiny_weights, "--resolution", 32,
                 "--batch-size", 3, "--device", "cpu") == 130
     assert [p.name for p in (out / "videos").iterdir()] == ["1.json"]  # no temporary leftovers
     assert not (out / "pseudo_labels.json").exists()
@@ -103,7 +103,7 @@ def test_interrupt_keeps_finished_videos(tmp_path, tiny_weights, dataset, monkey
 
 def test_shards_cover_every_video_once(tmp_path, tiny_weights, dataset, capsys):
     out = tmp_path / "out"
-    common = ["--out", out, "--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32, "--device", "cpu"]
+    common = ["--out", out, "--dino", "tiny", "--dino-weights", tiny_weights, "--resolution", 32, "--device", "cpu"]
     assert _cli(dataset, *common, "--shard", "1/2") == 0
     assert sorted(p.name for p in (out / "videos").iterdir()) == ["2.json"]
     assert not (out / "pseudo_labels.json").exists()
@@ -116,7 +116,7 @@ def test_shards_cover_every_video_once(tmp_path, tiny_weights, dataset, capsys):
 
 def test_other_config_is_refused(tmp_path, tiny_weights, dataset, capsys):
     out = tmp_path / "out"
-    common = ["--out", out, "--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32, "--device", "cpu"]
+    common = ["--out", out, "--dino", "tiny", "--dino-weights", tiny_weights, "--resolution", 32, "--device", "cpu"]
     assert _cli(dataset, *common, "--shard", "0/3") == 0
     capsys.readouterr()
     assert _cli(dataset, *common, "--tau", "0.3") == 2
@@ -132,7 +132,7 @@ def test_frame_folder_and_bad_inputs(tmp_path, tiny_weights, capsys):
     for t, frame in enumerate(render_video(num_frames=2, height=30, width=20, seed=4).frames):
         Image.fromarray(frame).save(folder / f"{t:03d}.png")
     out = tmp_path / "out"
-    common = ["--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32, "--device", "cpu"]
+    common = ["--dino", "tiny", "--dino-weights", tiny_weights, "--resolution", 32, "--device", "cpu"]
     assert _cli(folder, "--out", out, *common) == 0
     labels = load_pseudo_labels(out / "pseudo_labels.json")
     assert labels.videos[0].file_names == ["clip/000.png", "clip/001.png"]
@@ -140,7 +140,7 @@ def test_frame_folder_and_bad_inputs(tmp_path, tiny_weights, capsys):
         ([tmp_path / "missing", "--out", out, *common], "no such file"),
         ([folder, "--out", tmp_path / "o2", *common, "--shard", "3/2"], "shard"),
         ([folder, "--out", tmp_path / "o3", *common[:-4], "--resolution", 36, "--device", "cpu"], "multiple"),
-        ([folder, "--out", tmp_path / "o4", "--backbone", "tiny", "--weights", tmp_path / "nope.pth"], "not found"),
+        ([folder, "--out", tmp_path / "o4", "--dino", "tiny", "--dino-weights", tmp_path / "nope.pth"], "not found"),
         ([folder, "--out", tmp_path / "o5", *common, "--num-masks", 0], "--num-masks"),
     ]
     for args, needle in bad:
@@ -154,7 +154,7 @@ def test_crf_option(tmp_path, tiny_weights, capsys):
     folder.mkdir()
     for t, frame in enumerate(render_video(num_frames=1, height=30, width=20, seed=4).frames):
         Image.fromarray(frame).save(folder / f"{t:03d}.png")
-    args = [folder, "--out", tmp_path / "out", "--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32,
+    args = [folder, "--out", tmp_path / "out", "--dino", "tiny", "--dino-weights", tiny_weights, "--resolution", 32,
             "--device", "cpu", "--crf"]
     if not mc.crf_available():
         assert _cli(*args) == 2
@@ -179,7 +179,7 @@ def test_failed_start_does_not_lock_the_folder(tmp_path, tiny_weights, dataset, 
     """A run that stops before any video is labelled (bad --resolution) leaves nothing to protect: fixing the
     flag and rerunning must work without --overwrite."""
     out = tmp_path / "out"
-    common = ["--out", out, "--backbone", "tiny", "--weights", tiny_weights, "--device", "cpu"]
+    common = ["--out", out, "--dino", "tiny", "--dino-weights", tiny_weights, "--device", "cpu"]
     assert _cli(dataset, *common, "--resolution", 36) == 2
     assert "multiple" in capsys.readouterr().err
     assert _cli(dataset, *common, "--resolution", 32) == 0
@@ -191,7 +191,7 @@ def test_other_settings_refused_while_a_shard_labels_its_first_video(tmp_path, t
                                                                       capsys):
     """A shard that has started labelling (no part written yet) still protects the folder from other settings."""
     out = tmp_path / "out"
-    common = ["--out", out, "--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32, "--device", "cpu"]
+    common = ["--out", out, "--dino", "tiny", "--dino-weights", tiny_weights, "--resolution", 32, "--device", "cpu"]
 
     def stop(self, frames):
         raise KeyboardInterrupt  # as if still at work on its first video
@@ -205,7 +205,7 @@ def test_other_settings_refused_while_a_shard_labels_its_first_video(tmp_path, t
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x"])
 def test_unknown_device_is_one_line(tmp_path, tiny_weights, dataset, capsys, device):
-    assert _cli(dataset, "--out", tmp_path / "out", "--backbone", "tiny", "--weights", tiny_weights,
+    assert _cli(dataset, "--out", tmp_path / "out", "--dino", "tiny", "--dino-weights", tiny_weights,
                 "--resolution", 32, "--device", device) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and device in err and "--device" in err
@@ -220,7 +220,7 @@ def test_skip_bad_videos_labels_the_rest_and_retries_on_rerun(tmp_path, tiny_wei
     good_b = (vids / "b.mp4").read_bytes()
     (vids / "b.mp4").write_bytes(good_b[: len(good_b) // 2])  # truncated
     out = tmp_path / "out"
-    common = [vids, "--out", out, "--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32,
+    common = [vids, "--out", out, "--dino", "tiny", "--dino-weights", tiny_weights, "--resolution", 32,
               "--device", "cpu"]
     assert _cli(*common) == 2  # default: the bad video stops the run, naming it
     err = capsys.readouterr().err
@@ -243,7 +243,7 @@ def test_skip_bad_videos_when_none_can_be_read(tmp_path, tiny_weights, capsys):
     vids.mkdir()
     (vids / "a.mp4").write_bytes(b"")
     (vids / "b.mp4").write_bytes(b"not a video")
-    code = _cli(vids, "--out", tmp_path / "out", "--backbone", "tiny", "--weights", tiny_weights, "--resolution", 32,
+    code = _cli(vids, "--out", tmp_path / "out", "--dino", "tiny", "--dino-weights", tiny_weights, "--resolution", 32,
                 "--device", "cpu", "--skip-bad-videos")
     err = capsys.readouterr().err.strip()
     assert code == 2 and "none of the 2 videos could be read" in err and "\n" not in err

@@ -32,7 +32,7 @@ def dataset(tmp_path):
 
 
 def _args(data, out, weights, *extra):
-    return ["pseudo-label", str(data), "--out", str(out), "--backbone", "tiny", "--weights", str(weights),
+    return ["pseudo-label", str(data), "--out", str(out), "--dino", "tiny", "--dino-weights", str(weights),
             "--resolution", "32", "--num-masks", "2", "--device", "cpu", "--no-progress", "--name",
             "--templates", "single", *map(str, extra)]
 

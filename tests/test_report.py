@@ -1,20 +1,21 @@
 import numpy as np
 from PIL import Image
 
-from uvis.report import ReportInputs, write_report
+from uvis.pipeline import ROW_MEANINGS
+from uvis.report import OverlayRow, RunReport, write_report
 
 
 def test_report_has_numbers_tables_and_pictures(tmp_path):
     stats = {k: 0.5 for k in ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]}
     stats["APs"] = -1.0
-    inputs = ReportInputs(
+    inputs = RunReport(
         title="Run",
         commands=["uvis run data --out run"],
         evaluations={"class-aware": stats},
         per_class_ap={"dog": 0.25, "cat": -1.0},
         masks_per_frame=[0, 1, 3, 3],
         prototype_counts={"dog": {"kept": 3, "removed": 1, "relabelled": 2}},
-        overlay_frames=[np.zeros((8, 8, 3), np.uint8)],
+        overlay_rows=[OverlayRow("v", [np.zeros((8, 8, 3), np.uint8)], [0])],
     )
     md = write_report(tmp_path, inputs).read_text()
     assert "| class-aware | 50.0 | 50.0 | 50.0 | - |" in md
@@ -28,13 +29,12 @@ def test_report_has_numbers_tables_and_pictures(tmp_path):
 
 
 def test_report_explains_rows_training_and_contact_sheet(tmp_path):
-    from uvis.report import OverlayRow
-
     stats = {k: 0.1 for k in ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]}
     frame = np.full((20, 40, 3), 7, np.uint8)
-    inputs = ReportInputs(
+    inputs = RunReport(
         title="Run",
         evaluations={"uvis (class-agnostic)": stats, "no-track-memory (class-agnostic)": stats},
+        row_meanings=ROW_MEANINGS,
         training=[{"step": 10, "loss": 9.0}, {"step": 20, "loss": 6.0}, {"step": 20, "loss": 4.5}, {"note": "x"}],
         overlay_rows=[OverlayRow("clip_a", [frame, frame, frame], [0, 5, 9], tracks=2),
                       OverlayRow("clip_b", [frame], [0])],

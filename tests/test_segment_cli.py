@@ -96,7 +96,7 @@ def test_options_reach_the_tracker(synth, tmp_path, monkeypatch):
     inject(monkeypatch, OraclePredictor(dataset))
     out = tmp_path / "out"
     args = ["segment", str(root / "annotations.json"), "--model", "x", "--out", str(out), "--no-progress",
-            "--no-memory", "--no-png", "--no-overlay", "--top-k", "2", "--classes", "disc,square,triangle,ring,cross",
+            "--no-track-memory", "--no-png", "--no-overlay", "--top-k", "2", "--classes", "disc,square,triangle,ring,cross",
             "--continue-threshold", "0.3"]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -220,7 +220,7 @@ def test_rerun_with_other_settings_does_not_mix_results(synth, tmp_path, monkeyp
     assert main([*base, "--top-k", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "top_k" in err[0] and oracle.calls == 0
-    assert main([*base, "--no-memory"]) == 2
+    assert main([*base, "--no-track-memory"]) == 2
     assert main(base[:-2]) == 0  # same settings, other output flags: resumes
     assert json.loads((out / "summary.json").read_text())["skipped_finished"] == 1
 

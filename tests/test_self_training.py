@@ -83,7 +83,7 @@ def test_cli_model_round_and_next_training_round(trained, capsys):
     assert top.score == pytest.approx(float(first.scores[first.masks.flatten(1).any(1)].max()), abs=1e-6)
     # the next round trains on it (class-aware over the run's classes)
     assert main(["train", "--data", str(root / "data"), "--pseudo", str(out / "pseudo_labels.json"), "--out",
-                 str(root / "round2"), "--config", "tiny", "--steps", "2", "--device", "cpu", "--no-progress"]) == 0
+                 str(root / "round2"), "--preset", "tiny", "--steps", "2", "--device", "cpu", "--no-progress"]) == 0
     assert json.loads((root / "round2" / "vocabulary.json").read_text()) == vocab
     assert (root / "round2" / "model_final.pt").is_file()
     # other settings in the same folder are refused; --name does not apply to a model's labels

@@ -31,7 +31,7 @@ def setup(tmp_path, monkeypatch):
     monkeypatch.setattr(stage1_predictor, "load_clip", lambda cfg: load_tiny_clip(clip_path))
     root = tmp_path / "synth"
     make_dataset(root, num_videos=2, num_frames=5, height=40, width=48, num_objects=2, seed=1)
-    common = ["--backbone", "tiny", "--dino-weights", str(weights), "--clip-weights", str(clip_path),
+    common = ["--dino", "tiny", "--dino-weights", str(weights), "--clip-weights", str(clip_path),
               "--resolution", "32", "--device", "cpu",
               "--no-progress", "--no-overlay", "--score-threshold", "0"]
     return root, common

@@ -28,7 +28,7 @@ from uvis.pseudo.clip_model import ClipModel
 
 ENTRY = Path(__file__).with_name("torchrun_entry.py")
 SRC = Path(__file__).parents[1] / "src"
-TINY_DINO = ["--backbone", "tiny", "--resolution", "32", "--num-masks", "2", "--device", "cpu"]
+TINY_DINO = ["--dino", "tiny", "--resolution", "32", "--num-masks", "2", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_device_under_torchrun_is_the_local_rank_gpu(monkeypatch):
 # ------------------------------------------------------------------------------------- the commands
 @pytest.mark.slow
 def test_pseudo_label_and_name_under_torchrun_equal_one_process(inputs, tmp_path, monkeypatch):
-    args = ["pseudo-label", inputs["data"], "--out", "out", "--weights", inputs["weights"], *TINY_DINO,
+    args = ["pseudo-label", inputs["data"], "--out", "out", "--dino-weights", inputs["weights"], *TINY_DINO,
             "--batch-size", "2", "--no-progress"]
     with one_process(tmp_path / "one"):
         assert uvis(args) == 0
@@ -184,7 +184,7 @@ def test_segment_under_torchrun_equals_one_process(inputs, tmp_path, monkeypatch
 def test_run_under_torchrun(inputs, tmp_path, monkeypatch):
     """Stage 1 equals one process's; training is one DDP job (two processes average gradients over different
     batches, so its weights differ from one process's); evaluation and the report come from rank 0."""
-    args = ["run", inputs["data"], "--out", "run", "--weights", inputs["weights"], "--backbone", "tiny",
+    args = ["run", inputs["data"], "--out", "run", "--dino-weights", inputs["weights"], "--dino", "tiny",
             "--num-masks", "2", "--templates", "single", "--preset", "tiny", "--steps", "2", "--image-size", "32x32",
             "--device", "cpu", "--no-progress", "--clip-weights", str(inputs["clip"])]
     monkeypatch.setattr(ClipModel, "load", tiny_clip_loader(inputs["clip"]))  # the file the jobs load
@@ -209,7 +209,7 @@ def test_run_under_torchrun(inputs, tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------------------------- faults
 @pytest.mark.slow
 def test_a_killed_process_stops_the_job_with_one_line_and_a_rerun_completes(inputs, tmp_path):
-    args = ["pseudo-label", inputs["data"], "--out", "out", "--weights", inputs["weights"], *TINY_DINO,
+    args = ["pseudo-label", inputs["data"], "--out", "out", "--dino-weights", inputs["weights"], *TINY_DINO,
             "--no-progress"]
     # three videos of 3 frames: rank 0 takes synth_0000 and synth_0002, rank 1 synth_0001
     killed = torchrun(args, tmp_path, UVIS_TEST_KILL="1:synth_0001")
@@ -233,7 +233,7 @@ def test_an_unreadable_video_names_rank_and_video_and_skip_bad_videos_works_acro
     data = tmp_path / "synth"
     make_dataset(data, num_videos=3, num_frames=3, height=24, width=40, seed=1)
     (data / "JPEGImages" / "synth_0001" / "00001.png").write_bytes(b"not a png")
-    args = ["pseudo-label", data, "--out", "out", "--weights", inputs["weights"], *TINY_DINO, "--no-progress"]
+    args = ["pseudo-label", data, "--out", "out", "--dino-weights", inputs["weights"], *TINY_DINO, "--no-progress"]
     failed = torchrun(args, tmp_path)
     assert failed.returncode != 0
     lines = {ln for ln in failed.stderr.splitlines() if ln.startswith("uvis pseudo-label: error:")}
@@ -253,7 +253,7 @@ def test_an_unreadable_video_names_rank_and_video_and_skip_bad_videos_works_acro
 def test_processes_that_do_not_see_the_same_output_folder_are_one_line(inputs, tmp_path):
     """Rank 1 starts in another folder, so the relative --out is another folder for it (as an unshared local
     disk would be on a second machine)."""
-    args = ["pseudo-label", inputs["data"], "--out", "out", "--weights", inputs["weights"], *TINY_DINO,
+    args = ["pseudo-label", inputs["data"], "--out", "out", "--dino-weights", inputs["weights"], *TINY_DINO,
             "--no-progress"]
     (tmp_path / "elsewhere").mkdir()
     result = torchrun(args, tmp_path, UVIS_TEST_CWD_RANK1=str(tmp_path / "elsewhere"))

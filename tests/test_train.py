@@ -172,7 +172,7 @@ def test_class_aware_training_and_predictor(tmp_path):
 def test_cli_train_and_user_errors(synth, capsys):
     root, _, pseudo = synth
     out = root / "cli_run"
-    args = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(out), "--config", "tiny",
+    args = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(out), "--preset", "tiny",
             "--steps", "2", "--device", "cpu", "--no-progress"]
     assert main(args) == 0
     assert (out / "model_final.pt").is_file()
@@ -181,16 +181,16 @@ def test_cli_train_and_user_errors(synth, capsys):
     assert main([*args[:-4], "3", "--resume", "--no-progress"]) == 0
     assert _metrics(out)[-1]["step"] == 3
     assert main(["train", "--data", str(root / "data"), "--pseudo", str(root / "missing.json"), "--out",
-                 str(root / "x"), "--config", "tiny", "--device", "cpu"]) == 2
+                 str(root / "x"), "--preset", "tiny", "--device", "cpu"]) == 2
     assert "missing.json" in capsys.readouterr().err
-    assert main(["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(root / "v"), "--config",
+    assert main(["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(root / "v"), "--preset",
                  "tiny", "--device", "cpu", "--backbone", "tiny_vit", "--steps", "1", "--no-progress"]) == 0
     assert json.loads((root / "v" / "config.json").read_text())["model"]["backbone"] == "tiny_vit"
-    assert main(["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(root / "w"), "--config",
+    assert main(["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(root / "w"), "--preset",
                  "tiny", "--device", "cpu", "--backbone", "vgg16", "--steps", "1"]) == 2
     assert "unknown backbone" in capsys.readouterr().err
     missing = root / "nowhere" / "dino_resnet50_pretrain.pth"
-    assert main(["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(root / "y"), "--config",
+    assert main(["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(root / "y"), "--preset",
                  "tiny", "--device", "cpu", "--init", "dino", "--backbone-weights", str(missing)]) == 2
     assert "weights file not found" in capsys.readouterr().err
     with pytest.raises(UserError, match="not a training run"):
@@ -236,7 +236,7 @@ def test_damaged_run_folder_is_one_line(synth, tmp_path, damage):
 def test_cli_train_bad_numbers_are_one_line(synth, tmp_path, capsys, flag):
     root, _, pseudo = synth
     args = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(tmp_path / "run"),
-            "--config", "tiny", "--device", "cpu", "--steps", "1", "--no-progress", *flag]
+            "--preset", "tiny", "--device", "cpu", "--steps", "1", "--no-progress", *flag]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and flag[0] in err[0]
@@ -245,7 +245,7 @@ def test_cli_train_bad_numbers_are_one_line(synth, tmp_path, capsys, flag):
 
 def test_cli_resume_of_a_moved_run_folder_continues_there(synth, tmp_path):
     root, _, pseudo = synth
-    base = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--config", "tiny", "--device", "cpu",
+    base = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--preset", "tiny", "--device", "cpu",
             "--no-progress"]
     first, moved = tmp_path / "first", tmp_path / "moved"
     assert main([*base, "--out", str(first), "--steps", "1"]) == 0
@@ -283,7 +283,7 @@ def test_from_run_accepts_a_uvis_run_folder(synth, tmp_path):
 def test_cli_resume_with_a_damaged_config_is_one_line(synth, tmp_path, capsys, content):
     root, _, pseudo = synth
     out = tmp_path / "run"
-    base = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--config", "tiny", "--device", "cpu",
+    base = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--preset", "tiny", "--device", "cpu",
             "--no-progress", "--out", str(out)]
     assert main([*base, "--steps", "1"]) == 0
     (out / "config.json").write_text(content)
@@ -327,9 +327,9 @@ def test_train_device_names_like_the_other_commands(monkeypatch):
     from uvis.train.trainer import pick_device
 
     assert pick_device("cpu").type == "cpu"
-    with pytest.raises(UserError, match="unknown --device 'gpu'"):
+    with pytest.raises(UserError, match="unknown device='gpu'"):
         pick_device("gpu")
-    with pytest.raises(UserError, match="unknown --device 'cuda:x'"):
+    with pytest.raises(UserError, match="unknown device='cuda:x'"):
         pick_device("cuda:x")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

@@ -47,7 +47,7 @@ def test_a_nan_loss_stops_training_with_a_user_error_and_keeps_the_last_checkpoi
             trainer.run()
     finally:
         trainer.close()
-    assert "\n" not in str(err.value) and "--lr" in str(err.value)
+    assert "\n" not in str(err.value) and "lr=" in str(err.value)
     run = root / "run_nan"
     state = torch.load(run / CHECKPOINT, weights_only=False)
     assert state["step"] == 2  # the step-4 checkpoint (NaN weights) was not written over it
@@ -101,13 +101,13 @@ def test_resume_refuses_flags_that_differ_from_the_run(synth, tmp_path, capsys):
 
     root, pseudo = synth
     out = tmp_path / "run"
-    base = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(out), "--config", "tiny",
+    base = ["train", "--data", str(root / "data"), "--pseudo", str(pseudo), "--out", str(out), "--preset", "tiny",
             "--device", "cpu", "--no-progress", "--batch-size", "2", "--workers", "0"]
     assert main([*base, "--steps", "1", "--lr", "0.001"]) == 0
     before = (out / "checkpoint.pt").read_bytes()
     for flags, named in [(["--lr", "0.01"], ["--lr 0.01 (run: 0.001)"]),
                          (["--seed", "3", "--no-clip"], ["--seed 3 (run: 0)", "--no-clip"]),
-                         (["--config", "default"], ["--config default (run: tiny)"]),
+                         (["--preset", "default"], ["--preset default (run: tiny)"]),
                          (["--backbone", "tiny_vit", "--clip-weight", "1"], ["--backbone", "--clip-weight"])]:
         assert main([*base, "--steps", "2", "--resume", *flags]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -42,7 +42,7 @@ def test_run_with_a_missing_clip_file_starts_no_stage(sample, tmp_path, monkeypa
     _forbid_stages(monkeypatch)
     dino_file = _tiny_dino(tmp_path / "dino.pth")
     out = tmp_path / "run"
-    code = main(["run", str(sample), "--out", str(out), "--backbone", "tiny", "--weights", str(dino_file),
+    code = main(["run", str(sample), "--out", str(out), "--dino", "tiny", "--dino-weights", str(dino_file),
                  "--preset", "tiny", "--classes", ",".join(SYNTHETIC_CLASSES), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
@@ -72,11 +72,11 @@ def test_segment_model_none_without_dino_uses_motion_and_still_needs_clip_for_cl
 
 def test_pseudo_label_name_and_train_check_first(sample, tmp_path, capsys):
     dino_file = _tiny_dino(tmp_path / "dino.pth")
-    code = main(["pseudo-label", str(sample), "--out", str(tmp_path / "pl"), "--backbone", "tiny", "--weights",
+    code = main(["pseudo-label", str(sample), "--out", str(tmp_path / "pl"), "--dino", "tiny", "--dino-weights",
                  str(dino_file), "--name", "--no-progress", "--device", "cpu"])
     assert code == 2 and "ViT-B-32.pt" in capsys.readouterr().err
     assert not (tmp_path / "pl").exists()
-    code = main(["pseudo-label", str(sample), "--out", str(tmp_path / "pl"), "--backbone", "dino_vits16"])
+    code = main(["pseudo-label", str(sample), "--out", str(tmp_path / "pl"), "--dino", "dino_vits16"])
     assert code == 2 and "dino_deitsmall16_pretrain.pth" in capsys.readouterr().err
     (tmp_path / "p.json").write_text(json.dumps({"videos": [], "annotations": [], "categories": []}))
     code = main(["name", str(tmp_path / "p.json"), "--data", str(sample), "--out", str(tmp_path / "n.json")])
@@ -120,8 +120,8 @@ def test_pseudo_from_ground_truth_needs_no_stage_1_weights(sample, tmp_path):
 
 
 def test_report_lists_the_weights_with_their_sha256(tmp_path):
-    from uvis.report import ReportInputs, write_report
+    from uvis.report import RunReport, write_report
 
-    inputs = ReportInputs(title="t", weights={"DINO features for MaskCut (stage 1)": {"file": "d.pth", "sha256": "ab" * 32}})
+    inputs = RunReport(title="t", weights={"DINO features for MaskCut (stage 1)": {"file": "d.pth", "sha256": "ab" * 32}})
     text = write_report(tmp_path, inputs).read_text()
     assert "## Pretrained weights" in text and f"| DINO features for MaskCut (stage 1) | d.pth | `{'ab' * 32}` |" in text

@@ -43,7 +43,7 @@ def test_list_says_what_each_command_needs_and_where_it_was_found(tmp_path, monk
     wdir = tmp_path / "w"
     path = _tiny_dino(wdir / "dino_tiny_test.pth")
     monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(wdir))
-    assert main(["weights", "list", "--backbone", "tiny"]) == 0
+    assert main(["weights", "list", "--dino", "tiny"]) == 0
     out = capsys.readouterr().out
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert f"found {path} (" in out and f"sha256 {digest}" in out and " KB, " in out
@@ -58,12 +58,12 @@ def test_check_loads_each_file_and_exits_2_on_a_problem(tmp_path, monkeypatch, c
     wdir = tmp_path / "w"
     path = _tiny_dino(wdir / "dino_tiny_test.pth")
     monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(wdir))
-    assert main(["weights", "check", "--backbone", "tiny", "pseudo-label"]) == 2  # --name also needs CLIP
+    assert main(["weights", "check", "--dino", "tiny", "pseudo-label"]) == 2  # --name also needs CLIP
     captured = capsys.readouterr()
     assert "ok       dino_tiny_test.pth" in captured.out and "problem  ViT-B-32.pt" in captured.out
     assert "1 of 2 weights files needed by pseudo-label --name cannot be used" in captured.err
     path.write_bytes(path.read_bytes()[:500])  # damaged
-    assert main(["weights", "check", "--backbone", "tiny", "pseudo-label"]) == 2
+    assert main(["weights", "check", "--dino", "tiny", "pseudo-label"]) == 2
     assert "delete it, or pass the path of" in capsys.readouterr().out
     _tiny_dino(path)
     (tmp_path / "rn.pth").write_bytes(path.read_bytes())  # a ViT file given as the ResNet-50
@@ -79,7 +79,7 @@ def test_download_fetches_ahead_of_time_and_check_passes_after(tmp_path, mirror,
     out = capsys.readouterr().out
     cached = weights.hub_cache_dir() / "dino_tiny_test.pth"
     assert cached.read_bytes() == source.read_bytes() and str(cached) in out
-    assert main(["weights", "check", "--backbone", "tiny"]) == 2  # CLIP and the ResNet-50 are still missing
+    assert main(["weights", "check", "--dino", "tiny"]) == 2  # CLIP and the ResNet-50 are still missing
     capsys.readouterr()
     assert main(["weights", "download", "tiny", "dino_resnet50"]) == 2  # not on the mirror: HTTP 404
     err = capsys.readouterr().err

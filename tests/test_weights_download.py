@@ -126,7 +126,7 @@ def test_a_bad_download_says_why_and_is_never_kept(server, monkeypatch, mode, re
             backbones.create_backbone("tiny", True)
         message = str(err.value)
         assert f"{server.base}/{mode}/dino_tiny_test.pth" in message and "\n" not in message
-        assert "uvis weights download" in message and "--weights" in message and weights.MIRROR_ENV in message
+        assert "uvis weights download" in message and "dino_weights=PATH" in message and weights.MIRROR_ENV in message
         assert _cache_is_clean("dino_tiny_test.pth")
 
 
@@ -179,7 +179,7 @@ def test_a_cached_file_that_no_longer_loads_says_delete_it_with_the_whole_reason
     with pytest.raises(UserError) as err:
         backbones.create_backbone("tiny", True)
     message = str(err.value)
-    assert str(target) in message and "delete it" in message and "pass the weights path with --weights" in message
+    assert str(target) in message and "delete it" in message and "pass the weights path as dino_weights=PATH" in message
     assert "cannot read weights (" in message and "\n" not in message
     # the whole reason, not the first 120 characters of it
     reason = message.split("cannot read weights (", 1)[1].split(") — fix:", 1)[0]
@@ -194,7 +194,7 @@ def test_check_needs_reports_every_missing_file_at_once(tmp_path, monkeypatch):
     message = str(err.value)
     assert message.startswith("3 pretrained weights files are missing, nothing was started")
     for text in ("dino_vitbase8_pretrain.pth", "https://dl.fbaipublicfiles.com/dino/dino_vitbase8_pretrain/",
-                 "dino_resnet50_pretrain.pth", "--backbone-weights", str(tmp_path / "nope.pth"),
+                 "dino_resnet50_pretrain.pth", "backbone_weights=PATH", str(tmp_path / "nope.pth"),
                  str(weights.hub_cache_dir()), "timm/vit_base_patch8_224.dino"):
         assert text in message, text
     assert "\n" not in message

@@ -83,7 +83,7 @@ from uvis.train import pseudo_labels_from_dataset
 d = make_dataset('$work/data', num_videos=4, num_frames=8, height=96, width=128, num_objects=3, seed=0)
 pseudo_labels_from_dataset(d).save('$work/pseudo.json')"
     step ddp-train 90 "$PY" -m torch.distributed.run --nproc-per-node 1 -m uvis train --data "$work/data" \
-        --pseudo "$work/pseudo.json" --out "$work/run" --config tiny --steps "$ddp_steps" --device "$backend_device" \
+        --pseudo "$work/pseudo.json" --out "$work/run" --preset tiny --steps "$ddp_steps" --device "$backend_device" \
         --no-progress
     step ddp-segment 45 "$PY" -m uvis segment "$work/data" --model "$work/run" --out "$work/seg" \
         --device "$backend_device" --no-progress --no-overlay --score-threshold 0.1

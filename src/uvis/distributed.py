@@ -176,8 +176,8 @@ class Group:
         if not self.enabled or (name is not None and not str(name).startswith(("cuda", "auto"))):
             return name
         if name not in (None, "auto", "cuda"):
-            raise UserError(f"--device {name} under torchrun",
-                            fix="use --device cuda or auto: each process takes the GPU of its LOCAL_RANK")
+            raise UserError(f"device={name} under torchrun", param="device",
+                            fix="use device=cuda or auto: each process takes the GPU of its LOCAL_RANK")
         if name == "cuda" or choose_device("auto").type == "cuda":
             return f"cuda:{self.info.local_rank}"
         return name
@@ -335,7 +335,7 @@ class Group:
         if bad:
             hosts = ", ".join(f"rank {r} on {self._get(f'host/{r}')}" for r in bad)
             raise JobFailed(f"{hosts} cannot see the output folder rank 0 writes (on {self._get('host/0')})",
-                            path=folder, fix="put --out on a file system every machine of the job mounts "
+                            path=folder, fix="put the output (out=FOLDER) on a file system every machine of the job mounts "
                                              "at the same path (NFS, Lustre, ...)")
 
     # ------------------------------------------------------------------------------------------- bars
@@ -448,7 +448,9 @@ def job(device: str | None = None) -> Iterator[Group]:
     except JobFailed:
         raise
     except UserError as e:
-        raise group._record(group.rank, str(e)) from None
+        failed = group._record(group.rank, str(e))
+        failed.param = e.param  # the CLI names it as its flag
+        raise failed from None
     except Exception as e:
         group._record(group.rank, f"{type(e).__name__}: {e}")
         raise

@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uvis.data import atomic
 from uvis.data.sources import Collection, discover, unreadable_list
@@ -26,7 +26,11 @@ from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.features.weights import Need, check_needs, provenance
 from uvis.jobs import Change, check_settings
+from uvis.report import THUMB_WIDTH
 from uvis.train.run_folder import PIPELINE_MODEL_FOLDER, RunFolder
+
+if TYPE_CHECKING:
+    from uvis.report import OverlayRow, RunReport
 
 STEPS = ("pseudo-label", "name", "train", "segment", "evaluate", "report")
 WEIGHTS_STEP = {"dino": "pseudo-label", "clip": "name", "backbone": "train"}  # the first step each file is used in
@@ -45,7 +49,7 @@ class RunConfig:
     out: str
     frames: str | None = None
     fps: float | None = None  # frame rate of frame folders (overlays); None: the dataset's own, else 30
-    classes: list[str] | None = None  # vocabulary; None: --config file, else the dataset's categories
+    classes: list[str] | None = None  # vocabulary; None: the dataset's categories
     device: str | None = None
     progress: bool = True
     skip_bad_videos: bool = False  # report an unreadable video and go on without it (default: stop on it)
@@ -79,6 +83,8 @@ class RunConfig:
     segment_batch_size: int = 8
     # side-by-side variants: names from ABLATIONS
     ablations: list[str] = field(default_factory=list)
+    # the command line the report shows (``uvis run`` sets it; None: none shown)
+    command: str | None = None
 
     def check(self) -> None:
         """One-line errors for settings no run can use, before its first step (the same rules as the flags')."""
@@ -96,7 +102,7 @@ class RunConfig:
         if size is not None and not (isinstance(size, (tuple, list)) and len(size) == 2 and all(
                 isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 8192 for v in size)):
             raise UserError(f"image_size {size!r} is not (height, width) of 32..8192 pixels",
-                            fix="pass e.g. image_size=(144, 256) (--image-size 144x256)")
+                            fix="pass e.g. image_size=(144, 256)", param="image_size")
         if self.classes is not None:
             from uvis.pseudo.vocabulary import Vocabulary
 
@@ -112,17 +118,40 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "segment": ("track_memory", "top_k"),
 }
 
-# Ablation name -> how it changes the main run's settings.
-ABLATIONS: dict[str, Callable[[RunConfig], RunConfig]] = {
-    "no-prototypes": lambda c: dataclasses.replace(c, prototypes=False),
-    "no-track-memory": lambda c: dataclasses.replace(c, track_memory=False),
-    "short-prompts": lambda c: dataclasses.replace(c, templates="short7"),
-    "single-prompt": lambda c: dataclasses.replace(c, templates="single"),
-    **{f"masks-{n}": (lambda c, n=n: dataclasses.replace(c, num_masks=n)) for n in (1, 2, 4, 5)},
+@dataclass(frozen=True)
+class Ablation:
+    """A variant of the main run: the settings it changes, and what that means (a row of the report)."""
+
+    changes: dict[str, Any]
+    description: str
+
+    def apply(self, config: RunConfig) -> RunConfig:
+        return dataclasses.replace(config, **self.changes)
+
+
+ABLATIONS: dict[str, Ablation] = {
+    "no-prototypes": Ablation({"prototypes": False}, "CLIP labels kept as they are, no semantic prototype memory"),
+    "no-track-memory": Ablation({"track_memory": False}, "tracks matched to the previous frame only, no memory bank "
+                                                         "(the MinVIS baseline)"),
+    "short-prompts": Ablation({"templates": "short7"}, "7 CLIP prompt templates instead of 80"),
+    "single-prompt": Ablation({"templates": "single"}, "one CLIP prompt template instead of 80"),
+    **{f"masks-{n}": Ablation({"num_masks": n}, f"{n} MaskCut mask(s) per frame") for n in (1, 2, 4, 5)},
 }
+BASELINE = "baseline: stage-1 masks + IoU linking"  # the metrics row of the run without a trained model
+# What each row of the report's metrics table means (and each mode in its parentheses), so a reader does not
+# have to know the pipeline's internals; the ablations' rows say their own descriptions.
+ROW_MEANINGS = {
+    "uvis": "this run, with the settings of the command above",
+    "class-agnostic": "a track counts when its mask matches a ground-truth object, whatever its class",
+    "class-aware": "the track must also carry the ground truth's class",
+    BASELINE: "no trained model: the per-frame stage-1 masks linked frame to frame by mask IoU",
+    **{name: f"ablation: {a.description}" for name, a in ABLATIONS.items()},
+}
+WEIGHTS_USE = {"dino": "DINO features for MaskCut (stage 1)", "clip": "CLIP naming (stage 1)",
+               "backbone": "initialising the model's backbone (stage 2)"}
 
 
-CONFIG_KEYS = {"name": str, "vocabulary": dict}  # what a --config file may hold (a typo is an error, not ignored)
+CONFIG_KEYS = {"name": str, "vocabulary": dict}  # what a vocabulary file may hold (a typo is an error, not ignored)
 VOCABULARY_KEYS = {"names"}
 
 
@@ -156,45 +185,6 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             raise UserError("[vocabulary] has no list of names", path=path, fix=example)
         vocabulary["names"] = list(Vocabulary.from_names_checked(names, source=path).names)
     return data
-
-
-# RunConfig field -> its ``uvis run`` flag (fields missing here have no flag: Python API only)
-_FLAGS: dict[str, str] = {
-    "frames": "--frames", "fps": "--fps", "device": "--device", "features": "--features", "backbone": "--backbone",
-    "dino_weights": "--weights",
-    "num_masks": "--num-masks", "solver": "--solver", "clip_model": "--clip-model", "clip_weights": "--clip-weights",
-    "templates": "--templates", "train_preset": "--preset", "train_steps": "--steps",
-    "train_batch_size": "--batch-size", "backbone_weights": "--backbone-weights",
-}
-_SWITCHES: dict[str, tuple[str, bool]] = {  # field -> (flag, the value the flag sets)
-    "pseudo_from_ground_truth": ("--pseudo-from-ground-truth", True), "prototypes": ("--no-prototypes", False),
-    "track_memory": ("--no-track-memory", False), "progress": ("--no-progress", False),
-    "skip_bad_videos": ("--skip-bad-videos", True), "accept_truncated": ("--accept-truncated", True),
-}
-
-
-def command_line(config: RunConfig) -> str:
-    """The ``uvis run`` command that reproduces ``config`` (settings left at their defaults are omitted)."""
-    import shlex
-
-    default = RunConfig(data=config.data, out=config.out)
-    parts = ["uvis", "run", config.data, "--out", config.out]
-    if config.classes:
-        parts += ["--classes", ",".join(config.classes)]
-    for name, flag in _FLAGS.items():
-        value = getattr(config, name)
-        if value != getattr(default, name) and value is not None:
-            parts += [flag, str(value)]
-    if config.image_size is not None:
-        parts += ["--image-size", f"{config.image_size[0]}x{config.image_size[1]}"]
-    if config.train_videos is not None:
-        parts += ["--train-videos", ",".join(config.train_videos)]
-    if config.ablations:
-        parts += ["--ablate", ",".join(config.ablations)]
-    for name, (flag, value) in _SWITCHES.items():
-        if getattr(config, name) == value != getattr(default, name):
-            parts.append(flag)
-    return shlex.join(parts)
 
 
 def step_settings(config: RunConfig, step: str) -> dict[str, Any]:
@@ -235,13 +225,13 @@ def _check_no_conflict(folder: Path, settings: dict[str, Any]) -> None:
             return
         check_settings(old, settings, what=f"{folder.name} was made", folder=folder, nested=False,
                        message=lambda changes: _step_conflict(f"{folder.name} was made", changes),
-                       fix="pass the settings (and weights) it was made with, use a new --out folder, or delete "
+                       fix="pass the settings (and weights) it was made with, use a new output folder (out=FOLDER), or delete "
                            "that step folder to redo it")
     elif started.is_file():
         check_settings(_stored_settings(started) or {}, settings, what=f"{folder.name} was started", folder=folder,
                        nested=False,
                        message=lambda changes: _step_conflict(f"{folder.name} was started", changes, " and not finished"),
-                       fix="rerun with the settings it was started with, use a new --out folder, or delete that "
+                       fix="rerun with the settings it was started with, use a new output folder (out=FOLDER), or delete that "
                            "step folder")
 
 
@@ -361,7 +351,7 @@ class Pipeline:
         config = self.config
         if not config.pseudo_from_ground_truth:
             if config.features == "dino":
-                needs["dino"] = backbone_need(config.backbone, config.dino_weights, "--weights", "MaskCut (pseudo-label)")
+                needs["dino"] = backbone_need(config.backbone, config.dino_weights, "dino_weights", "MaskCut (pseudo-label)")
             clip = clip_need(ClipConfig(model_name=config.clip_model, weights=config.clip_weights),
                              "naming masks (name)")
             # motion labels are named when CLIP can be had, and stay class-agnostic otherwise
@@ -391,7 +381,8 @@ class Pipeline:
 
         dataset = self.collection.dataset
         return choose_vocabulary(config.classes, dataset.categories if dataset is not None else [],
-                                 source=config.data, fix="pass --config configs/NAME.toml or --classes \"a,b,c\"")
+                                 source=config.data,
+                                 fix="pass vocabulary=configs/NAME.toml or classes=\"a,b,c\"")
 
     def pseudo_label(self, config: RunConfig, paths: RunPaths) -> None:
         settings = self._with_weights(step_settings(config, "pseudo-label"), "pseudo-label")
@@ -402,7 +393,7 @@ class Pipeline:
 
             dataset = self.collection.dataset
             if dataset is None or not dataset.tracks:
-                raise UserError("--pseudo-from-ground-truth needs annotated input", path=config.data,
+                raise UserError("pseudo_from_ground_truth=True needs annotated input", path=config.data,
                                 fix="pass a dataset with annotations")
             self.log("[pseudo-label] the ground truth stands in for stage 1 (--pseudo-from-ground-truth): "
                      "no MaskCut, results are not unsupervised")
@@ -601,23 +592,112 @@ class Pipeline:
         main = self.group.is_main  # evaluation and the report: rank 0 only
         results = {"uvis": self.evaluate(paths)} if main else {}
         if main and not self.config.pseudo_from_ground_truth:
-            results["baseline: stage-1 masks + IoU linking"] = self.baseline(paths)
+            results[BASELINE] = self.baseline(paths)
         variant_paths = {}
         for name in self.config.ablations:
             self.log(f"[ablation {name}]")
-            variant = ABLATIONS[name](self.config)
+            variant = ABLATIONS[name].apply(self.config)
             variant_paths[name] = self.run_variant(variant, name, "segment")
             if main:
                 results[name] = self.evaluate(variant_paths[name])
         if main:
             atomic.write_json(self.out / "metrics.json", results, indent=2)
         if main and stop_after == "report":
-            from uvis.report import write_run_report
+            from uvis.report import write_report
 
-            report = write_run_report(self, paths, results)
+            report = write_report(self.out, self.report(paths, results))
             self.log(f"[report] {report}")
         self.group.barrier()  # the job ends when rank 0 has written everything
         return self.out
+
+
+    # ---------------------------------------------------------------------------------------- report
+    def report(self, paths: RunPaths, results: dict[str, dict[str, dict]]) -> RunReport:
+        """What ``report.md`` shows of this run: its metrics, baseline and ablations, pseudo-label statistics,
+        training log, sample overlays and caveats."""
+        from uvis.report import RunReport
+
+        config = self.config
+        inputs = RunReport(title=f"uvis run: {Path(config.data).name}",
+                           commands=[config.command] if config.command else [],
+                           evaluations=_flatten_evaluations(results), row_meanings=dict(ROW_MEANINGS))
+        inputs.per_class_ap = results.get("uvis", {}).get("class-aware", {}).get("per_class", {})
+        if paths.named_file.is_file():
+            named = json.loads(paths.named_file.read_text())
+            per_frame: dict[tuple[int, int], int] = {}
+            for a in named["annotations"]:
+                key = (a["video_id"], a["frame_index"])
+                per_frame[key] = per_frame.get(key, 0) + 1
+            inputs.masks_per_frame = [per_frame.get((v["id"], t), 0) for v in named["videos"]
+                                      for t in range(len(v["file_names"]))]
+            per_class = named.get("stats", {}).get("naming", {}).get("per_class", {})
+            inputs.prototype_counts = {name: {k: int(c.get(k, 0)) for k in ("kept", "removed", "relabelled")}
+                                       for name, c in per_class.items()}
+        inputs.overlay_rows = overlay_samples(self.collection, paths.segment)
+        inputs.training = _training_log(paths.model / "metrics.jsonl")
+        if config.features == "motion" and not config.pseudo_from_ground_truth:
+            inputs.notes.append("Stage 1 came from motion (--features motion): MotionCut masks on residual optical "
+                                "flow, with no pretrained weights and no ground truth in stages 1-3.")
+        inputs.weights = {WEIGHTS_USE.get(role, role): w for role, w in self.weights.items()}
+        if config.pseudo_from_ground_truth:
+            inputs.masks_heading = "Training labels (the ground truth, standing in for pseudo-labels)"
+            inputs.notes.append("Stage 1 was replaced by the ground truth (--pseudo-from-ground-truth): these "
+                                "numbers measure stages 2-3 only, not the unsupervised pipeline. There is no "
+                                "baseline row: linking ground-truth masks by IoU would score the ground truth itself.")
+        if config.train_videos is not None:
+            held_out = [i.name for i in self.collection.items if i.name not in set(config.train_videos)]
+            inputs.notes.append(f"The model was trained on {len(config.train_videos)} of "
+                                f"{len(self.collection.items)} videos; held out: {', '.join(held_out) or 'none'}. "
+                                "The metrics above pool both kinds.")
+        if not inputs.evaluations:
+            inputs.notes.append("The input has no annotations, so no metrics; see the overlays.")
+        return inputs
+
+
+def overlay_samples(collection: Collection, segment_dir: Path, videos: int = 4, per_video: int = 3,
+                    thumb_width: int = THUMB_WIDTH) -> list[OverlayRow]:
+    """First, middle and last frame of the first few finished videos, one row per video, drawn at the
+    thumbnail's size so that their labels stay readable in the contact sheet."""
+    from uvis.report import OverlayRow
+    from uvis.track.collection import finished_results
+
+    rows: list[OverlayRow] = []
+    for item, result in finished_results(collection, segment_dir)[:videos]:
+        n = result.num_frames
+        wanted = {0, n // 2, n - 1} if per_video >= 3 else {0}
+        row = OverlayRow(video=item.name, frames=[], frame_indices=[], tracks=len(result.tracks))
+        for t, frame in enumerate(result.video):
+            if t in wanted:
+                row.frames.append(result.draw_frame(t, frame, width=thumb_width))
+                row.frame_indices.append(t)
+        rows.append(row)
+    return rows
+
+
+def _training_log(metrics_file: Path) -> list[dict]:
+    """The records of ``uvis train``'s metrics.jsonl (unreadable lines skipped)."""
+    records = []
+    try:
+        lines = metrics_file.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _flatten_evaluations(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:
+    rows: dict[str, dict[str, float]] = {}
+    for run_name, modes in results.items():
+        for mode, payload in modes.items():
+            j = payload.get("davis_j", {}).get("mean")
+            rows[f"{run_name} ({mode})"] = {**payload["stats"], **({"J": j} if j is not None else {})}
+    return rows
 
 
 def _str_or_none(path: Path | None) -> str | None:

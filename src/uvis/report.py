@@ -1,6 +1,8 @@
 """A human-readable run report: ``report.md`` with the numbers, tables and pictures of one run.
 
-Plots are written as small PNGs next to the markdown so the report renders anywhere (GitHub, an editor).
+A pure renderer: ``write_report`` draws and writes what a ``RunReport`` holds, and reads nothing else (the
+pipeline gathers it: ``uvis.pipeline.Pipeline.report``). Plots are written as small PNGs next to the markdown so
+the report renders anywhere (GitHub, an editor).
 """
 
 from __future__ import annotations
@@ -18,21 +20,6 @@ from uvis.evaluation import STAT_KEYS
 THUMB_WIDTH = 400  # contact-sheet frames: wide enough for labels of 14 px on 16:9 video
 
 
-# What each row of the metrics table means, so a reader does not have to know the pipeline's internals.
-ROW_MEANINGS = {
-    "uvis": "this run, with the settings of the command above",
-    "class-agnostic": "a track counts when its mask matches a ground-truth object, whatever its class",
-    "class-aware": "the track must also carry the ground truth's class",
-    "baseline: stage-1 masks + IoU linking": "no trained model: the per-frame stage-1 masks linked frame to frame "
-                                             "by mask IoU",
-    "no-prototypes": "ablation: CLIP labels kept as they are, no semantic prototype memory",
-    "no-track-memory": "ablation: tracks matched to the previous frame only, no memory bank (the MinVIS baseline)",
-    "short-prompts": "ablation: 7 CLIP prompt templates instead of 80",
-    "single-prompt": "ablation: one CLIP prompt template instead of 80",
-    **{f"masks-{n}": f"ablation: {n} MaskCut mask(s) per frame" for n in (1, 2, 4, 5)},
-}
-
-
 @dataclass
 class OverlayRow:
     """Sample overlay frames of one video: one row of the contact sheet."""
@@ -44,17 +31,20 @@ class OverlayRow:
 
 
 @dataclass
-class ReportInputs:
+class RunReport:
+    """Everything ``report.md`` shows."""
+
     title: str
     commands: list[str] = field(default_factory=list)
     # name -> the 12 YouTube-VIS numbers (e.g. "class-aware", "class-agnostic", ablation variants)
     evaluations: dict[str, dict[str, float]] = field(default_factory=dict)
+    # what a row (or the mode in a row's parentheses) means: "uvis" -> "this run, ...", "no-prototypes" -> ...
+    row_meanings: dict[str, str] = field(default_factory=dict)
     per_class_ap: dict[str, float] = field(default_factory=dict)
     masks_per_frame: list[int] = field(default_factory=list)
     # class name -> {"kept": n, "removed": n, "relabelled": n}
     prototype_counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    overlay_frames: list[np.ndarray] = field(default_factory=list)
-    # one row per video in the contact sheet, with a caption table (used instead of overlay_frames when given)
+    # one row per video in the contact sheet, with a caption table
     overlay_rows: list[OverlayRow] = field(default_factory=list)
     # the training log (uvis train's metrics.jsonl records: step, loss, ...)
     training: list[dict] = field(default_factory=list)
@@ -78,14 +68,14 @@ def _stats_table(evaluations: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
-def _row_meanings(names: list[str]) -> list[str]:
+def _row_meanings(names: list[str], meanings: dict[str, str]) -> list[str]:
     """One line per distinct kind of row ("uvis (class-aware)" -> run "uvis", mode "class-aware")."""
     seen: dict[str, str] = {}
     for name in names:
         run, _, mode = name.rpartition(" (")
         for part in (run, mode.rstrip(")")):
-            if part in ROW_MEANINGS and part not in seen:
-                seen[part] = ROW_MEANINGS[part]
+            if part in meanings and part not in seen:
+                seen[part] = meanings[part]
     return [f"- *{k}*: {v}." for k, v in seen.items()]
 
 
@@ -145,7 +135,7 @@ def _bar_plot(path: Path, labels: list[str], values: list[float], title: str, yl
     plt.close(fig)
 
 
-def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
+def write_report(out_dir: str | Path, inputs: RunReport) -> Path:
     """Write ``out_dir/report.md`` and its PNGs; return the markdown path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +150,7 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
         md.append("")
     if inputs.evaluations:
         md += ["## YouTube-VIS metrics (%)", "", *_stats_table(inputs.evaluations), ""]
-        meanings = _row_meanings(list(inputs.evaluations))
+        meanings = _row_meanings(list(inputs.evaluations), inputs.row_meanings)
         if meanings:
             md += ["Rows:", "", *meanings, "",
                    "AP = average precision over IoU 0.50:0.95, AR*n* = recall with *n* tracks per video, "
@@ -212,99 +202,6 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
             tracks = "-" if r.tracks is None else str(r.tracks)
             md.append(f"| {i} | {r.video} | {', '.join(str(t) for t in r.frame_indices)} | {tracks} |")
         md.append("")
-    elif inputs.overlay_frames:
-        _save_png(out_dir / "contact_sheet.png", contact_sheet(inputs.overlay_frames))
-        md += ["## Results at a glance", "", "![overlay frames](contact_sheet.png)", ""]
     path = out_dir / "report.md"
     atomic.write_with(path, lambda tmp: tmp.write_text("\n".join(md)))
     return path
-
-
-def overlay_samples(collection, segment_dir: Path, videos: int = 4, per_video: int = 3,  # noqa: ANN001
-                    thumb_width: int = THUMB_WIDTH) -> list[OverlayRow]:
-    """First, middle and last frame of the first few finished videos, one row per video, drawn at the
-    thumbnail's size so that their labels stay readable in the contact sheet."""
-    from uvis.track.collection import finished_results
-
-    rows: list[OverlayRow] = []
-    for item, result in finished_results(collection, segment_dir)[:videos]:
-        n = result.num_frames
-        wanted = {0, n // 2, n - 1} if per_video >= 3 else {0}
-        row = OverlayRow(video=item.name, frames=[], frame_indices=[], tracks=len(result.tracks))
-        for t, frame in enumerate(result.video):
-            if t in wanted:
-                row.frames.append(result.draw_frame(t, frame, width=thumb_width))
-                row.frame_indices.append(t)
-        rows.append(row)
-    return rows
-
-
-def _training_log(metrics_file: Path) -> list[dict]:
-    import json
-
-    records = []
-    try:
-        lines = metrics_file.read_text().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
-def _flatten_evaluations(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:
-    rows: dict[str, dict[str, float]] = {}
-    for run_name, modes in results.items():
-        for mode, payload in modes.items():
-            j = payload.get("davis_j", {}).get("mean")
-            rows[f"{run_name} ({mode})"] = {**payload["stats"], **({"J": j} if j is not None else {})}
-    return rows
-
-
-WEIGHTS_USE = {"dino": "DINO features for MaskCut (stage 1)", "clip": "CLIP naming (stage 1)",
-               "backbone": "initialising the model's backbone (stage 2)"}
-
-
-def write_run_report(pipeline, paths, results: dict[str, dict[str, dict]]) -> Path:  # noqa: ANN001 (uvis.pipeline types)
-    """The report of a ``uvis run``: metrics of the run, its baseline and ablations, pseudo-label statistics."""
-    import json
-
-    from uvis.pipeline import command_line
-
-    config = pipeline.config
-    inputs = ReportInputs(title=f"uvis run: {Path(config.data).name}", commands=[command_line(config)])
-    inputs.evaluations = _flatten_evaluations(results)
-    inputs.per_class_ap = results.get("uvis", {}).get("class-aware", {}).get("per_class", {})
-    if paths.named_file.is_file():
-        named = json.loads(paths.named_file.read_text())
-        per_frame: dict[tuple[int, int], int] = {}
-        for a in named["annotations"]:
-            key = (a["video_id"], a["frame_index"])
-            per_frame[key] = per_frame.get(key, 0) + 1
-        inputs.masks_per_frame = [per_frame.get((v["id"], t), 0) for v in named["videos"] for t in range(len(v["file_names"]))]
-        per_class = named.get("stats", {}).get("naming", {}).get("per_class", {})
-        inputs.prototype_counts = {name: {k: int(c.get(k, 0)) for k in ("kept", "removed", "relabelled")}
-                                   for name, c in per_class.items()}
-    inputs.overlay_rows = overlay_samples(pipeline.collection, paths.segment)
-    inputs.training = _training_log(paths.model / "metrics.jsonl")
-    if config.features == "motion" and not config.pseudo_from_ground_truth:
-        inputs.notes.append("Stage 1 came from motion (--features motion): MotionCut masks on residual optical flow, "
-                            "with no pretrained weights and no ground truth in stages 1-3.")
-    inputs.weights = {WEIGHTS_USE.get(role, role): w for role, w in pipeline.weights.items()}
-    if config.pseudo_from_ground_truth:
-        inputs.masks_heading = "Training labels (the ground truth, standing in for pseudo-labels)"
-        inputs.notes.append("Stage 1 was replaced by the ground truth (--pseudo-from-ground-truth): these numbers "
-                            "measure stages 2-3 only, not the unsupervised pipeline. There is no baseline row: "
-                            "linking ground-truth masks by IoU would score the ground truth itself.")
-    if config.train_videos is not None:
-        held_out = [i.name for i in pipeline.collection.items if i.name not in set(config.train_videos)]
-        inputs.notes.append(f"The model was trained on {len(config.train_videos)} of {len(pipeline.collection.items)} "
-                            f"videos; held out: {', '.join(held_out) or 'none'}. The metrics above pool both kinds.")
-    if not inputs.evaluations:
-        inputs.notes.append("The input has no annotations, so no metrics; see the overlays.")
-    return write_report(Path(config.out), inputs)

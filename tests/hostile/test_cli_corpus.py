@@ -31,32 +31,32 @@ CASES: list[tuple[str, str, str]] = [
     ("eval-deep-json", "eval {deep_json} {results}", "nested too deeply"),
     ("eval-deep-json-results", "eval {gt} {deep_json_object}", "nested too deeply"),
     ("name-deep-json", "name {deep_json} --data {dataset} --out {out}.json", "nested too deeply"),
-    ("train-deep-json", "train --data {dataset} --pseudo {deep_json} --out {out} --config tiny --device cpu",
+    ("train-deep-json", "train --data {dataset} --pseudo {deep_json} --out {out} --preset tiny --device cpu",
      "nested too deeply"),
     ("segment-fifo", "segment {fifo} --model none --out {out}", "not a regular file or folder"),
     ("eval-fifo", "eval {fifo_json} {results}", "not a regular file or folder"),
     ("pseudo-label-fifo", "pseudo-label {fifo} --out {out}", "not a regular file or folder"),
     # --- videos: cut short, audio only, garbage; datasets whose videos are wrong
-    ("pseudo-label-truncated", "pseudo-label {truncated_mp4} --out {out} --backbone tiny --weights {dino_weights} "
+    ("pseudo-label-truncated", "pseudo-label {truncated_mp4} --out {out} --dino tiny --dino-weights {dino_weights} "
      "--resolution 32 --device cpu --no-progress", "declares 30 frames"),
-    ("pseudo-label-audio-only", "pseudo-label {audio_only} --out {out} --backbone tiny --weights {dino_weights} "
+    ("pseudo-label-audio-only", "pseudo-label {audio_only} --out {out} --dino tiny --dino-weights {dino_weights} "
      "--resolution 32 --device cpu --no-progress", "no video stream"),
-    ("pseudo-label-garbage", "pseudo-label {garbage_mp4} --out {out} --backbone tiny --weights {dino_weights} "
+    ("pseudo-label-garbage", "pseudo-label {garbage_mp4} --out {out} --dino tiny --dino-weights {dino_weights} "
      "--resolution 32 --device cpu --no-progress", "cannot open video"),
-    ("pseudo-label-bomb-frame", "pseudo-label {bomb_frames} --out {out} --backbone tiny --weights {dino_weights} "
+    ("pseudo-label-bomb-frame", "pseudo-label {bomb_frames} --out {out} --dino tiny --dino-weights {dino_weights} "
      "--resolution 32 --device cpu --no-progress", "at most 32768 a side"),
     ("run-train-videos-unknown", "run {dataset} --train-videos nope --out {out}", "not in the input: nope"),
     ("segment-zero-frame-video", "segment {gt_zero_frames} --model none --out {out}", "video empty (id 99) lists no frames"),
     ("segment-wrong-size", "segment {gt_wrong_size} --model none --out {out}", "is 64x40 in the file"),
     ("run-wrong-size", "run {gt_wrong_size} --out {out}", "is 64x40 in the file"),
     # --- vocabularies: TOML and --classes
-    ("run-toml-unknown-key", "run {dataset} --config {toml_unknown_key} --out {out}", "unknown key 'nmes'"),
-    ("run-toml-empty-names", "run {dataset} --config {toml_empty_names} --out {out}", "no class names"),
-    ("run-toml-string", "run {dataset} --config {toml_string_vocabulary} --out {out}", "not a table"),
-    ("run-toml-numbers", "run {dataset} --config {toml_numbers} --out {out}", "class 1 is 1"),
-    ("run-toml-repeated", "run {dataset} --config {toml_repeated} --out {out}", "listed twice"),
-    ("run-toml-unknown-top", "run {dataset} --config {toml_unknown_top} --out {out}", "unknown key 'nmae'"),
-    ("run-toml-syntax", "run {dataset} --config {toml_syntax} --out {out}", "not valid TOML"),
+    ("run-toml-unknown-key", "run {dataset} --vocabulary {toml_unknown_key} --out {out}", "unknown key 'nmes'"),
+    ("run-toml-empty-names", "run {dataset} --vocabulary {toml_empty_names} --out {out}", "no class names"),
+    ("run-toml-string", "run {dataset} --vocabulary {toml_string_vocabulary} --out {out}", "not a table"),
+    ("run-toml-numbers", "run {dataset} --vocabulary {toml_numbers} --out {out}", "class 1 is 1"),
+    ("run-toml-repeated", "run {dataset} --vocabulary {toml_repeated} --out {out}", "listed twice"),
+    ("run-toml-unknown-top", "run {dataset} --vocabulary {toml_unknown_top} --out {out}", "unknown key 'nmae'"),
+    ("run-toml-syntax", "run {dataset} --vocabulary {toml_syntax} --out {out}", "not valid TOML"),
     ("run-classes-commas", "run {dataset} --classes ,,, --out {out}", "empty name"),
     ("segment-classes-repeated", "segment {dataset} --model none --classes object,object --out {out}", "listed twice"),
     ("segment-classes-empty", "segment {dataset} --model {model_run} --classes= --out {out}", "empty name"),

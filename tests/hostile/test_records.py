@@ -166,7 +166,7 @@ def test_cut_checkpoint_on_resume_is_refused_with_the_fix(tmp_path, capsys):
 
     _, pseudo = synthetic_pseudo(tmp_path, num_videos=1, num_frames=2)
     run = tmp_path / "run"
-    args = ["train", "--data", str(tmp_path / "data"), "--pseudo", str(pseudo), "--out", str(run), "--config",
+    args = ["train", "--data", str(tmp_path / "data"), "--pseudo", str(pseudo), "--out", str(run), "--preset",
             "tiny", "--checkpoint-every", "1", "--device", "cpu", "--no-progress"]
     assert main([*args, "--steps", "1"]) == 0
     checkpoint = run / "checkpoint.pt"
@@ -188,7 +188,7 @@ def test_truncated_video_is_an_error_naming_both_counts_unless_accepted(tmp_path
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(UserError, match=r"declares 30 frames but holds \d+") as err:
         open_video(cut)
-    assert "--accept-truncated" in str(err.value)
+    assert "accept_truncated=True" in str(err.value)
     video = open_video(cut, accept_truncated=True)
     frames = video.read_all()
     assert 0 < len(video) == len(frames) < 30
@@ -229,7 +229,7 @@ def test_truncated_video_through_segment_and_the_flag(tmp_path, monkeypatch, cap
 
 def test_worker_counts_are_bounded_by_the_machine():
     assert check_workers(0) == 0 and check_workers(cpu_count()) == cpu_count()
-    with pytest.raises(UserError, match="--workers 1000: this machine has"):
+    with pytest.raises(UserError, match="workers=1000: this machine has"):
         check_workers(1000)
 
 

@@ -29,22 +29,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def missing_weights() -> list[str]:
     """One line per pretrained file the full pipeline needs and cannot find or download."""
+    from uvis.cli.flags import render_error
+    from uvis.cli.run import run_options
     from uvis.errors import WeightsNotFoundError
     from uvis.features.backbones import VITS, clip_weights_spec
     from uvis.features.weights import resolve
 
     missing = []
-    for spec, flag in ((VITS[DEMO_BACKBONE].spec, "--weights"), (clip_weights_spec("ViT-B-32", "openai"), "--clip-weights")):
+    for spec, param in ((VITS[DEMO_BACKBONE].spec, "dino_weights"), (clip_weights_spec("ViT-B-32", "openai"), "clip_weights")):
         assert spec is not None
         try:
-            resolve(spec, flag=flag)
+            resolve(spec, param=param)
         except WeightsNotFoundError as e:
-            missing.append(str(e))
+            missing.append(render_error(e, run_options()))  # the flags of `uvis run`, which the demo runs
     return missing
 
 
 def run(args: argparse.Namespace) -> int:
-    from uvis.cli.run import check_device
+    from uvis.cli.run import check_device, command_line
     from uvis.data.synthetic import SYNTHETIC_CLASSES, make_dataset, write_video_file
     from uvis.pipeline import RunConfig, run_pipeline
 
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print("running weights-free instead: stage 1 from motion (--features motion); no ground truth in stages 1-3")
         config.features = "motion"
         config.num_masks = 3  # the sample has 3 objects a video
+    config.command = command_line(config)  # the report shows the `uvis run` that does the same
     run_dir = run_pipeline(config)
     print(f"\noutput in {run_dir}:")
     print(f"  report          {run_dir / 'report.md'}")

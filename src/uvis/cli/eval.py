@@ -61,8 +61,7 @@ def _guarded(load, what: str, path: str):
 def _hinted(error: UserError, class_agnostic: bool) -> UserError:
     """Add the likely cause to the two mistakes new users make most: a class-agnostic ground truth (e.g. from
     ``uvis import-davis``) scored class-aware, and results made from another dataset (other video ids)."""
-    message = str(error).split(" — fix: ")[0].removeprefix(f"{error.path}: " if error.path else "")
-    fix = error.fix or "check the file"
+    message, fix = error.message, error.fix or "check the file"
     if "unknown category_id" in message and not class_agnostic:
         return UserError(message, path=error.path, fix=f"{fix}, or pass --class-agnostic to ignore categories")
     if "segmentations but video" in message or "unknown video_id" in message:

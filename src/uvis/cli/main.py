@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a full or closed stdout fails here, inside the handlers, not at exit
         return code
     except UserError as e:
-        print(f"uvis {args.command}: error: {e}", file=sys.stderr)
+        from uvis.cli.flags import command_options, render_error
+
+        options = command_options(_command_parser(parser, args.command))
+        print(f"uvis {args.command}: error: {render_error(e, options)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `uvis eval ... | head -1`: the reader has all it wanted
         _silence_stdout()

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from uvis.cli.flags import renamed
+
 if TYPE_CHECKING:
     from uvis.distributed import Group
     from uvis.pseudo.vocabulary import Vocabulary
@@ -24,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="the videos the pseudo-labels were made from (same as for pseudo-label)")
     p.add_argument("--frames", default=None, help="frame root for a YouTube-VIS JSON given as --data")
     p.add_argument("--out", required=True, help="output pseudo-label JSON")
-    add_naming_arguments(p, batch_flag="--batch-size",
-                         classes_help="(default: the categories of --data, else those of the pseudo-label file)")
+    add_naming_arguments(p, classes_help="(default: the categories of --data, else those of the pseudo-label file)")
+    renamed(p, "--batch-size", "--clip-batch-size")
     p.add_argument("--accept-truncated", action="store_true",
                    help="use what decodes of a video file cut short (its index declares more frames than the file holds); default: an error")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -33,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def add_naming_arguments(p: argparse.ArgumentParser, *, batch_flag: str, classes_help: str) -> None:
+def add_naming_arguments(p: argparse._ActionsContainer, *, classes_help: str) -> None:
     """The stage-1b options, shared by ``uvis name`` and ``uvis pseudo-label --name``."""
     p.add_argument("--classes", default=None,
                    help=f"vocabulary: a file with one class per line, or \"a,b,c\" {classes_help}")
@@ -45,7 +47,7 @@ def add_naming_arguments(p: argparse.ArgumentParser, *, batch_flag: str, classes
     p.add_argument("--background", default="blur", choices=["blur", "grey", "keep"],
                    help="what to do with pixels outside the mask in each crop (default: blur)")
     p.add_argument("--context", type=float, default=0.1, help="crop margin per side, fraction of the box (default 0.1)")
-    p.add_argument(batch_flag, dest="clip_batch_size", type=int, default=128, help="crops per CLIP batch (default 128)")
+    p.add_argument("--clip-batch-size", type=int, default=128, help="crops per CLIP batch (default 128)")
     p.add_argument("--no-prototypes", action="store_true", help="skip the prototype memory (keep CLIP's labels)")
     p.add_argument("--prototype-mode", default="two-pass", choices=["two-pass", "online"],
                    help="build the memory from all masks first, or frame by frame (default: two-pass)")

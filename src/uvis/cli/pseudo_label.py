@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uvis.cli.name import add_naming_arguments, naming_configs, note_single_class
+from uvis.cli.options import add_dino_arguments
 
 if TYPE_CHECKING:
     from uvis.distributed import Group
@@ -20,8 +21,6 @@ NAMED_NAME = "pseudo_labels_named.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from uvis.features.backbones import backbone_help
-
     p = subparsers.add_parser(
         "pseudo-label",
         help="MaskCut pseudo-masks on DINO features for every frame (resumable, shardable)",
@@ -36,8 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--features", choices=["dino", "motion"], default="dino",
                    help="dino: MaskCut on DINO keys (default, the paper's stage 1); motion: MotionCut on residual "
                         "optical flow, no weights needed (class-agnostic; see docs/pseudo-label.md)")
-    p.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
-    p.add_argument("--weights", default=None, help="checkpoint file, or a folder holding it under its official name")
+    add_dino_arguments(p, weights_help="checkpoint file, or a folder holding it under its official name")
     p.add_argument("--num-masks", type=int, default=None, help="cuts per frame (default: 3 with dino, 1 with motion)")
     p.add_argument("--resolution", type=int, default=480, help="square size frames are resized to (default: 480)")
     p.add_argument("--tau", type=float, default=0.15, help="affinity threshold (default: 0.15)")
@@ -62,18 +60,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     nm = p.add_argument_group("naming (stage 1b, with --name)")
     nm.add_argument("--name", action="store_true",
                     help="name the merged masks with CLIP and the prototype memory into DIR/" + NAMED_NAME)
-    add_naming_arguments(nm, batch_flag="--clip-batch-size", classes_help="(default: the dataset's categories)")
+    add_naming_arguments(nm, classes_help="(default: the dataset's categories)")
     p.set_defaults(func=run)
 
 
-def stage1_needs(args: argparse.Namespace, *, dino: bool, dino_flag: str, clip: bool) -> list[Need]:
-    """The weights files of stage 1 (for ``check_needs``): DINO when MaskCut runs (its path: the value of
-    ``dino_flag``), and CLIP when naming. Shared by ``pseudo-label`` and ``segment --model none``."""
+def stage1_needs(args: argparse.Namespace, *, dino: bool, clip: bool) -> list[Need]:
+    """The weights files of stage 1 (for ``check_needs``): DINO when MaskCut runs (``--dino-weights``), and CLIP
+    when naming. Shared by ``pseudo-label`` and ``segment --model none``."""
     from uvis.features.backbones import backbone_need
     from uvis.pseudo.clip_model import ClipConfig, clip_need
 
-    dino_weights = getattr(args, dino_flag.removeprefix("--").replace("-", "_"))
-    needs = [backbone_need(args.backbone, dino_weights, dino_flag, "MaskCut")] if dino else []
+    needs = [backbone_need(args.backbone, args.dino_weights, "dino_weights", "MaskCut")] if dino else []
     if clip:
         needs.append(clip_need(ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
                                           weights=args.clip_weights), "naming masks"))
@@ -108,7 +105,7 @@ def _run(args: argparse.Namespace, group: Group) -> int:
                                        source=args.data)
         if group.is_main:
             note_single_class("pseudo-label", vocabulary)
-    check_needs(stage1_needs(args, dino=not args.model and args.features == "dino", dino_flag="--weights",
+    check_needs(stage1_needs(args, dino=not args.model and args.features == "dino",
                              clip=vocabulary is not None))
     if args.model:
         from uvis.pseudo.self_training import SelfTrainingConfig, self_train_collection
@@ -132,7 +129,7 @@ def _run(args: argparse.Namespace, group: Group) -> int:
                                   crf=args.crf, solver=args.solver),
             motion=MotionCutConfig(num_masks=args.num_masks or 1),
         )
-        out = pseudo_label_collection(collection, args.out, config, weights=args.weights, device=args.device,
+        out = pseudo_label_collection(collection, args.out, config, weights=args.dino_weights, device=args.device,
                                       batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,
                                       progress=not args.no_progress, skip_bad=args.skip_bad_videos, group=group)
     if args.skip_bad_videos:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
-from uvis.cli.options import add_fps_argument
-from uvis.pipeline import ABLATIONS, STEPS
+from uvis.cli.flags import FLAGS, SWITCHES, command_options, renamed
+from uvis.cli.options import RUN_ABLATIONS, RUN_STEPS, add_dino_arguments, add_fps_argument
+
+if TYPE_CHECKING:
+    from uvis.pipeline import RunConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from uvis.features.backbones import backbone_help
-
     p = subparsers.add_parser(
         "run",
         help="raw videos to evaluated tracks: pseudo-label, name, train, segment, evaluate, report",
@@ -19,18 +22,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", help="video, frame folder, folder of videos, YouTube-VIS JSON or DAVIS folder")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--config", help="a configs/*.toml file (vocabulary of YouTube-VIS 2019/2021, OVIS, ...)")
-    p.add_argument("--classes", help="vocabulary as \"a,b,c\" (overrides --config and the dataset's categories)")
+    p.add_argument("--vocabulary", metavar="TOML", help="a configs/*.toml file (vocabulary of YouTube-VIS 2019/2021, "
+                                                        "OVIS, ...)")
+    renamed(p, "--config", "--vocabulary")
+    p.add_argument("--classes", help="vocabulary as \"a,b,c\" (overrides --vocabulary and the dataset's categories)")
     p.add_argument("--frames", help="frame root for a YouTube-VIS JSON given as DATA")
     add_fps_argument(p)
-    p.add_argument("--stop-after", choices=STEPS, default="report", help="last step to run (default: report)")
+    p.add_argument("--stop-after", choices=RUN_STEPS, default="report", help="last step to run (default: report)")
     p.add_argument("--device", help="auto, cpu or cuda (default auto: cuda when available; pick a GPU with "
                                     "CUDA_VISIBLE_DEVICES)")
     p.add_argument("--features", choices=["dino", "motion"], default="dino",
                    help="stage 1: MaskCut on DINO keys (dino, default) or MotionCut on residual optical flow, no "
                         "weights needed (motion; without CLIP weights the labels stay class-agnostic)")
-    p.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
-    p.add_argument("--weights", help="DINO weights file or folder (default: $UVIS_WEIGHTS_DIR, cache, download)")
+    add_dino_arguments(p)
     p.add_argument("--clip-weights", help="CLIP weights file or folder")
     p.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
     p.add_argument("--num-masks", type=int, default=3, help="MaskCut masks per frame (default 3)")
@@ -47,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", help="training crop and inference size as HxW, e.g. 144x256 (default: the preset's)")
     p.add_argument("--train-videos", help="train only on these videos' pseudo-labels (comma-separated names); the "
                    "others are segmented and evaluated as held-out videos")
-    p.add_argument("--ablate", default="", help=f"comma-separated variants reported side by side: {', '.join(ABLATIONS)}")
+    p.add_argument("--ablate", default="", help=f"comma-separated variants reported side by side: "
+                                                f"{', '.join(RUN_ABLATIONS)}")
     p.add_argument("--pseudo-from-ground-truth", action="store_true",
                    help="use the input's annotations instead of stage 1 (upper bound of stages 2-3; not unsupervised)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -67,15 +72,15 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} {value}", fix=f"pass a positive {flag[2:].replace('-', ' ')}")
     check_device(args.device)
     classes = None
-    if args.config:
-        classes = load_config_file(args.config).get("vocabulary", {}).get("names")
+    if args.vocabulary:
+        classes = load_config_file(args.vocabulary).get("vocabulary", {}).get("names")
     if args.classes:
         from uvis.pseudo.vocabulary import parse_classes
 
         classes = list(parse_classes(args.classes).names)
     config = RunConfig(
         data=args.data, out=args.out, frames=args.frames, fps=args.fps, classes=classes, device=args.device,
-        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, features=args.features, accept_truncated=args.accept_truncated, backbone=args.backbone, dino_weights=args.weights, num_masks=args.num_masks,
+        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, features=args.features, accept_truncated=args.accept_truncated, backbone=args.backbone, dino_weights=args.dino_weights, num_masks=args.num_masks,
         solver=args.solver, pseudo_from_ground_truth=args.pseudo_from_ground_truth, clip_model=args.clip_model,
         clip_weights=args.clip_weights, templates=args.templates, prototypes=not args.no_prototypes,
         train_preset=args.preset, train_steps=args.steps, train_batch_size=args.batch_size,
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         train_videos=[v.strip() for v in args.train_videos.split(",") if v.strip()] if args.train_videos else None,
         ablations=[a.strip() for a in args.ablate.split(",") if a.strip()],
     )
+    config.command = command_line(config)  # shown in the report
     from uvis.distributed import job
 
     with job(args.device) as group:
@@ -112,3 +118,41 @@ def check_device(device: str | None) -> None:
     from uvis.train.trainer import pick_device
 
     pick_device(device)
+
+
+# RunConfig fields written by ``command_line`` in their own way (the others: FLAGS / SWITCHES, when run has them)
+_FORMATS: dict[str, Any] = {
+    "classes": ",".join, "train_videos": ",".join, "ablations": ",".join,
+    "image_size": lambda size: f"{size[0]}x{size[1]}",
+}
+
+
+def command_line(config: RunConfig) -> str:
+    """The ``uvis run`` command that reproduces ``config`` (settings left at their defaults are omitted; fields
+    with no ``run`` flag are Python API only)."""
+    import shlex
+
+    from uvis.pipeline import RunConfig
+
+    options = run_options()
+    default = RunConfig(data=config.data, out=config.out)
+    parts = ["uvis", "run", config.data, "--out", config.out]
+    switches = []
+    for f in dataclasses.fields(RunConfig):
+        value = getattr(config, f.name)
+        if f.name in ("data", "out") or value is None or value == getattr(default, f.name):
+            continue
+        if f.name in SWITCHES:
+            flag, sets = SWITCHES[f.name]
+            if flag in options and value == sets:
+                switches.append(flag)
+        elif FLAGS.get(f.name) in options:
+            parts += [FLAGS[f.name], _FORMATS.get(f.name, str)(value)]
+    return shlex.join(parts + switches)
+
+
+def run_options() -> set[str]:
+    """The flags of ``uvis run``."""
+    sub = argparse.ArgumentParser().add_subparsers()
+    register(sub)
+    return command_options(sub.choices["run"])

@@ -22,25 +22,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from uvis.cli.options import add_fps_argument
-from uvis.data.sources import Collection, discover, parse_shard, unreadable_list
-from uvis.distributed import Group
+from uvis.cli.flags import renamed
+from uvis.cli.options import add_dino_arguments, add_fps_argument
 from uvis.errors import UserError
-from uvis.pseudo.vocabulary import parse_classes
-from uvis.track.collection import segment_collection
-from uvis.track.segmenter import FramePredictor, Segmenter
-from uvis.track.tracker import TrackerConfig
+
+if TYPE_CHECKING:
+    from uvis.data.sources import Collection
+    from uvis.distributed import Group
+    from uvis.track.segmenter import FramePredictor, Segmenter
+    from uvis.track.tracker import TrackerConfig
+
+SIMILARITY_THRESHOLD = 0.5  # uvis.track.tracker.TrackerConfig's default (for the help; checked by a test)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from uvis.features.backbones import backbone_help
-
     p = subparsers.add_parser(
         "segment",
         help="segment and track every object in videos",
@@ -58,8 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--top-k", type=int, default=10, help="tracks kept per video (default 10)")
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
-    p.add_argument("--no-memory", action="store_true",
+    p.add_argument("--no-track-memory", action="store_true",
                    help="previous-frame matching without re-identification (the MinVIS baseline)")
+    renamed(p, "--no-memory", "--no-track-memory")
     p.add_argument("--memory", choices=["ema", "window", "last"], default="ema",
                    help="tracking memory bank: moving average of a track's embeddings, mean of its last few, or "
                         "only the last one (default ema)")
@@ -70,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="weaker detections down to this score may only continue an existing track (default 0.2)")
     p.add_argument("--similarity-threshold", type=float, default=None,
                    help=f"minimum cosine similarity of a detection to a track to match it "
-                        f"(default {TrackerConfig().similarity_threshold})")
+                        f"(default {SIMILARITY_THRESHOLD})")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay videos")
     p.add_argument("--no-png", action="store_true", help="do not write per-frame id PNGs")
     p.add_argument("--shard", help="process only shard i/n of the videos, e.g. 0/4")
@@ -84,8 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--features", choices=["auto", "dino", "motion"], default="auto",
                    help="stage-1 masks: MaskCut on DINO keys (dino), MotionCut on residual motion with no weights "
                         "(motion), or dino when its weights are found and motion otherwise (auto, the default)")
-    g.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
-    g.add_argument("--dino-weights", help="DINO checkpoint file, or a folder holding it under its official name")
+    add_dino_arguments(g, weights_help="DINO checkpoint file, or a folder holding it under its official name")
     g.add_argument("--num-masks", type=int, default=None,
                    help="stage-1 masks per frame (default 3 with dino, 1 with motion)")
     g.add_argument("--resolution", type=int, default=480, help="MaskCut input size (default 480)")
@@ -128,7 +128,7 @@ def choose_features(args: argparse.Namespace) -> str:
     from uvis.features.backbones import backbone_need
     from uvis.features.weights import check_needs
 
-    need = backbone_need(args.backbone, None, "--dino-weights", "MaskCut")
+    need = backbone_need(args.backbone, None, "dino_weights", "MaskCut")
     try:
         check_needs([need])
     except WeightsNotFoundError:
@@ -146,7 +146,7 @@ def _optional_clip(args: argparse.Namespace) -> Path | None:
     from uvis.features.weights import check_needs
 
     try:
-        return check_needs(stage1_needs(args, dino=False, dino_flag="--dino-weights", clip=True))[0]
+        return check_needs(stage1_needs(args, dino=False, clip=True))[0]
     except WeightsNotFoundError:
         if args.classes is not None:
             raise
@@ -167,7 +167,7 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     from uvis.pseudo.clip_model import ClipConfig
     from uvis.pseudo.maskcut import MaskCutConfig
     from uvis.pseudo.motioncut import MotionCutConfig
-    from uvis.pseudo.vocabulary import STARTING_VOCABULARY, Vocabulary
+    from uvis.pseudo.vocabulary import STARTING_VOCABULARY, Vocabulary, parse_classes
     from uvis.track.stage1_predictor import OBJECT, Stage1Config, Stage1FramePredictor
 
     features = choose_features(args)
@@ -175,7 +175,7 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     if features == "motion":
         clip_file = _optional_clip(args)
     else:
-        dino_file, clip_file = check_needs(stage1_needs(args, dino=True, dino_flag="--dino-weights", clip=True))
+        dino_file, clip_file = check_needs(stage1_needs(args, dino=True, clip=True))
     if clip_file is None:
         vocabulary = OBJECT
     elif args.classes is not None:
@@ -193,16 +193,10 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     )
     args.features = features  # recorded in the results' settings
     args.num_masks = cfg.maskcut.num_masks if features == "dino" else cfg.motion.num_masks
-    try:
-        predictor = Stage1FramePredictor.create(vocabulary, cfg, device)
-        # recorded per video: a rerun with other weights is refused instead of mixing results
-        predictor.weights_id = {name: provenance(f) for name, f in (("dino", dino_file), ("clip", clip_file))
-                                if f is not None}
-    except UserError as e:  # the DINO loader names its own CLI's flag; here it is --dino-weights
-        if e.fix is None or not re.search(r"(?<![\w-])--weights", e.fix):
-            raise
-        message = str(e).split(" — fix: ")[0]
-        raise UserError(message, fix=re.sub(r"(?<![\w-])--weights", "--dino-weights", e.fix)) from None
+    predictor = Stage1FramePredictor.create(vocabulary, cfg, device)
+    # recorded per video: a rerun with other weights is refused instead of mixing results
+    predictor.weights_id = {name: provenance(f) for name, f in (("dino", dino_file), ("clip", clip_file))
+                            if f is not None}
     # notes once the models are loaded (an error before them stays the command's only line)
     if args.classes is None and vocabulary.names == STARTING_VOCABULARY:
         print(f"note: no --classes given: naming objects with the starting vocabulary of configs/videos.toml "
@@ -213,6 +207,8 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
 
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:
+    from uvis.track.tracker import TrackerConfig
+
     overrides: dict[str, Any] = {}
     if args.score_threshold is not None:
         overrides["score_threshold"] = args.score_threshold
@@ -220,7 +216,7 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
         overrides["continue_threshold"] = args.continue_threshold
     if args.similarity_threshold is not None:
         overrides["similarity_threshold"] = args.similarity_threshold
-    if args.no_memory:
+    if args.no_track_memory:
         return TrackerConfig.minvis_baseline(**overrides)
     return TrackerConfig(memory=args.memory, **overrides)
 
@@ -254,6 +250,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, group: Group) -> int:
+    from uvis.data.sources import discover, parse_shard, unreadable_list
+    from uvis.pseudo.vocabulary import parse_classes
+    from uvis.track.collection import segment_collection
+    from uvis.track.segmenter import Segmenter
+
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}", fix="use --top-k >= 1")
     if args.batch_size < 1:

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from uvis.cli.flags import renamed
+
 if TYPE_CHECKING:
     from uvis.jobs import Change
     from uvis.train import RunFolder, TrainConfig
@@ -28,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (config, checkpoints, metrics)")
     # Flags that set the run's config have no argparse default (None = not given), so that --resume can tell a
     # flag given with another value than the run's (an error) from one left out.
-    p.add_argument("--config", choices=["tiny", "default"],
+    p.add_argument("--preset", choices=["tiny", "default"],
                    help="model/training preset (tiny: test-size model; default: ResNet-50, 360x640 crops)")
+    renamed(p, "--config", "--preset")
     p.add_argument("--steps", type=int, help="total optimisation steps (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="frames per process and step")
     p.add_argument("--lr", type=float, help="peak learning rate of the heads (backbone: 0.1x)")
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and run_folder.exists():
         return _done(train(_resumed_config(args, run_folder), resume=True, progress=not args.no_progress))
     config = TrainConfig.preset_config(
-        args.config or "default", data=args.data, pseudo=args.pseudo, out=args.out, steps=args.steps, batch_size=args.batch_size,
+        args.preset or "default", data=args.data, pseudo=args.pseudo, out=args.out, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, device=args.device, init=args.init, backbone_weights=args.backbone_weights,
         num_workers=args.workers, seed=args.seed, checkpoint_every=args.checkpoint_every)
     if args.backbone:
@@ -85,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 # setting of the run's config -> its flag (the settings a resume refuses to change, as the flags name them)
-_FLAGS = {"preset": "--config", "batch_size": "--batch-size", "lr": "--lr", "init": "--init",
+_FLAGS = {"preset": "--preset", "batch_size": "--batch-size", "lr": "--lr", "init": "--init",
           "model.backbone": "--backbone", "backbone_weights": "--backbone-weights", "seed": "--seed",
           "clip_distill": "--no-clip", "loss.clip_weight": "--clip-weight"}
 
@@ -103,7 +106,7 @@ def _resumed_config(args: argparse.Namespace, run_folder: RunFolder) -> TrainCon
     def same_path(given: str, old: str | None) -> bool:
         return old is not None and Path(given).expanduser().resolve() == Path(old).expanduser().resolve()
 
-    for key, value in {"preset": args.config, "batch_size": args.batch_size, "lr": args.lr, "init": args.init,
+    for key, value in {"preset": args.preset, "batch_size": args.batch_size, "lr": args.lr, "init": args.init,
                        "seed": args.seed, "clip_distill": False if args.no_clip else None,
                        "backbone_weights": None if args.backbone_weights is None or same_path(
                            args.backbone_weights, stored.backbone_weights) else args.backbone_weights,

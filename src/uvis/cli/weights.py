@@ -14,6 +14,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from uvis.cli.flags import command_options, render_error
+from uvis.cli.options import add_dino_arguments
 from uvis.errors import UserError
 
 if TYPE_CHECKING:
@@ -32,8 +34,6 @@ DEFAULT_DOWNLOADS = ("dino_vitb8", "ViT-B-32", "dino_resnet50")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from uvis.features.backbones import backbone_help
-
     p = subparsers.add_parser(
         "weights", help="list, check and download the pretrained DINO and CLIP files",
         description="Which pretrained files each command needs and where they were found (list), load and check "
@@ -41,8 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
-        q.add_argument("--weights", help="DINO weights file or folder (as in pseudo-label and run)")
+        add_dino_arguments(q, weights_help="DINO weights file or folder (as in pseudo-label, segment and run)")
         q.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture, or hf-hub:ORG/REPO "
                                                                 "(default ViT-B-32)")
         q.add_argument("--clip-pretrained", default="openai", help="pretrained tag naming the weights file")
@@ -51,13 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     ls = sub.add_parser("list", help="what each command needs and where each file was found (path, size, sha256)")
     common(ls)
-    ls.set_defaults(func=run_list)
+    ls.set_defaults(func=run_list, flags_of=ls)
     ck = sub.add_parser("check", help="load and check every file the commands need; exit 2 on a problem")
     ck.add_argument("commands", nargs="*", metavar="COMMAND",
                     help="some of: run, pseudo-label (with --name), name, train, segment (--model none) "
                          "(default: all)")
     common(ck)
-    ck.set_defaults(func=run_check)
+    ck.set_defaults(func=run_check, flags_of=ck)
     dl = sub.add_parser("download", help="fetch files ahead of time (verified), e.g. on a login node")
     dl.add_argument("names", nargs="*", metavar="NAME",
                     help="DINO backbones (dino_vitb8, vit_base_patch8_224.dino, facebook/dino-vitb8, ...), "
@@ -72,7 +71,7 @@ def _needs(args: argparse.Namespace) -> dict[str, Need]:
     from uvis.pseudo.clip_model import ClipConfig, clip_need
 
     return {
-        "dino": backbone_need(args.backbone, args.weights, "--weights", "MaskCut"),
+        "dino": backbone_need(args.backbone, args.dino_weights, "dino_weights", "MaskCut"),
         "clip": clip_need(ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
                                      weights=args.clip_weights), "naming masks"),
         "backbone": backbone_need("dino_resnet50", args.backbone_weights),
@@ -99,9 +98,9 @@ def run_list(args: argparse.Namespace) -> int:
         spec = need.spec
         print(f"{spec.label}: needed by {_used_by(role)}")
         try:
-            found = find_local(spec, need.path, need.flag)
+            found = find_local(spec, need.path, need.param)
         except UserError as e:
-            print(f"  problem: {e}")
+            print(f"  problem: {render_error(e, command_options(args.flags_of))}")
             continue
         if found is not None:
             print(f"  found {found} ({_size(found)}, sha256 {file_sha256(found)})")
@@ -134,13 +133,13 @@ def run_check(args: argparse.Namespace) -> int:
         need = needs[role]
         spec = need.spec
         try:
-            found = find_local(spec, need.path, need.flag)
+            found = find_local(spec, need.path, need.param)
             if found is None:
-                raise missing_weights_error(spec, need.flag)
+                raise missing_weights_error(spec, need.param)
             need.validate(found)
         except UserError as e:
             problems.append(str(e))
-            print(f"problem  {spec.label}: {e}")
+            print(f"problem  {spec.label}: {render_error(e, command_options(args.flags_of))}")
             continue
         print(f"ok       {spec.label}: {found} (sha256 {file_sha256(found)[:12]}…), loads into the architecture")
     if problems:

@@ -35,12 +35,12 @@ _NAME_KEEP = 80  # characters of the target's name kept in a temporary name (it 
 _TMP_RE = re.compile(r"^\..*\.([0-9a-f]{8})-(\d+)\.[^.]+\.tmp$")
 
 STORAGE_FIXES = {  # errno -> how to fix it
-    errno.ENOSPC: "free disk space, or pass an --out on a disk with room",
-    errno.EDQUOT: "free space within your disk quota, or pass an --out elsewhere",
-    errno.EFBIG: "pass an --out on a file system that allows larger files",
-    errno.EROFS: "pass an --out on a writable disk",
-    errno.EACCES: "check the permissions, or pass an --out in a folder you may write",
-    errno.EPERM: "check the permissions, or pass an --out in a folder you may write",
+    errno.ENOSPC: "free disk space, or write the output (out=FOLDER) on a disk with room",
+    errno.EDQUOT: "free space within your disk quota, or write the output (out=FOLDER) elsewhere",
+    errno.EFBIG: "write the output (out=FOLDER) on a file system that allows larger files",
+    errno.EROFS: "write the output (out=FOLDER) on a writable disk",
+    errno.EACCES: "check the permissions, or write the output (out=FOLDER) in a folder you may write",
+    errno.EPERM: "check the permissions, or write the output (out=FOLDER) in a folder you may write",
     errno.ENAMETOOLONG: "use shorter file or folder names",
     errno.EIO: "check the disk (it reported an input/output error)",
 }
@@ -123,7 +123,7 @@ def check_output_location(path: str | Path, *, file: bool = False, need_bytes: i
     if file and path.is_dir():
         raise UserError("output path is a folder", path=path, fix="name an output file, e.g. out.json")
     if not file and path.exists() and not path.is_dir():
-        raise UserError("output folder is an existing file", path=path, fix="pass a folder (new or existing) as --out")
+        raise UserError("output folder is an existing file", path=path, fix="pass a folder (new or existing) as out=FOLDER", param="out")
     folder = path.parent if file else path
     existing = folder
     while not existing.exists():

@@ -118,7 +118,7 @@ def load_davis(root: str | Path, *, resolution: str = "480p", sequences: list[st
     ann_root = root / "Annotations" / resolution
     if not frame_root.is_dir():
         raise UserError(f"no JPEGImages/{resolution} folder", path=root,
-                        fix="pass a DAVIS root (JPEGImages/480p/<seq>/*.jpg) or choose --resolution")
+                        fix="pass a DAVIS root (JPEGImages/480p/<seq>/*.jpg) or choose resolution=NAME", param="resolution")
     available = sorted(p.name for p in frame_root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if sequences is not None:
         unknown = sorted(set(sequences) - set(available))

@@ -93,7 +93,7 @@ class Collection:
     def shard(self, index: int, count: int) -> list[VideoItem]:
         """The videos of shard ``index`` of ``count`` (round-robin, so shards stay balanced)."""
         if count < 1 or not 0 <= index < count:
-            raise UserError(f"bad shard {index}/{count}", fix="use --shard i/n with 0 <= i < n")
+            raise UserError(f"bad shard {index}/{count}", fix="use shard=i/n with 0 <= i < n", param="shard")
         return self.items[index::count]
 
 
@@ -108,9 +108,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise UserError(f"bad --shard '{text}'", fix="write it as i/n, e.g. 0/4") from None
+        raise UserError(f"bad shard={text!r}", fix="write it as i/n, e.g. shard=0/4", param="shard") from None
     if n < 1 or not 0 <= i < n:
-        raise UserError(f"bad --shard '{text}'", fix="use 0 <= i < n")
+        raise UserError(f"bad shard={text!r}", fix="use 0 <= i < n", param="shard")
     return i, n
 
 
@@ -118,8 +118,8 @@ def check_fps(fps: float | None) -> float | None:
     """``fps`` as given by the user (None stays None); a UserError unless it is in ``FLAG_RANGES["fps"]``."""
     if fps is None:
         return None
-    return finite_number(fps, f"--fps {fps}", allowed=FLAG_RANGES["fps"],
-                         fix="give the frame rate of the frame folders in frames per second, e.g. --fps 6")
+    return finite_number(fps, f"fps={fps}", allowed=FLAG_RANGES["fps"],
+                         fix="give the frame rate of the frame folders in frames per second, e.g. fps=6")
 
 
 def _dataset_fps(dataset: ytvis.Dataset, default: float) -> float:
@@ -139,7 +139,7 @@ def _dataset_collection(dataset: ytvis.Dataset, root: Path, fps: float) -> Colle
         first = dataset.frame_root / video.file_names[0]
         if not first.exists():
             raise UserError(f"frame {video.file_names[0]} of video {item.name} not found under {dataset.frame_root}",
-                            path=root, fix="pass the folder that holds the frames with --frames")
+                            path=root, fix="pass the folder that holds the frames as frames=FOLDER")
         if first.is_file():
             h, w = image_size(first)
             if (h, w) != (video.height, video.width):
@@ -177,8 +177,8 @@ def _discover(path: str | Path, frames: str | Path | None, fps: float | None) ->
         dataset = ytvis.load_dataset(path, root)
         return _dataset_collection(dataset, path, fps or _dataset_fps(dataset, ytvis.YTVIS_FPS))
     if frames is not None:  # other inputs locate their own frames: a frame root given for them would be ignored
-        raise UserError(f"--frames {frames} only applies to a YouTube-VIS JSON given as the data", path=path,
-                        fix="drop --frames (this input's frames are found from the path itself)")
+        raise UserError(f"frames={frames} only applies to a YouTube-VIS JSON given as the data", path=path,
+                        fix="drop frames (this input's frames are found from the path itself)", param="frames")
     if path.is_file():
         if path.suffix.lower() not in VIDEO_EXTENSIONS:
             raise UserError(f"unknown input type '{path.suffix}'", path=path,

@@ -107,13 +107,13 @@ def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -
 
 
 def finite_number(value: Any, what: str, *, path: str | Path | None = None, allowed: Range | None = None,
-                  fix: str | None = None) -> float:
+                  fix: str | None = None, param: str | None = None) -> float:
     """``value`` as a float when it is a real, finite number (in ``allowed``); else a one-line error."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok and (allowed is None or allowed.contains(float(value))):
         return float(value)
     want = allowed.describe() if allowed else "a finite number"
-    raise UserError(f"{what} is {value!r}, not {want}", path=path, fix=fix or f"use {want}")
+    raise UserError(f"{what} is {value!r}, not {want}", path=path, fix=fix or f"use {want}", param=param)
 
 
 def parse_json_text(text: str, *, path: str | Path, fix: str) -> Any:

@@ -197,7 +197,7 @@ def main_video_stream(streams: Sequence[Any]) -> Any:
 
 
 DECODE_SLACK = 2  # frames an intact file may decode fewer than its index declares (edit lists trim a start frame)
-TRUNCATED_FIX = "download or copy it again, or pass --accept-truncated to use the frames that decode"
+TRUNCATED_FIX = "download or copy it again, or pass accept_truncated=True to use the frames that decode"
 
 
 def _decode_file(path: Path, size: tuple[int, int] | None, expected: int = 0, accept_truncated: bool = False

@@ -22,10 +22,10 @@ def max_workers() -> int:
     return max(2, cpu_count())
 
 
-def check_workers(workers: int, flag: str = "--workers") -> int:
+def check_workers(workers: int, param: str = "workers") -> int:
     if workers < 0 or workers > max_workers():
-        raise UserError(f"{flag} {workers}: this machine has {cpu_count()} CPU(s)",
-                        fix=f"pass {flag} between 0 and {max_workers()}")
+        raise UserError(f"{param}={workers}: this machine has {cpu_count()} CPU(s)",
+                        fix=f"pass {param}= between 0 and {max_workers()}", param=param)
     return workers
 
 

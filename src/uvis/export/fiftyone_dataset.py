@@ -73,9 +73,9 @@ def export_fiftyone(results: list[tuple[VideoItem, VideoResult]], out: str | Pat
     fo = require("fiftyone")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        raise UserError("the FiftyOne export folder is not empty", path=out, fix="pass a new --out")
+        raise UserError("the FiftyOne export folder is not empty", path=out, fix="pass a new out=FOLDER")
     if name is not None and fo.dataset_exists(name):
-        raise UserError(f"a FiftyOne dataset named '{name}' exists already", fix="pass another --name, or delete it "
+        raise UserError(f"a FiftyOne dataset named '{name}' exists already", fix="pass another name=NAME, or delete it "
                         f"with: python -c \"import fiftyone as fo; fo.delete_dataset('{name}')\"")
     with tempfile.TemporaryDirectory() as media:
         dataset = build_dataset(results, Path(media), show_progress=show_progress)

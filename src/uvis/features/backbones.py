@@ -253,18 +253,18 @@ def from_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
-def read_state_dict(path: Path, flag: str = "--weights", expected: str = "the official DINO file") -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, param: str = "dino_weights", expected: str = "the official DINO file") -> dict[str, torch.Tensor]:
     """The backbone tensors of a DINO weights file (``.pth`` or safetensors); a file that does not load is a
     one-line error with the whole reason, saying to delete it or pass another path."""
     try:
         obj = read_tensors(path)
     except Exception as e:
-        raise unreadable_error(path, e, flag, expected) from None
+        raise unreadable_error(path, e, param, expected) from None
     try:
         return _unwrap(obj)
     except ValueError as e:
         raise UserError(f"not a DINO checkpoint ({e})", path=path,
-                        fix=f"pass {expected} with {flag}") from None
+                        fix=f"pass {expected} as {param}=PATH", param=param) from None
 
 
 def official_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -342,8 +342,8 @@ def clip_architecture(model_name: str, tag: str) -> tuple[str, str]:
         if (open_clip.get_pretrained_cfg(arch, known_tag) or {}).get("hf_hub", "").strip("/") == repo:
             return arch, known_tag
     raise UserError(f"unknown CLIP '{model_name}': not in open_clip's table of published weights",
-                    fix="pass --clip-model ARCH --clip-pretrained TAG (see open_clip.list_pretrained()), and the "
-                        "file with --clip-weights if needed")
+                    fix="pass clip_model=ARCH clip_pretrained=TAG (see open_clip.list_pretrained()), and the "
+                        "file as clip_weights=PATH if needed", param="clip_model")
 
 
 def build_clip(model_name: str = "ViT-B-32", *, quick_gelu: bool = True,
@@ -392,12 +392,13 @@ def read_clip_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = read_tensors(path)
     except Exception as e:
-        raise unreadable_error(path, e, "--clip-weights", "an OpenAI CLIP .pt file or an open_clip state_dict()") from None
+        raise unreadable_error(path, e, "clip_weights", "an OpenAI CLIP .pt file or an open_clip state_dict()") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserError("not a CLIP checkpoint (no state dict in it)", path=path,
-                        fix="pass an OpenAI CLIP .pt file or an open_clip state_dict() with --clip-weights")
+                        fix="pass an OpenAI CLIP .pt file or an open_clip state_dict() as clip_weights=PATH",
+                        param="clip_weights")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -413,14 +414,14 @@ def load_clip_weights(model: nn.Module, path: Path) -> None:
     except RuntimeError as e:  # shape mismatches
         first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
         raise UserError(f"weights do not fit the CLIP architecture ({first})", path=path,
-                        fix="pass --clip-model matching the weights file") from None
+                        fix="pass the clip_model=ARCH matching the weights file", param="clip_model") from None
     missing = [k for k in missing if k != "attn_mask"]
     unexpected = [k for k in unexpected if k != "attn_mask"]  # a buffer TorchScript archives also store
     if missing or unexpected:
         shown = ", ".join((missing + unexpected)[:4])
         raise UserError(f"weights do not fit the CLIP architecture ({len(missing)} missing, "
                         f"{len(unexpected)} unexpected keys: {shown})", path=path,
-                        fix="pass --clip-model matching the weights file")
+                        fix="pass the clip_model=ARCH matching the weights file", param="clip_model")
 
 
 # ---------------------------------------------------------------------------------------------- the registry
@@ -437,19 +438,19 @@ class BackboneEntry:
     build: Callable[..., nn.Module]  # keyword options pass through ``create_backbone``
     weights: WeightsSpec | None  # the published checkpoint; None: random initialisation only (test sizes)
     layout: str  # the checkpoint layouts that load
-    flag: str  # the option that passes its file
+    param: str  # the parameter that passes its file
     use: str  # what uvis uses it for (named in ``uvis weights`` and errors)
     arch: DinoArch | None = None
     test_only: bool = False
 
-    def fix(self, flag: str | None = None) -> str:
+    def fix(self, param: str | None = None) -> str:
         """What to do about a file that does not fit."""
-        flag = flag or self.flag
+        param = param or self.param
         if self.weights is None:
-            return "use --init random"
+            return "use init=random"
         source = self.weights.url or f"the Hugging Face hub ({self.weights.hf_repo})"
-        also = ", or pick the matching --backbone" if self.kind == "vit" else ""
-        return f"pass the official {self.weights.filename} ({source}) with {flag}{also}"
+        also = ", or pick the matching backbone" if self.kind == "vit" else ""
+        return f"pass the official {self.weights.filename} ({source}) as {param}=PATH{also}"
 
 
 _DINO_LAYOUT = ("official DINO state dict or training checkpoint (teacher/student, module./backbone. prefixes), "
@@ -461,12 +462,12 @@ def _vit_entry(arch: DinoArch, spec: WeightsSpec | None, name: str | None = None
         return build_vit(arch, **kwargs)
 
     return BackboneEntry(name or arch.name, "vit", spec.title if spec else f"test-only ViT {arch.name}", build, spec,
-                         _DINO_LAYOUT, "--weights", "MaskCut", arch=arch, test_only=arch.name in ("tiny", "tiny_vit"))
+                         _DINO_LAYOUT, "dino_weights", "MaskCut", arch=arch, test_only=arch.name in ("tiny", "tiny_vit"))
 
 
 def _resnet_entry() -> BackboneEntry:
     return BackboneEntry("dino_resnet50", "resnet", RESNET50_SPEC.title, build_resnet50, RESNET50_SPEC,
-                         "torchvision-layout state dict (the classifier, if any, is dropped)", "--backbone-weights",
+                         "torchvision-layout state dict (the classifier, if any, is dropped)", "backbone_weights",
                          "the model's backbone initialisation")
 
 
@@ -479,7 +480,7 @@ def _clip_entry(name: str, tag: str = "openai") -> BackboneEntry:
 
     spec = clip_weights_spec(name, tag)
     return BackboneEntry(name, "clip", spec.title if spec else f"CLIP {name}/{tag}", build, spec,
-                         "OpenAI's TorchScript archive or an open_clip state dict", "--clip-weights", "naming masks")
+                         "OpenAI's TorchScript archive or an open_clip state dict", "clip_weights", "naming masks")
 
 
 def list_backbones(kind: Kind | None = None, *, tests: bool = False) -> list[str]:
@@ -524,61 +525,61 @@ def _pretrained_path(entry: BackboneEntry, pretrained: str | Path | bool | None)
     return None if pretrained is True else pretrained  # type: ignore[return-value]
 
 
-def load_file(model: nn.Module, entry: BackboneEntry, path: Path, flag: str | None = None) -> None:
+def load_file(model: nn.Module, entry: BackboneEntry, path: Path, param: str | None = None) -> None:
     """Load checkpoint ``path`` into ``model`` (built for ``entry``, or any network with its key layout) through
     the strict loader of the entry's layout; a file that does not fit is a ``UserError``."""
-    flag = flag or entry.flag
+    param = param or entry.param
     if entry.kind == "clip":
         load_clip_weights(model, path)
         return
     expected = entry.weights.filename if entry.weights else "the official DINO file"
-    load_strict(model, read_state_dict(path, flag, expected), path, entry.fix(flag))
+    load_strict(model, read_state_dict(path, param, expected), path, entry.fix(param))
 
 
-def validator(name: str, flag: str | None = None) -> Validator:
+def validator(name: str, param: str | None = None) -> Validator:
     """Load a file into backbone ``name``'s architecture: every key and shape must fit (raises ``UserError``)."""
     entry = backbone_entry(name)  # an unknown name fails now, not when a file is checked
 
     def validate(path: Path) -> None:
-        load_file(entry.build(), entry, path, flag)
+        load_file(entry.build(), entry, path, param)
 
     return validate
 
 
-def backbone_need(name: str, weights: str | Path | None = None, flag: str | None = None, use: str | None = None) -> Need:
+def backbone_need(name: str, weights: str | Path | None = None, param: str | None = None, use: str | None = None) -> Need:
     """The weights file backbone ``name`` needs (for ``check_needs``)."""
     entry = backbone_entry(name)
     if entry.weights is None:
         raise UserError(f"{name} is a test backbone with no published weights", fix=entry.fix())
-    flag = flag or entry.flag
-    return Need(entry.weights, weights, flag, validator(name, flag), entry.use if use is None else use)
+    param = param or entry.param
+    return Need(entry.weights, weights, param, validator(name, param), entry.use if use is None else use)
 
 
 def resolve_backbone(name: str, weights: str | Path | None = None, *, download: bool = True,
-                     flag: str | None = None) -> Path:
+                     param: str | None = None) -> Path:
     """The local weights file of backbone ``name`` (found, or downloaded and verified; ``uvis.features.weights``)."""
-    need = backbone_need(name, weights, flag)
-    return resolve(need.spec, weights, download=download, flag=need.flag, validate=need.validate)
+    need = backbone_need(name, weights, param)
+    return resolve(need.spec, weights, download=download, param=need.param, validate=need.validate)
 
 
 def load_pretrained(model: nn.Module, name: str, pretrained: str | Path | bool | None = True, *,
-                    download: bool = True, flag: str | None = None) -> Path:
+                    download: bool = True, param: str | None = None) -> Path:
     """Load backbone ``name``'s checkpoint into ``model`` (which has its key layout): ``pretrained`` True finds
     the published file (``uvis.features.weights``' search order, downloading when allowed), a path is that
     file or a folder holding it. Returns the file used."""
     entry = backbone_entry(name)
-    path = resolve_backbone(name, _pretrained_path(entry, pretrained), download=download, flag=flag)
-    load_file(model, entry, path, flag)
+    path = resolve_backbone(name, _pretrained_path(entry, pretrained), download=download, param=param)
+    load_file(model, entry, path, param)
     return path
 
 
 def create_backbone(name: str, pretrained: str | Path | bool | None = None, *, download: bool = True,
-                    flag: str | None = None, **kwargs: Any) -> nn.Module:
+                    param: str | None = None, **kwargs: Any) -> nn.Module:
     """Build backbone ``name`` (keyword options go to its builder, e.g. ``pos_embed`` and ``dynamic_img_pad`` of
     a ViT) and, unless ``pretrained`` is None/False, load its checkpoint (``load_pretrained``); the file used is
     kept as ``model.weights_path``."""
     entry = backbone_entry(name)
     model = entry.build(**kwargs)
     if pretrained is not None and pretrained is not False:
-        model.weights_path = load_pretrained(model, name, pretrained, download=download, flag=flag)  # type: ignore[assignment]
+        model.weights_path = load_pretrained(model, name, pretrained, download=download, param=param)  # type: ignore[assignment]
     return model

@@ -14,7 +14,6 @@ import torch
 
 from uvis.errors import UserError
 
-CHOICES = "auto, cpu, cuda or cuda:N"
 
 
 def _local_rank() -> int | None:
@@ -23,9 +22,9 @@ def _local_rank() -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def choose_device(spec: str | torch.device | None = "auto", *, parameter: str = "--device") -> torch.device:
-    """The ``torch.device`` of a device value (see the module's text); ``parameter`` is the name the error uses
-    (``--device`` on the command line, ``device`` in the Python API)."""
+def choose_device(spec: str | torch.device | None = "auto", *, parameter: str = "device") -> torch.device:
+    """The ``torch.device`` of a device value (see the module's text); ``parameter`` is the parameter the error
+    names (the CLI shows it as its ``--device`` flag)."""
     if spec is None or str(spec).strip() == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
@@ -33,17 +32,19 @@ def choose_device(spec: str | torch.device | None = "auto", *, parameter: str = 
         if rank is not None and rank < torch.cuda.device_count():
             return torch.device("cuda", rank)
         return torch.device("cuda")
+    use = f"use {parameter}=auto, cpu, cuda or cuda:N"
     try:
         dev = torch.device(spec.strip() if isinstance(spec, str) else spec)
     except (RuntimeError, TypeError, ValueError):
-        raise UserError(f"unknown {parameter} '{spec}'", fix=f"use {parameter} {CHOICES}") from None
+        raise UserError(f"unknown {parameter}={str(spec)!r}", fix=use, param=parameter) from None
     if dev.type not in ("cpu", "cuda"):  # mps, xpu, meta ...: torch knows them, uvis does not run on them
-        raise UserError(f"{parameter} {spec}: uvis runs on a CPU or a CUDA GPU only", fix=f"use {parameter} {CHOICES}")
+        raise UserError(f"{parameter}={spec}: uvis runs on a CPU or a CUDA GPU only", fix=use, param=parameter)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"{parameter} {spec} but no CUDA device is visible", fix=f"use {parameter} cpu or auto")
+        raise UserError(f"{parameter}={spec} but no CUDA device is visible", fix=f"use {parameter}=cpu or auto",
+                        param=parameter)
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise UserError(f"no GPU '{spec}': {torch.cuda.device_count()} visible",
-                        fix=f"use {parameter} cuda:N with N < {torch.cuda.device_count()}, or cuda")
+                        fix=f"use {parameter}=cuda:N with N < {torch.cuda.device_count()}, or cuda", param=parameter)
     return dev
 
 

@@ -35,11 +35,11 @@ class DinoFeatures:
     """A DINO ViT that returns last-block attention keys and patch tokens for a batch of images."""
 
     def __init__(self, name: str, weights: str | Path | None = None, device: str | torch.device | None = None,
-                 *, model: nn.Module | None = None, amp: bool = True, download: bool = True, flag: str = "--weights"):
+                 *, model: nn.Module | None = None, amp: bool = True, download: bool = True, param: str = "dino_weights"):
         self.arch = vit_spec(name)[0]
         self.device = choose_device(device)
         if model is None:
-            model = create_backbone(name, True if weights is None else weights, download=download, flag=flag)
+            model = create_backbone(name, True if weights is None else weights, download=download, param=param)
         self.model = model.to(self.device).eval()
         self.amp_dtype = autocast_dtype(self.device) if amp else None
         self._qkv: torch.Tensor | None = None

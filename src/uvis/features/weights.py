@@ -67,12 +67,12 @@ Validator = Callable[[Path], None]
 
 @dataclass(eq=False)
 class Need:
-    """One weights file a command needs: its spec, the path the user gave, the flag that gives it, and a check
+    """One weights file a command needs: its spec, the path the user gave, the parameter that gives it, and a check
     that loads a file and compares its keys and shapes with the architecture (raises ``UserError``)."""
 
     spec: WeightsSpec
     path: str | Path | None = None
-    flag: str = "--weights"
+    param: str = "dino_weights"
     validate: Validator | None = field(default=None, repr=False)
     use: str = ""  # what it is used for, e.g. "MaskCut features"
 
@@ -130,39 +130,42 @@ def places(spec: WeightsSpec) -> list[str]:
     return out
 
 
-def find_local(spec: WeightsSpec, path: str | Path | None = None, flag: str = "--weights") -> Path | None:
+def find_local(spec: WeightsSpec, path: str | Path | None = None, param: str = "dino_weights") -> Path | None:
     """The local file for ``spec`` (no download), None when there is none; a user's path that is not there is
     an error (never quietly replaced by another copy)."""
     if path is not None and not Path(path).exists():
-        raise WeightsNotFoundError("weights file not found", path=path, fix=f"pass the path of {spec.filename} with {flag}")
+        raise WeightsNotFoundError("weights file not found", path=path, fix=f"pass the path of {spec.filename} as {param}=PATH",
+                                   param=param)
     if path is not None and Path(path).is_dir() and not (Path(path) / spec.filename).is_file():
         raise WeightsNotFoundError(f"the folder holds no {spec.filename}", path=path,
-                                   fix=f"put {spec.filename} there, or pass the file itself with {flag}")
+                                   fix=f"put {spec.filename} there, or pass the file itself as {param}=FILE",
+                                   param=param)
     for candidate in candidate_paths(spec, path):
         if candidate.is_file():
             return candidate
     return _hf_cached(spec)
 
 
-def resolve(spec: WeightsSpec, path: str | Path | None = None, *, download: bool = True, flag: str = "--weights",
+def resolve(spec: WeightsSpec, path: str | Path | None = None, *, download: bool = True, param: str = "dino_weights",
             validate: Validator | None = None) -> Path:
     """Return a local file holding ``spec``'s weights, downloading (and verifying) it if needed and allowed.
 
-    ``flag`` is the command-line option that passes a path for these weights (named in the error).
+    ``param`` is the parameter that passes a path for these weights (named in the error; the CLI shows its param).
     """
-    found = find_local(spec, path, flag)
+    found = find_local(spec, path, param)
     if found is not None:
         return found
     if download:
         if spec.url:
-            return download_file(spec, hub_cache_dir() / spec.filename, validate, flag)
+            return download_file(spec, hub_cache_dir() / spec.filename, validate, param)
         if spec.hf_repo and not hf_offline():
-            return hf_download(spec, validate, flag)
-    raise missing_weights_error(spec, flag)
+            return hf_download(spec, validate, param)
+    raise missing_weights_error(spec, param)
 
 
-def missing_weights_error(spec: WeightsSpec, flag: str = "--weights") -> WeightsNotFoundError:
-    return WeightsNotFoundError(f"pretrained weights {missing_description(spec)}", fix=missing_fix(spec, flag))
+def missing_weights_error(spec: WeightsSpec, param: str = "dino_weights") -> WeightsNotFoundError:
+    return WeightsNotFoundError(f"pretrained weights {missing_description(spec)}", fix=missing_fix(spec, param),
+                                param=param)
 
 
 def missing_description(spec: WeightsSpec) -> str:
@@ -173,15 +176,15 @@ def missing_description(spec: WeightsSpec) -> str:
     return f"{spec.label} not found in {' or '.join(places(spec))} and not downloaded from {source}{offline}"
 
 
-def missing_fix(spec: WeightsSpec, flag: str) -> str:
+def missing_fix(spec: WeightsSpec, param: str) -> str:
     if not spec.url and not spec.hf_repo:
-        return f"pass the weights file with {flag}"
+        return f"pass the weights file as {param}=FILE"
     if spec.url:
         where = ' or '.join(places(spec)[:2])
         return (f"run `uvis weights download` where there is network access, or download {spec.url} and put it "
-                f"at {where}, or pass its path with {flag}, or set ${MIRROR_ENV} to a server holding it")
+                f"at {where}, or pass its path as {param}=PATH, or set ${MIRROR_ENV} to a server holding it")
     return (f"run `uvis weights download` where there is network access (unset HF_HUB_OFFLINE), or pass the file "
-            f"with {flag}")
+            f"as {param}=FILE")
 
 
 # ---------------------------------------------------------------------------------------------- downloads
@@ -228,7 +231,7 @@ def _matches_sha(digest: str, expected: str | None) -> bool:
     return not expected or digest.startswith(expected.lower())
 
 
-def download_file(spec: WeightsSpec, target: Path, validate: Validator | None = None, flag: str = "--weights") -> Path:
+def download_file(spec: WeightsSpec, target: Path, validate: Validator | None = None, param: str = "dino_weights") -> Path:
     """Download ``spec`` to ``target``: verified (size, sha256, loadable) in a temporary file, then moved into place."""
     from tqdm import tqdm
 
@@ -237,7 +240,7 @@ def download_file(spec: WeightsSpec, target: Path, validate: Validator | None = 
 
     def fail(reason: str) -> DownloadError:
         return DownloadError(f"pretrained weights {spec.label} not found in {' or '.join(places(spec))}, and the "
-                             f"download from {url} failed: {reason}", fix=missing_fix(spec, flag))
+                             f"download from {url} failed: {reason}", fix=missing_fix(spec, param))
 
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -292,7 +295,7 @@ def download_file(spec: WeightsSpec, target: Path, validate: Validator | None = 
         tmp.unlink(missing_ok=True)
 
 
-def hf_download(spec: WeightsSpec, validate: Validator | None = None, flag: str = "--weights") -> Path:
+def hf_download(spec: WeightsSpec, validate: Validator | None = None, param: str = "dino_weights") -> Path:
     """Download ``spec`` from the Hugging Face hub into its cache (huggingface_hub checks its hashes), then load it."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
@@ -307,7 +310,7 @@ def hf_download(spec: WeightsSpec, validate: Validator | None = None, flag: str 
             continue
         except Exception as e:  # network errors of every kind; huggingface_hub wraps them in its own types
             raise DownloadError(f"pretrained weights {spec.label}: download from the Hugging Face hub failed: "
-                                f"{type(e).__name__}: {' '.join(str(e).split())}", fix=missing_fix(spec, flag)) from None
+                                f"{type(e).__name__}: {' '.join(str(e).split())}", fix=missing_fix(spec, param)) from None
         if validate is not None:
             try:
                 validate(path)
@@ -317,13 +320,13 @@ def hf_download(spec: WeightsSpec, validate: Validator | None = None, flag: str 
                 blob.unlink(missing_ok=True)
                 raise DownloadError(f"pretrained weights {spec.label}: the file downloaded from the Hugging Face hub "
                                     f"is not the expected weights ({_reason_of(e)}); it was deleted",
-                                    fix=f"check the repository name, or pass the weights path with {flag}") from None
+                                    fix=f"check the repository name, or pass the weights path as {param}=PATH") from None
         return path
-    raise DownloadError(f"pretrained weights {spec.label}: {'; '.join(reasons)}", fix=missing_fix(spec, flag))
+    raise DownloadError(f"pretrained weights {spec.label}: {'; '.join(reasons)}", fix=missing_fix(spec, param))
 
 
 def _reason_of(error: UserError) -> str:
-    return str(error).split(" — fix: ")[0]
+    return f"{error.path}: {error.message}" if error.path else error.message
 
 
 # ------------------------------------------------------------------------------------------------ digests
@@ -371,13 +374,13 @@ def read_tensors(path: Path) -> object:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def unreadable_error(path: Path, error: BaseException, flag: str, expected: str) -> UserError:
+def unreadable_error(path: Path, error: BaseException, param: str, expected: str) -> UserError:
     """A weights file that does not load: the whole reason, and what to do with the file."""
     reason = " ".join(f"{type(error).__name__}: {error}".split())
     cached = _in_a_cache(path)
-    fix = (f"delete it (a later run downloads it again), or pass the weights path with {flag}" if cached
-           else f"delete it, or pass the path of {expected} with {flag}")
-    return UserError(f"cannot read weights ({reason})", path=path, fix=fix)
+    fix = (f"delete it (a later run downloads it again), or pass the weights path as {param}=PATH" if cached
+           else f"delete it, or pass the path of {expected} as {param}=PATH")
+    return UserError(f"cannot read weights ({reason})", path=path, fix=fix, param=param)
 
 
 def _in_a_cache(path: Path) -> bool:
@@ -396,7 +399,7 @@ def check_needs(needs: Sequence[Need], *, download: bool = True) -> list[Path]:
     problems: list[WeightsNotFoundError] = []
     for need in needs:
         try:
-            found.append(resolve(need.spec, need.path, download=download, flag=need.flag, validate=need.validate))
+            found.append(resolve(need.spec, need.path, download=download, param=need.param, validate=need.validate))
         except WeightsNotFoundError as e:
             problems.append(e)
     if not problems:

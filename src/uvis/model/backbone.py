@@ -27,7 +27,7 @@ from uvis.features import backbones
 
 # The model's ViTs: the registry's, but not stage 1's test-size ``tiny`` (here ``tiny`` is a ResNet)
 VITS = [n for n in backbones.list_backbones("vit", tests=True) if n != "tiny"]
-FLAG = "--backbone-weights"
+PARAM = "backbone_weights"
 
 
 def build_backbone(name: str, *, freeze_bn: bool = False) -> ResNetBackbone | ViTBackbone:
@@ -57,7 +57,7 @@ class ResNetBackbone(nn.Module):
     def load_dino(self, path: str | Path | None = None, *, download: bool = True) -> Path:
         """Load the DINO ResNet-50 weights (found via ``uvis.features.weights``); returns the file used."""
         return backbones.load_pretrained(self.net, "dino_resnet50", True if path is None else path,
-                                         download=download, flag=FLAG)
+                                         download=download, param=PARAM)
 
 
 class ViTBackbone(nn.Module):
@@ -97,4 +97,4 @@ class ViTBackbone(nn.Module):
 
     def load_dino(self, path: str | Path | None = None, *, download: bool = True) -> Path:
         return backbones.load_pretrained(self.net, self.name, True if path is None else path, download=download,
-                                         flag=FLAG)
+                                         param=PARAM)

@@ -58,7 +58,7 @@ class ModelConfig:
             return ModelConfig.tiny(num_classes)
         if name == "default":
             return ModelConfig.default(num_classes)
-        raise UserError(f"unknown model config '{name}'", fix="use --config tiny or --config default")
+        raise UserError(f"unknown preset '{name}'", fix="use preset=tiny or preset=default", param="preset")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

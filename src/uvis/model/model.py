@@ -77,5 +77,5 @@ def build_model(config: ModelConfig, *, init: str = "random", backbone_weights: 
     elif init != "random":
         from uvis.errors import UserError
 
-        raise UserError(f"unknown --init '{init}'", fix="use --init dino or --init random")
+        raise UserError(f"unknown init={init!r}", fix="use init=dino or init=random", param="init")
     return model

@@ -80,7 +80,7 @@ class FramePredictor:
         """Report these classes (ids 1..N in order with a CLIP head, else the trained ids of known names)."""
         names = [str(n).strip() for n in names if str(n).strip()]
         if not names:
-            raise UserError("empty class list", fix="pass class names, e.g. --classes 'dog,skateboard'")
+            raise UserError("empty class list", fix="pass class names, e.g. classes=dog,skateboard", param="classes")
         if not self.open_vocabulary:
             from uvis.track.segmenter import restrict_vocabulary
 
@@ -98,7 +98,8 @@ class FramePredictor:
         if clip.embed_dim != self.model.config.clip_dim:
             raise UserError(f"CLIP {clip.name} embeds in {clip.embed_dim}-d, the model's CLIP head in "
                             f"{self.model.config.clip_dim}-d", path=clip.weights_path,
-                            fix="pass the weights of the CLIP the training embeddings were made with (--clip-weights)")
+                            fix="pass the weights of the CLIP the training embeddings were made with as clip_weights=PATH",
+                            param="clip_weights")
         templates = TEMPLATE_SETS.get(self.clip_info.get("templates", "imagenet80"), TEMPLATE_SETS["imagenet80"])
         text = class_embeddings(clip, vocab, templates)
         self.set_text_embeddings(vocab.names, text, self.clip_info.get("logit_scale", clip.logit_scale))
@@ -146,7 +147,7 @@ class FramePredictor:
         for name in ("config.json", "vocabulary.json"):
             if not (run / name).is_file():
                 raise UserError(f"not a training run folder (no {name})", path=run,
-                                fix="pass the --out of uvis train (or of uvis run)")
+                                fix="pass the output folder of uvis train (or of uvis run)", param="model")
         try:
             config = json.loads((run / "config.json").read_text())
             vocab = [(int(c["id"]), str(c["name"])) for c in json.loads((run / "vocabulary.json").read_text())]
@@ -155,7 +156,7 @@ class FramePredictor:
             clip_info = json.loads((run / "clip.json").read_text()) if (run / "clip.json").is_file() else None
         except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSONDecodeError is a ValueError
             raise UserError(f"the run's config.json, vocabulary.json or clip.json is damaged ({type(e).__name__}: {e})",
-                            path=run, fix="pass the --out of a uvis train run, or train it again") from None
+                            path=run, fix="pass the output folder of a uvis train run, or train it again", param="model") from None
         weights = FramePredictor.weights_file(run)
         if weights is None:
             raise UserError("the run has no weights yet", path=run, fix="train it (or resume it) to the end")

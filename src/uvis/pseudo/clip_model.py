@@ -75,22 +75,23 @@ def clip_need(cfg: ClipConfig, use: str = "naming masks") -> Need:
     if spec is None:
         label = cfg.model_name if cfg.model_cfg is not None else f"{cfg.model_name}/{cfg.pretrained_tag}"
         spec = WeightsSpec(filename=Path(cfg.weights).name if cfg.weights else f"CLIP {label}", url="",
-                           title=f"CLIP {label}, no published file known: pass it with --clip-weights")
-    return Need(spec, cfg.weights, "--clip-weights", clip_validator(cfg), use)
+                           title=f"CLIP {label}, no published file known: pass it as clip_weights=PATH")
+    return Need(spec, cfg.weights, "clip_weights", clip_validator(cfg), use)
 
 
 def find_weights(cfg: ClipConfig) -> Path:
     """The local weights file for ``cfg`` (downloaded and verified when allowed); WeightsNotFoundError otherwise."""
     spec = clip_weights_spec(cfg.model_name, cfg.pretrained_tag) if cfg.model_cfg is None else None
     if spec is not None:
-        return resolve(spec, cfg.weights, download=cfg.download, flag="--clip-weights", validate=clip_validator(cfg))
+        return resolve(spec, cfg.weights, download=cfg.download, param="clip_weights", validate=clip_validator(cfg))
     if cfg.weights is not None and Path(cfg.weights).is_file():
         return Path(cfg.weights)
     if cfg.weights is not None and not Path(cfg.weights).exists():
         raise WeightsNotFoundError("CLIP weights file not found", path=cfg.weights,
-                                   fix="pass the path of an existing weights file with --clip-weights")
+                                   fix="pass the path of an existing weights file as clip_weights=PATH",
+                                   param="clip_weights")
     raise WeightsNotFoundError(f"no published weights file is known for CLIP {cfg.model_name}/{cfg.pretrained_tag}",
-                               fix="pass the weights file itself with --clip-weights FILE")
+                               fix="pass the weights file itself as clip_weights=FILE", param="clip_weights")
 
 
 def _tokenizer(cfg: ClipConfig) -> Any:

@@ -121,7 +121,7 @@ def _check_folder(out_dir: Path, settings: dict[str, Any]) -> None:
     old = _saved_settings(out_dir)
     if old is not None:
         check_settings(old, settings, what="the folder holds pseudo-labels made", folder=out_dir,
-                       fix="use another --out, the same settings, or --overwrite to discard them")
+                       fix="use another out=FOLDER, the same settings, or overwrite=True to discard them")
 
 
 def _is_stale(out_dir: Path, settings: dict[str, Any]) -> bool:
@@ -267,7 +267,7 @@ def label_collection(
     group = group or Group.solo()
     out_dir = Path(out_dir)
     if batch_size < 1:
-        raise UserError(f"bad batch size {batch_size}", fix="use --batch-size >= 1")
+        raise UserError(f"bad batch size {batch_size}", fix="use batch_size=1 or more", param="batch_size")
     stale = _is_stale(out_dir, job.settings)
     if stale and not overwrite:
         _check_folder(out_dir, job.settings)  # before loading any model

@@ -91,9 +91,9 @@ class MaskCutConfig:
         if self.solver not in SOLVERS:
             raise UserError(f"unknown eigen-solver '{self.solver}'", fix=f"use one of {', '.join(SOLVERS)}")
         if self.num_masks < 1 or self.resolution < 16:
-            raise UserError("num_masks must be >= 1 and resolution >= 16", fix="check --num-masks / --resolution")
+            raise UserError("num_masks must be >= 1 and resolution >= 16", fix="check num_masks= and resolution=")
         if not -1.0 < self.tau < 1.0:  # a cosine threshold outside (-1, 1), or NaN, leaves no graph to cut
-            raise UserError(f"tau {self.tau} is not a cosine similarity in (-1, 1)", fix="pass e.g. --tau 0.15")
+            raise UserError(f"tau {self.tau} is not a cosine similarity in (-1, 1)", fix="pass e.g. tau=0.15", param="tau")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -390,7 +390,8 @@ def crf_available() -> bool:
 
 def require_crf() -> None:
     if not crf_available():
-        raise UserError("--crf needs the pydensecrf2 package", fix="pip install 'uvis[crf]' (or pydensecrf2), or drop --crf")
+        raise UserError("crf=True needs the pydensecrf2 package", fix="pip install 'uvis[crf]' (or pydensecrf2), or drop crf=True",
+                        param="crf")
 
 
 def crf_refine(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -445,7 +446,7 @@ class MaskCut:
             require_crf()
         if config.resolution % features.patch_size:
             raise UserError(f"resolution {config.resolution} is not a multiple of the patch size {features.patch_size}",
-                            fix=f"use a --resolution divisible by {features.patch_size}")
+                            fix=f"use a resolution= divisible by {features.patch_size}", param="resolution")
         self.features = features
         self.config = config
         self.timings = Timings()

@@ -62,7 +62,7 @@ class MotionCutConfig:
         if self.refine not in REFINEMENTS:
             raise UserError(f"unknown refinement '{self.refine}'", fix=f"use one of {', '.join(REFINEMENTS)}")
         if self.num_masks < 1:
-            raise UserError(f"num_masks {self.num_masks}", fix="use --num-masks >= 1")
+            raise UserError(f"num_masks {self.num_masks}", fix="use num_masks=1 or more", param="num_masks")
         for name in ("sigma", "min_contrast", "pixel_threshold"):
             if not getattr(self, name) > 0:
                 raise UserError(f"motion cut {name} {getattr(self, name)}", fix=f"use a positive {name}")

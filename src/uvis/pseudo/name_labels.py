@@ -67,7 +67,7 @@ def _video_frames(source: Collection | FrameReader, video: YtvisVideo,
     item = next((it for it in source.items if it.video_id == video_id), None)
     if item is None:
         raise UserError(f"video {video_id} of the pseudo-labels is not in {source.root}", path=source.root,
-                        fix="pass the same --data the pseudo-labels were made from")
+                        fix="pass the same data the pseudo-labels were made from (data=PATH)")
     if item.path.is_dir():
         base = item.path if item.file_names is not None else item.path.parent
         for i in needed:
@@ -78,18 +78,18 @@ def _video_frames(source: Collection | FrameReader, video: YtvisVideo,
             if not path.is_file():
                 raise UserError(f"frame {video.file_names[i]} of video {item.name}, listed in the pseudo-labels, "
                                 f"is missing under {base}", path=path,
-                                fix="pass the same --data the pseudo-labels were made from")
+                                fix="pass the same data the pseudo-labels were made from (data=PATH)")
             frame = read_image(path)
             if frame.shape[:2] != size:
                 raise UserError(f"frame {video.file_names[i]} is {frame.shape[1]}x{frame.shape[0]} but its "
                                 f"pseudo-labels are {size[1]}x{size[0]}", path=path,
-                                fix="pass the same --data the pseudo-labels were made from")
+                                fix="pass the same data the pseudo-labels were made from (data=PATH)")
             yield i, frame
         return
     opened = item.open()
     if opened.size != size:
         raise UserError(f"video {item.name} is {opened.width}x{opened.height} but its pseudo-labels are "
-                        f"{size[1]}x{size[0]}", path=item.path, fix="pass the same --data the pseudo-labels were made from")
+                        f"{size[1]}x{size[0]}", path=item.path, fix="pass the same data the pseudo-labels were made from (data=PATH)")
     wanted = set(needed)
     for i, frame in enumerate(opened):
         if i in wanted:
@@ -99,7 +99,7 @@ def _video_frames(source: Collection | FrameReader, video: YtvisVideo,
                 return
     if wanted:
         raise UserError(f"video {item.name} ended before frame {min(wanted)}", path=item.path,
-                        fix="pass the same --data the pseudo-labels were made from")
+                        fix="pass the same data the pseudo-labels were made from (data=PATH)")
 
 
 def _crop_key(clip: ClipModel, cfg: NamingConfig) -> dict:

@@ -47,7 +47,7 @@ class NamingConfig:
         if self.background not in BACKGROUNDS:
             raise UserError(f"unknown background mode '{self.background}'", fix=f"use one of {', '.join(BACKGROUNDS)}")
         if not 0 <= self.context < math.inf:  # NaN too
-            raise UserError(f"context must be >= 0, got {self.context}", fix="pass e.g. --context 0.1")
+            raise UserError(f"context must be >= 0, got {self.context}", fix="pass e.g. context=0.1", param="context")
         if self.batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {self.batch_size}", fix="pass a positive batch size")
 

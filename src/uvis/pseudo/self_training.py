@@ -49,8 +49,7 @@ class SelfTrainingConfig:
         for name in ("min_score", "max_overlap"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                flag = "--min-score" if name == "min_score" else "max_overlap"
-                raise UserError(f"{flag} {value} is outside [0, 1]", fix=f"pass a {flag} between 0 and 1")
+                raise UserError(f"{name}={value} is outside [0, 1]", fix=f"pass a {name}= between 0 and 1", param=name)
 
 
 def select_predictions(dets: FrameDetections, vocabulary_ids: list[int], config: SelfTrainingConfig

@@ -108,7 +108,7 @@ class Vocabulary:
     def from_categories(categories: list[Category]) -> Vocabulary:
         """A dataset's categories, keeping their ids (so the output can be evaluated on that dataset)."""
         if not categories:
-            raise UserError("the dataset has no categories", fix="pass the class names with --classes")
+            raise UserError("the dataset has no categories", fix="pass the class names as classes=\"a,b,c\"", param="classes")
         voc = Vocabulary.from_names([c.name for c in categories])
         return Vocabulary(voc.names, tuple(int(c.id) for c in categories))
 
@@ -143,7 +143,7 @@ def choose_vocabulary(
     classes: str | Sequence[str] | None,
     *candidates: Sequence[Category],
     source: str | Path | None = None,
-    fix: str = "pass the class names with --classes \"a,b,c\" or --classes FILE",
+    fix: str = "pass the class names as classes=\"a,b,c\" or classes=FILE",
 ) -> Vocabulary:
     """The vocabulary to name with: ``classes`` when given (a ``--classes`` spec or a list of names), else the
     first non-empty of ``candidates`` (e.g. the dataset's categories, then the file's own), else a UserError."""

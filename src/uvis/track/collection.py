@@ -190,7 +190,7 @@ def _check_settings(record: dict[str, Any], settings: dict[str, Any], path: Path
     old = record.get("settings")
     if old is not None:
         check_settings(old, settings, what="this video was segmented", folder=path, nested=False,
-                       fix="use another --out, the same settings, or delete the output folder's videos/ to redo")
+                       fix="use another out=FOLDER, the same settings, or delete the output folder's videos/ to redo")
 
 
 def result_from_record(item: VideoItem, record: dict[str, Any], vocabulary: list[tuple[int, str]] | None = None,
@@ -225,7 +225,7 @@ def load_output_folder(out: str | Path) -> list[tuple[VideoItem, VideoResult]]:
     paths = sorted((out / "videos").glob("*.json"))
     if not paths:
         raise UserError("no finished videos (videos/*.json) in this folder", path=out,
-                        fix="pass the --out folder of uvis segment (or the segment/ folder of a uvis run)")
+                        fix="pass the output folder of uvis segment (or the segment/ folder of a uvis run)")
     found = []
     for path in paths:
         try:
@@ -238,7 +238,7 @@ def load_output_folder(out: str | Path) -> list[tuple[VideoItem, VideoResult]]:
         source = record.get("source")
         if not source:
             raise UserError("this record does not say where its frames are", path=path,
-                            fix="pass the input the folder was made from with --data")
+                            fix="pass the input the folder was made from as data=PATH")
         rate = record.get("summary", {}).get("frame_rate")
         item = VideoItem(int(record["video_id"]), str(record["name"]), Path(source["path"]), source.get("file_names"),
                          fps=float(rate) if rate else None)

@@ -143,7 +143,7 @@ class VideoResult:
 
 
 OPEN_VOCABULARY_FIX = ("pick classes the model knows; free-form class names need an open-vocabulary predictor "
-                       "(CLIP embeddings, as in --model none)")
+                       "(CLIP embeddings, as in model=none)")
 
 
 def restrict_vocabulary(
@@ -194,7 +194,7 @@ class Segmenter:
         if vocabulary is not None:
             names = [str(n).strip() for n in vocabulary if str(n).strip()]
             if not names:
-                raise UserError("empty class list", fix="pass class names, e.g. --classes 'dog,skateboard'")
+                raise UserError("empty class list", fix="pass class names, e.g. classes=dog,skateboard", param="classes")
             if hasattr(frame_predictor, "set_vocabulary"):
                 frame_predictor.set_vocabulary(names)
                 self.vocabulary = list(frame_predictor.vocabulary)
@@ -212,7 +212,7 @@ class Segmenter:
             from uvis.model.predictor import FramePredictor as ModelPredictor
         except ImportError:
             raise UserError("this uvis install has no trained-model predictor (uvis.model.predictor)",
-                            path=run_dir, fix="update uvis, or use --model none for the training-free path") from None
+                            path=run_dir, fix="update uvis, or use model=none for the training-free path") from None
         return cls(ModelPredictor.from_run(run_dir, device), **kwargs)
 
     def _prepare(self, det: FrameDetections) -> FrameDetections:

@@ -77,7 +77,7 @@ class TrainConfig:
 
         name = self.model.backbone
         if name in VITS:  # a DINO ViT (the test-size one has no file: its loader says so)
-            return [backbone_need(name, self.backbone_weights, "--backbone-weights", "the model's backbone initialisation")
+            return [backbone_need(name, self.backbone_weights, "backbone_weights", "the model's backbone initialisation")
                     ] if backbone_entry(name).weights is not None else []
         return [backbone_need("dino_resnet50", self.backbone_weights)]
 
@@ -111,12 +111,12 @@ class TrainConfig:
             ("loss.clip_weight", self.loss.clip_weight, NON_NEGATIVE),
         ):
             finite_number(value, name, path=where, allowed=allowed,
-                          fix=f"set {name} to a number {allowed.describe()} (flag --{name.split('.')[-1].replace('_', '-')})")
+                          fix=f"set {name}= to a number {allowed.describe()}", param=name)
         size = self.image_size
         if not (isinstance(size, (tuple, list)) and len(size) == 2
                 and all(isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 8192 for v in size)):
             raise UserError(f"image_size {list(size) if isinstance(size, tuple) else size!r} is not [height, width] "
-                            "of 32..8192 pixels", path=where, fix="set image_size to e.g. [360, 640] (--image-size 360x640)")
+                            "of 32..8192 pixels", path=where, fix="set image_size to e.g. [360, 640]", param="image_size")
         self.num_workers = min(int(self.num_workers), max_workers())
 
     @staticmethod

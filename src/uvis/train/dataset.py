@@ -69,7 +69,7 @@ def resolve_frame_paths(data: str | Path, pseudo: PseudoLabels) -> dict[int, lis
         item = item or by_id.get(v.id)
         if item is None:
             raise UserError(f"video {v.name or v.id} of the pseudo-label file is not in the data", path=data,
-                            fix="pass the --data the pseudo-labels were made from")
+                            fix="pass the data the pseudo-labels were made from (data=PATH)")
         if item.file_names is not None:
             paths = [item.path / n for n in item.file_names]
         elif item.path.is_dir():
@@ -79,7 +79,7 @@ def resolve_frame_paths(data: str | Path, pseudo: PseudoLabels) -> dict[int, lis
                             fix="extract its frames into a folder (ffmpeg -i VIDEO DIR/%05d.jpg) and pass that")
         if len(paths) != v.length:
             raise UserError(f"video {item.name} has {len(paths)} frames but the pseudo-labels {v.length}", path=data,
-                            fix="pass the --data the pseudo-labels were made from")
+                            fix="pass the data the pseudo-labels were made from (data=PATH)")
         out[v.id] = paths
     return out
 
@@ -143,7 +143,7 @@ class FrameDataset(torch.utils.data.Dataset):
                     rows = (np.stack(clip) if clip else np.zeros((0, dim), np.float32)) if dim else None
                     samples.append(FrameSample(path, segs, labels, rows))
         if not samples:
-            raise UserError("no frame has a pseudo-label to train on", fix="check the pseudo-label file and --min-score")
+            raise UserError("no frame has a pseudo-label to train on", fix="check the pseudo-label file and min_score=")
         ds = FrameDataset(samples, **kw)
         ds.dropped = dropped
         return ds

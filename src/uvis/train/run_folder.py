@@ -128,14 +128,14 @@ class RunFolder:
             return json.loads((self.path / name).read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise UserError(f"the run's {name} is damaged ({type(e).__name__})", path=self.path / name,
-                            fix="restore it, or train the run again with another --out") from None
+                            fix="restore it, or train the run again with another out=RUN_DIR") from None
 
     def read_config(self) -> dict[str, Any]:
         """The run's stored training config (``TrainConfig.from_json`` takes it)."""
         config = self._read_json(CONFIG)
         if not isinstance(config, dict):
             raise UserError("the run's config.json is not a training config", path=self.config_path,
-                            fix="restore it, or train the run again with another --out")
+                            fix="restore it, or train the run again with another out=RUN_DIR")
         return config
 
     def read_vocabulary(self) -> list[tuple[int, str]]:
@@ -145,7 +145,7 @@ class RunFolder:
             return [(int(c["id"]), str(c["name"])) for c in data]
         except (TypeError, KeyError, ValueError):
             raise UserError("the run's vocabulary.json is not a list of {id, name}", path=self.vocabulary_path,
-                            fix="restore it, or train the run again with another --out") from None
+                            fix="restore it, or train the run again with another out=RUN_DIR") from None
 
     def read_clip(self) -> dict[str, Any] | None:
         """Which CLIP the head was distilled from; None for a run without a CLIP head."""
@@ -154,7 +154,7 @@ class RunFolder:
         info = self._read_json(CLIP_INFO)
         if not isinstance(info, dict):
             raise UserError("the run's clip.json is not a table", path=self.clip_path,
-                            fix="restore it, or train the run again with another --out")
+                            fix="restore it, or train the run again with another out=RUN_DIR")
         return info
 
     def read_metrics(self) -> list[dict[str, Any]]:

@@ -56,7 +56,7 @@ def check_resume(stored: TrainConfig, current: TrainConfig, folder: RunFolder, *
     check_settings(stored.to_json(), current.to_json(), may_change=RESUME_OVERRIDES + _DERIVED,
                    what="the run to resume was made", folder=folder.config_path, message=message,
                    fix="pass the run's own values or leave them out (only the step count, paths and operational "
-                       "settings may change), or train a new run in another output folder (--out)")
+                       "settings may change), or train a new run in another output folder (out=RUN_DIR)")
 
 
 class WarmupPoly:
@@ -75,15 +75,15 @@ def pick_device(name: str, local_rank: int = 0, *, distributed_run: bool = False
     """``auto``, ``cpu``, ``cuda`` (under torchrun: the GPU of the process's local rank) or ``cuda:N``, checked by
     ``uvis.features.device.choose_device``; training runs on a CPU or CUDA only."""
     if name not in ("auto", "cpu") and not name.startswith("cuda"):
-        raise UserError(f"unknown --device '{name}'", fix="use --device auto, cpu, cuda or cuda:N")
+        raise UserError(f"unknown device={name!r}", fix="use device=auto, cpu, cuda or cuda:N", param="device")
     dev = choose_device(name)
     if dev.type != "cuda":
         return dev
     if name == "auto" or dev.index is None:
         return torch.device("cuda", local_rank)
     if distributed_run:
-        raise UserError(f"--device {name} under torchrun", fix="use --device cuda: each process takes the GPU "
-                                                               "of its LOCAL_RANK")
+        raise UserError(f"device={name} under torchrun", param="device",
+                        fix="use device=cuda: each process takes the GPU of its LOCAL_RANK")
     return dev
 
 
@@ -192,7 +192,7 @@ def read_train_config(run: RunFolder) -> TrainConfig:
         return TrainConfig.from_json(data)
     except (TypeError, ValueError, AttributeError, KeyError):
         raise UserError("not a training config", path=run.config_path,
-                        fix="restore it, or start a new run with another --out") from None
+                        fix="restore it, or start a new run with another out=RUN_DIR") from None
 
 
 class Trainer:
@@ -202,7 +202,7 @@ class Trainer:
         config = copy.deepcopy(config)  # the caller's object stays as given
         out = Path(config.out)
         if not config.out:
-            raise UserError("no output folder", fix="pass --out RUN_DIR")
+            raise UserError("no output folder", fix="pass out=RUN_DIR", param="out")
         self.run_folder = run = RunFolder(out, "out")
         resumed = resume and run.exists()
         if resumed:
@@ -213,7 +213,7 @@ class Trainer:
             config = stored
         elif run.checkpoint.exists():
             raise UserError("the run folder already holds a checkpoint", path=out,
-                            fix="pass --resume to continue it, or a new --out")
+                            fix="pass resume=True to continue it, or a new out=RUN_DIR")
         else:
             config.model.clip_dim = None  # a new run takes it from the embeddings file, if any
         config.check()  # numbers (a stored config.json may have been edited) before any data or model is loaded
@@ -429,7 +429,7 @@ class Trainer:
                 else "no checkpoint was written before it")
         return UserError(f"training diverged: the loss or weights became NaN/inf by step {self.step} "
                          f"(checked every {self.config.log_every} steps and at checkpoints); {kept}", path=self.out,
-                         fix="start a new --out with a lower --lr (e.g. half) and check the pseudo-labels "
+                         fix="start a new out=RUN_DIR with a lower lr= (e.g. half) and check the pseudo-labels "
                              "(resuming with the same settings diverges again)")
 
     def close(self) -> None:
