@@ -15,7 +15,6 @@ import torch
 from uvis.errors import UserError
 
 
-
 def _local_rank() -> int | None:
     """torchrun's ``LOCAL_RANK`` of this process; None outside torchrun (or when it is not a number)."""
     text = os.environ.get("LOCAL_RANK", "").strip()
