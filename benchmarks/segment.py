@@ -9,7 +9,7 @@ candidates, as a Mask2Former-style model's post-processing would. Timed separate
   with the fake predictor's own time reported and subtracted (``stage3_fps``);
 - ``pngs`` / ``overlay``: writing per-frame id PNGs and the overlay mp4.
 
-With ``--model RUN_DIR`` the trained model's ``FramePredictor`` replaces the fake one (end-to-end fps).
+With ``--model RUN_DIR`` the trained model's ``TrainedPredictor`` replaces the fake one (end-to-end fps).
 Masks are produced on ``--device`` (cuda when available), so the GPU->CPU copy is included.
 
     OMP_NUM_THREADS=1 python benchmarks/segment.py --frames 120            # CPU
@@ -31,9 +31,9 @@ import torch
 
 from uvis.data.synthetic import write_video_file
 from uvis.data.video import open_video
+from uvis.predict.types import FrameDetections
 from uvis.track.segmenter import Segmenter
 from uvis.track.tracker import Tracker, TrackerConfig
-from uvis.track.types import FrameDetections
 
 
 class FakePredictor:
@@ -150,9 +150,9 @@ def main() -> None:
         if preset:
             args.model = str(_untrained_run(tmp, args.device, preset))
         if args.model:
-            from uvis.model.predictor import FramePredictor
+            from uvis.predict.trained import TrainedPredictor
 
-            predictor = FramePredictor.from_run(args.model, args.device)
+            predictor = TrainedPredictor.from_run(args.model, args.device)
             results["predictor"] = f"{preset} preset (1 training step)" if preset else f"trained model {args.model}"
         else:
             predictor = FakePredictor(args.height, args.width, args.objects, args.queries, args.device)

@@ -68,16 +68,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def stage1_needs(args: argparse.Namespace, *, dino: bool, dino_flag: str, clip: bool) -> list[Need]:
     """The weights files of stage 1 (for ``check_needs``): DINO when MaskCut runs (its path: the value of
-    ``dino_flag``), and CLIP when naming. Shared by ``pseudo-label`` and ``segment --model none``."""
-    from uvis.features.dino import vit_need
-    from uvis.pseudo.clip_model import ClipConfig, clip_need
+    ``dino_flag``), and CLIP when naming. ``pseudo-label``'s flags for ``uvis.predict.build.stage1_needs``."""
+    from uvis.predict.build import stage1_needs as needs
 
     dino_weights = getattr(args, dino_flag.removeprefix("--").replace("-", "_"))
-    needs = [vit_need(args.backbone, dino_weights, dino_flag, "MaskCut")] if dino else []
-    if clip:
-        needs.append(clip_need(ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
-                                          weights=args.clip_weights), "naming masks"))
-    return needs
+    return needs(args.backbone, dino_weights, dino_flag, args.clip_model, args.clip_pretrained, args.clip_weights,
+                 dino=dino, clip=clip)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +97,7 @@ def _run(args: argparse.Namespace, group: Group) -> int:
         if args.model:
             raise UserError("--name with --model: the model's pseudo-labels are already named",
                             fix="drop --name (or run uvis name on the output to re-name them with CLIP)")
-        from uvis.pseudo.vocabulary import choose_vocabulary
+        from uvis.data.vocabulary import choose_vocabulary
 
         # before the long MaskCut pass, so a missing vocabulary fails at once
         vocabulary = choose_vocabulary(args.classes, collection.dataset.categories if collection.dataset else [],
@@ -111,7 +107,7 @@ def _run(args: argparse.Namespace, group: Group) -> int:
     check_needs(stage1_needs(args, dino=not args.model and args.features == "dino", dino_flag="--weights",
                              clip=vocabulary is not None))
     if args.model:
-        from uvis.pseudo.self_training import SelfTrainingConfig, self_train_collection
+        from uvis.predict.self_training import SelfTrainingConfig, self_train_collection
 
         out = self_train_collection(collection, args.out, args.model, SelfTrainingConfig(min_score=args.min_score),
                                     device=device, batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         classes = load_config_file(args.config).get("vocabulary", {}).get("names")
     if args.classes:
-        from uvis.pseudo.vocabulary import parse_classes
+        from uvis.data.vocabulary import parse_classes
 
         classes = list(parse_classes(args.classes).names)
     config = RunConfig(

@@ -1,7 +1,7 @@
 """Stage 1a over a whole collection: pseudo-masks for every frame of every video, resumable.
 
 The per-frame labeller is pluggable (``LabellingJob``): MaskCut on DINO features (``pseudo_label_collection``)
-or a trained model's confident predictions (``uvis.pseudo.self_training``) share one loop, layout and resume.
+or a trained model's confident predictions (``uvis.predict.self_training``) share one loop, layout and resume.
 
 Layout of the output folder::
 
