@@ -41,14 +41,19 @@ class OraclePredictor(Predictor):
                 self._index[key] = (v.id, t)
         self._tracks = {v.id: dataset.tracks_of(v.id) for v in dataset.videos}
         self._vectors = {id(tr): self._rng.normal(size=dim) for tr in dataset.tracks}
-        self.calls = 0
+        self._calls = [0]  # shared by the copies a Segmenter makes (like a model's weights)
 
     @property
     def vocabulary(self) -> Vocabulary:
         return self._vocabulary
 
+    @property
+    def calls(self) -> int:
+        """``predict`` calls of this oracle and of its copies."""
+        return self._calls[0]
+
     def predict(self, frames: np.ndarray, next_frame: np.ndarray | None = None) -> list[FrameDetections]:
-        self.calls += 1
+        self._calls[0] += 1
         return [self._one(f) for f in frames]
 
     def _one(self, frame: np.ndarray) -> FrameDetections:
