@@ -229,10 +229,12 @@ class Segmenter:
         # a bar on a terminal; in a log (nohup, SLURM) a line every interval with frames/s and ETA
         bar = progress_reporter(total, f"segment {name}", "frame", enabled=progress, leave=False)
         try:
-            # a temporal predictor (motion) also sees the frame after each batch
+            # a temporal predictor (motion) also sees the frame after each batch (read one batch ahead); the others
+            # get each batch as it comes (no added latency on a live source)
             if self.predictor.temporal:
                 self.predictor.start_video()
-            for batch, following in with_next_frame(batches):
+            paired = with_next_frame(batches) if self.predictor.temporal else ((b, None) for b in batches)
+            for batch, following in paired:
                 with torch.inference_mode():  # not across the yields: the caller's code runs outside it
                     frames = self._batch(batch, following, tracker, acc)
                 bar.update(len(batch))
