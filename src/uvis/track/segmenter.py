@@ -33,7 +33,7 @@ from uvis.data import atomic, ytvis
 from uvis.data import masks as mask_utils
 from uvis.data.progress import progress as progress_reporter
 from uvis.data.video import Video, checked_frames, open_video, stacked, with_next_frame, write_video
-from uvis.data.vocabulary import Vocabulary
+from uvis.data.vocabulary import Vocabulary, class_names
 from uvis.errors import UserError
 from uvis.predict.base import Predictor
 from uvis.predict.types import FrameDetections
@@ -164,7 +164,7 @@ class VideoResult:
 class Segmenter:
     """Per-frame predictor + online tracker + video-level accumulation.
 
-    ``classes``: optional class names to report; the Segmenter holds ``predictor.with_vocabulary(classes)`` (an
+    ``classes``: optional class names to report (a list, ``"a,b,c"`` or a file with one name per line); the Segmenter holds ``predictor.with_vocabulary(classes)`` (an
     open-vocabulary predictor scores any names against CLIP text embeddings, a closed one keeps the columns of
     known names, not renormalised), and the predictor given stays as it was.
     """
@@ -173,7 +173,7 @@ class Segmenter:
         self,
         predictor: Predictor,
         tracker_config: TrackerConfig | None = None,
-        classes: Sequence[str] | None = None,
+        classes: str | Path | Sequence[str] | None = None,
         top_k: int | None = 10,
     ):
         self.tracker_config = tracker_config or TrackerConfig()
@@ -183,6 +183,8 @@ class Segmenter:
         # mask upsampling for them). Set on this Segmenter's own predictor (a copy: the models stay shared).
         self._min_score = cfg.score_threshold if cfg.continue_threshold is None else min(cfg.score_threshold,
                                                                                          cfg.continue_threshold)
+        if isinstance(classes, (str, Path)):  # "a,b,c" or a file of names, never the letters of a string
+            classes = class_names(classes)
         self.predictor = predictor.with_vocabulary(classes) if classes is not None else predictor.copy()
         self.predictor.min_score = self._min_score
 
