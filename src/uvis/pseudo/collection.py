@@ -87,6 +87,9 @@ class LabellingJob:
     settings: dict[str, Any]  # everything that changes the labels; recorded in config.json, checked on resume
     make_labeller: Callable[[], FrameLabeller]  # called only when some video is left to do (loads the model)
     categories: list[Category] = field(default_factory=list)  # of the merged file (empty: class-agnostic)
+    # the labeller looks one frame ahead (MotionCut): it is called as labeller(batch, next_frame) and has a
+    # start_video() called before each video
+    temporal: bool = False
 
 
 def part_path(out_dir: Path, video_id: int) -> Path:
@@ -186,15 +189,15 @@ def _is_done(out_dir: Path, item: VideoItem) -> bool:
     return part is not None and part["video"].get("name") == item.name
 
 
-def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progress: Any = None) -> dict[str, Any]:
+def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progress: Any = None, *,
+                temporal: bool = False) -> dict[str, Any]:
     """Run the labeller on every frame of one video; returns its part (YouTube-VIS video entry + annotations)."""
     video = item.open()
     entry = to_ytvis_video(item, video)
     annotations: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     frame_index = 0
-    temporal = getattr(labeller, "temporal", False)  # MotionCut: also sees the frame after each batch
-    if temporal:
+    if temporal:  # MotionCut: also sees the frame after each batch
         labeller.start_video()  # type: ignore[attr-defined]
     for batch, following in with_next_frame(video.batches(batch_size, prefetch=True)):
         for frame_masks in (labeller(batch, following) if temporal else labeller(batch)):  # type: ignore[call-arg]
@@ -330,7 +333,7 @@ def _label_todo(out_dir: Path, job: LabellingJob, todo: list[VideoItem], mine: l
                 bar.set_postfix_str(item.name[:24])
                 with group.task(f"video {item.name}"):
                     try:
-                        part = label_video(item, labeller, batch_size, bar)
+                        part = label_video(item, labeller, batch_size, bar, temporal=job.temporal)
                     except UserError as e:
                         if not skip_bad:
                             raise
@@ -368,7 +371,8 @@ def pseudo_label_collection(
     config = config or PseudoLabelConfig()
     if config.features == "motion":
         job = LabellingJob(stage="motioncut", description="uvis pseudo-labels (MotionCut on residual motion)",
-                           settings=config.to_json(), make_labeller=lambda: MotionCut(config.motion))
+                           settings=config.to_json(), make_labeller=lambda: MotionCut(config.motion),
+                           temporal=True)
         return label_collection(collection, out_dir, job, batch_size=batch_size, shard=shard, overwrite=overwrite,
                                 progress=progress, skip_bad=skip_bad, group=group)
     if config.maskcut.crf:
