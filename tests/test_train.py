@@ -132,7 +132,7 @@ def test_training_learns_the_synthetic_videos(synth):
     assert det.masks.shape == (q, 64, 96) and det.masks.dtype == torch.bool
     assert det.class_probs.shape == (q, 1) and det.embeddings.shape == (q, predictor.model.config.hidden_dim)
     assert torch.allclose(det.scores, det.class_probs.max(-1).values)
-    assert predictor.vocabulary == [(1, "object")]
+    assert list(predictor.vocabulary) == [(1, "object")]
 
     ap = evaluate(dataset, _video_tracks(predictor, dataset), class_agnostic=True).stats["AP"]
     torch.manual_seed(0)
@@ -277,7 +277,7 @@ def test_from_run_accepts_a_uvis_run_folder(synth, tmp_path):
         train(tiny_config(root, pseudo, "run_for_damage", steps=1), progress=False)
     shutil.copytree(src, tmp_path / "pipeline_run" / "3-model")
     predictor = TrainedPredictor.from_run(tmp_path / "pipeline_run", device="cpu")
-    assert predictor.vocabulary == [(1, "object")]
+    assert list(predictor.vocabulary) == [(1, "object")]
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"model": 3}'])
