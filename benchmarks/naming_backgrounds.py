@@ -21,12 +21,12 @@ import json
 import numpy as np
 
 from uvis.data.sources import discover
+from uvis.data.vocabulary import Vocabulary
 from uvis.pseudo.clip_model import ClipConfig, ClipModel, random_clip
 from uvis.pseudo.format import FrameInstance, PseudoLabels
 from uvis.pseudo.name_labels import name_and_embed
 from uvis.pseudo.naming import BACKGROUNDS, NamingConfig
 from uvis.pseudo.prototypes import PrototypeConfig
-from uvis.pseudo.vocabulary import Vocabulary
 
 
 def gt_instances(dataset, per_track: int, max_tracks: int | None, seed: int) -> tuple[PseudoLabels, list[int]]:

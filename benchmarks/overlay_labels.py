@@ -120,6 +120,7 @@ def davis_sheet(shared: Path, names: list[str], width: int) -> np.ndarray:
 
     from uvis.data.davis import load_davis
     from uvis.data.sources import discover
+    from uvis.data.vocabulary import Vocabulary
     from uvis.pseudo.format import FrameInstance, PseudoLabels
     from uvis.report import OverlayRow, _row_sheet
     from uvis.track.iou_baseline import IoULinkConfig, link_by_iou
@@ -148,7 +149,7 @@ def davis_sheet(shared: Path, names: list[str], width: int) -> np.ndarray:
                            num_frames_seen=sum(s is not None for s in tr.segmentations))
                 for k, tr in enumerate(sorted((t for t in tracks if t.video_id == video.id),
                                               key=lambda t: -sum(s is not None for s in t.segmentations)), 1)]
-        result = VideoResult(video=items[video.name].open(), tracks=mine[:8], vocabulary=[(1, "object")])
+        result = VideoResult(video=items[video.name].open(), tracks=mine[:8], vocabulary=Vocabulary.from_names(["object"]))
         n = result.num_frames
         wanted = [0, n // 2, n - 1]
         row = OverlayRow(video=video.name, frames=[], frame_indices=wanted)

@@ -9,7 +9,7 @@ candidates, as a Mask2Former-style model's post-processing would. Timed separate
   with the fake predictor's own time reported and subtracted (``stage3_fps``);
 - ``pngs`` / ``overlay``: writing per-frame id PNGs and the overlay mp4.
 
-With ``--model RUN_DIR`` the trained model's ``FramePredictor`` replaces the fake one (end-to-end fps).
+With ``--model RUN_DIR`` the trained model's ``TrainedPredictor`` replaces the fake one (end-to-end fps).
 Masks are produced on ``--device`` (cuda when available), so the GPU->CPU copy is included.
 
     OMP_NUM_THREADS=1 python benchmarks/segment.py --frames 120            # CPU
@@ -31,18 +31,20 @@ import torch
 
 from uvis.data.synthetic import write_video_file
 from uvis.data.video import open_video
+from uvis.data.vocabulary import Vocabulary
+from uvis.predict.base import Predictor
+from uvis.predict.types import FrameDetections
 from uvis.track.segmenter import Segmenter
 from uvis.track.tracker import Tracker, TrackerConfig
-from uvis.track.types import FrameDetections
 
 
-class FakePredictor:
+class FakePredictor(Predictor):
     """Moving discs with stable embeddings; cheap, so timings show the tracking/encoding cost."""
 
     def __init__(self, height: int, width: int, objects: int, queries: int, device: str, dim: int = 256,
                  seed: int = 0):
         g = torch.Generator().manual_seed(seed)
-        self.vocabulary = [(i + 1, f"class{i}") for i in range(40)]
+        self._vocabulary = Vocabulary.from_names([f"class{i}" for i in range(40)])
         self.h, self.w, self.n, self.q, self.dim, self.device = height, width, objects, queries, dim, device
         self.vectors = torch.randn(objects, dim, generator=g).to(device)
         self.start = torch.rand(objects, 2, generator=g) * torch.tensor([height, width])
@@ -54,7 +56,11 @@ class FakePredictor:
         self.t = 0
         self.seconds = 0.0
 
-    def predict(self, frames: np.ndarray) -> list[FrameDetections]:
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self._vocabulary
+
+    def predict(self, frames: np.ndarray, next_frame: np.ndarray | None = None) -> list[FrameDetections]:
         t0 = time.perf_counter()
         out = []
         for _ in range(len(frames)):
@@ -150,9 +156,9 @@ def main() -> None:
         if preset:
             args.model = str(_untrained_run(tmp, args.device, preset))
         if args.model:
-            from uvis.model.predictor import FramePredictor
+            from uvis.predict.trained import TrainedPredictor
 
-            predictor = FramePredictor.from_run(args.model, args.device)
+            predictor = TrainedPredictor.from_run(args.model, args.device)
             results["predictor"] = f"{preset} preset (1 training step)" if preset else f"trained model {args.model}"
         else:
             predictor = FakePredictor(args.height, args.width, args.objects, args.queries, args.device)
@@ -161,6 +167,7 @@ def main() -> None:
         results["score_threshold"] = tcfg.score_threshold
         seg = Segmenter(predictor, tracker_config=tcfg, top_k=10)
         seg.segment(open_video(tmp / "warm.mp4"), batch_size=args.batch_size, progress=False)
+        predictor = seg.predictor  # the segmenter's own copy, which counts the seconds
         if isinstance(predictor, FakePredictor):
             predictor.seconds = 0.0
         result = seg.segment(video, batch_size=args.batch_size, progress=False)

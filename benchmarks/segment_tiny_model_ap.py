@@ -22,19 +22,19 @@ from uvis.data import ytvis
 from uvis.data.sources import discover
 from uvis.data.synthetic import make_dataset
 from uvis.evaluation import evaluate
-from uvis.model.predictor import FramePredictor
+from uvis.predict.trained import TrainedPredictor
 from uvis.track.segmenter import Segmenter
 from uvis.track.tracker import TrackerConfig
 from uvis.track.video_tracks import tracks_by_query_index
 from uvis.train import TrainConfig, pseudo_labels_from_dataset, train
 
 
-def query_index_tracks(predictor: FramePredictor, root: Path) -> list[ytvis.Track]:
+def query_index_tracks(predictor: TrainedPredictor, root: Path) -> list[ytvis.Track]:
     return [t for item in discover(root).items
             for t in tracks_by_query_index(predictor.predict(item.open().read_all()), item.video_id)]
 
 
-def tracked(predictor: FramePredictor, root: Path, cfg: TrackerConfig) -> list[ytvis.Track]:
+def tracked(predictor: TrainedPredictor, root: Path, cfg: TrackerConfig) -> list[ytvis.Track]:
     seg = Segmenter(predictor, tracker_config=cfg, top_k=10)
     return [t for it in discover(root).items for t in seg.segment(it.open(), progress=False).to_ytvis(it.video_id)]
 
@@ -55,7 +55,7 @@ def main() -> None:
         pseudo_labels_from_dataset(train_ds).save(tmp / "pseudo.json")
         cfg = TrainConfig.preset_config("tiny", data=str(tmp / "data"), pseudo=str(tmp / "pseudo.json"),
                                         out=str(tmp / "run"), device="cpu", steps=args.steps)
-        predictor = FramePredictor.from_run(train(cfg, progress=False), device="cpu")
+        predictor = TrainedPredictor.from_run(train(cfg, progress=False), device="cpu")
         for split, ds, root in (("train", train_ds, tmp / "data"), ("heldout", test_ds, tmp / "heldout")):
             row = {"query index": query_index_tracks(predictor, root)}
             for name, tcfg in {

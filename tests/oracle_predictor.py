@@ -17,16 +17,18 @@ import torch
 from uvis.data import masks as mask_utils
 from uvis.data import ytvis
 from uvis.data.video import read_image
-from uvis.track.types import FrameDetections
+from uvis.data.vocabulary import Vocabulary
+from uvis.predict.base import Predictor
+from uvis.predict.types import FrameDetections
 
 
 def frame_key(frame: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(frame).tobytes()).hexdigest()
 
 
-class OraclePredictor:
+class OraclePredictor(Predictor):
     def __init__(self, dataset: ytvis.Dataset, *, dim: int = 32, noise: float = 0.1, seed: int = 0):
-        self.vocabulary = [(c.id, c.name) for c in dataset.categories]
+        self._vocabulary = Vocabulary.from_categories(dataset.categories)
         self._col = {c.id: i for i, c in enumerate(dataset.categories)}
         self._rng = np.random.default_rng(seed)
         self._noise = noise
@@ -39,10 +41,19 @@ class OraclePredictor:
                 self._index[key] = (v.id, t)
         self._tracks = {v.id: dataset.tracks_of(v.id) for v in dataset.videos}
         self._vectors = {id(tr): self._rng.normal(size=dim) for tr in dataset.tracks}
-        self.calls = 0
+        self._calls = [0]  # shared by the copies a Segmenter makes (like a model's weights)
 
-    def predict(self, frames: np.ndarray) -> list[FrameDetections]:
-        self.calls += 1
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self._vocabulary
+
+    @property
+    def calls(self) -> int:
+        """``predict`` calls of this oracle and of its copies."""
+        return self._calls[0]
+
+    def predict(self, frames: np.ndarray, next_frame: np.ndarray | None = None) -> list[FrameDetections]:
+        self._calls[0] += 1
         return [self._one(f) for f in frames]
 
     def _one(self, frame: np.ndarray) -> FrameDetections:

@@ -6,11 +6,12 @@ import torch
 from test_clip_naming import make_pseudo
 from tiny_clip import TINY_CFG, save_tiny_clip
 from uvis.data.sources import discover
+from uvis.data.vocabulary import Vocabulary
 from uvis.pseudo.clip_model import ClipConfig, ClipModel, random_clip
 from uvis.pseudo.name_labels import name_and_embed
 from uvis.pseudo.naming import NamingConfig
 from uvis.pseudo.prototypes import PrototypeConfig
-from uvis.pseudo.vocabulary import SHORT_TEMPLATES, Vocabulary, class_embeddings
+from uvis.pseudo.vocabulary import SHORT_TEMPLATES, class_embeddings
 
 
 def _load(path, *, quick_gelu):

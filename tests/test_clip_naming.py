@@ -11,6 +11,7 @@ from tiny_clip import TINY_CFG, load_tiny_clip, save_tiny_clip
 from uvis.cli.main import main
 from uvis.data import masks as mask_utils
 from uvis.data.sources import discover, to_ytvis_video
+from uvis.data.vocabulary import Vocabulary
 from uvis.errors import UserError, WeightsNotFoundError
 from uvis.features.backbones import clip_weights_spec as weights_spec
 from uvis.features.backbones import read_clip_state_dict as read_state_dict
@@ -25,7 +26,7 @@ from uvis.pseudo.name_labels import (
 )
 from uvis.pseudo.naming import NamingConfig, classify
 from uvis.pseudo.prototypes import PrototypeConfig
-from uvis.pseudo.vocabulary import SHORT_TEMPLATES, Vocabulary, class_embeddings
+from uvis.pseudo.vocabulary import SHORT_TEMPLATES, class_embeddings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -7,11 +7,11 @@ from PIL import Image
 from test_clip_naming import make_pseudo
 from tiny_clip import load_tiny_clip, save_tiny_clip
 from uvis.data.sources import discover
+from uvis.data.vocabulary import Vocabulary
 from uvis.errors import UserError
 from uvis.pseudo.name_labels import name_and_embed
 from uvis.pseudo.naming import NamingConfig
 from uvis.pseudo.prototypes import PrototypeConfig
-from uvis.pseudo.vocabulary import Vocabulary
 
 VOC = Vocabulary.from_names(["red thing", "green thing"])
 CFG = NamingConfig(templates="single", background="keep")

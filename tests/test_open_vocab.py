@@ -16,8 +16,9 @@ from train_helpers import synthetic_pseudo, tiny_config
 from uvis.cli.main import main
 from uvis.data import masks as mask_utils
 from uvis.data.video import read_image
+from uvis.data.vocabulary import Vocabulary
 from uvis.errors import UserError
-from uvis.model.predictor import FramePredictor
+from uvis.predict.trained import TrainedPredictor
 from uvis.pseudo.format import load_pseudo_labels
 from uvis.pseudo.name_labels import embeddings_path
 from uvis.train import train
@@ -80,12 +81,12 @@ def test_open_vocabulary_classification_recovers_the_categories(distilled):
     """Text embeddings = the category vectors, in another order than training's classes: the argmax over the
     names must name the object under each query (chance: 1 in 5; 0.86-0.90 here with seeds 0-2)."""
     _, dataset, _, vectors, run = distilled
-    predictor = FramePredictor.from_run(run, device="cpu")
+    predictor = TrainedPredictor.from_run(run, device="cpu")
     assert predictor.open_vocabulary
     order = [3, 0, 4, 1, 2]
     names = [f"word{i}" for i in order]  # names CLIP never saw in training; only the vectors matter
-    predictor.set_text_embeddings(names, torch.from_numpy(vectors[order]), logit_scale=50.0)
-    assert predictor.vocabulary == [(i + 1, n) for i, n in enumerate(names)]
+    predictor = predictor.with_text_embeddings(names, torch.from_numpy(vectors[order]), logit_scale=50.0)
+    assert list(predictor.vocabulary) == [(i + 1, n) for i, n in enumerate(names)]
     index = {c.id: i for i, c in enumerate(dataset.categories)}
     right = total = 0
     for video in dataset.videos:
@@ -125,13 +126,13 @@ def test_without_the_head_unknown_names_are_a_user_error(tmp_path, capsys):
     np.savez(embeddings_path(pseudo), ids=np.array([1]), embeddings=np.ones((1, DIM), np.float16))
     run = train(tiny_config(tmp_path, pseudo, "run", steps=1, clip_distill=False), progress=False)
     assert not (run / "clip.json").exists()
-    predictor = FramePredictor.from_run(run, device="cpu")
+    predictor = TrainedPredictor.from_run(run, device="cpu")
     assert not predictor.open_vocabulary
-    predictor.set_vocabulary(["ring", "disc"])  # known names: restricted, trained ids kept
+    predictor = predictor.with_vocabulary(["ring", "disc"])  # known names: restricted, trained ids kept
     assert [n for _, n in predictor.vocabulary] == ["ring", "disc"]
     assert predictor.predict(np.zeros((16, 24, 3), np.uint8))[0].class_probs.shape[1] == 2
     with pytest.raises(UserError, match="no CLIP head"):
-        predictor.set_text_embeddings(["a"], torch.ones(1, DIM))
+        predictor.with_text_embeddings(["a"], torch.ones(1, DIM))
     capsys.readouterr()
     code = main(["segment", str(tmp_path / "data"), "--model", str(run), "--out", str(tmp_path / "o"), "--device",
                  "cpu", "--no-progress", "--classes", "zebra"])
@@ -156,7 +157,7 @@ def test_embeddings_file_used_by_default_and_resume_needs_it(tmp_path):
     np.savez(embeddings_path(pseudo), ids=np.array([1, 2]), embeddings=np.eye(2, DIM, dtype=np.float16))
     train(plain, resume=True, progress=False)
     assert not (tmp_path / "plain" / "clip.json").exists()
-    assert FramePredictor.from_run(tmp_path / "plain", device="cpu").open_vocabulary is False
+    assert TrainedPredictor.from_run(tmp_path / "plain", device="cpu").open_vocabulary is False
 
 
 def test_clip_info_comes_from_the_naming_settings(tmp_path):
@@ -173,7 +174,8 @@ def test_clip_info_comes_from_the_naming_settings(tmp_path):
     assert (old["model_name"], old["pretrained_tag"], old["logit_scale"]) == ("ViT-B-32", "openai", 100.0)
     from uvis.model import ModelConfig, VISModel
 
-    predictor = FramePredictor(VISModel(ModelConfig.tiny()), [(1, "object")], (64, 96), "cpu", clip_info=info)
+    predictor = TrainedPredictor(VISModel(ModelConfig.tiny()), Vocabulary.from_names(["object"]), (64, 96), "cpu",
+                                 clip_info=info)
     cfg = predictor.clip_config()
     assert (cfg.model_name, cfg.pretrained_tag, cfg.weights) == ("ViT-B-16", "laion2b_s34b_b88k", None)  # moved
     predictor.clip_weights = tmp_path
@@ -186,7 +188,7 @@ def test_min_score_keeps_exactly_the_confident_queries(distilled):
     from uvis.track.tracker import TrackerConfig
 
     root, dataset, _, _, run = distilled
-    predictor = FramePredictor.from_run(run, device="cpu")
+    predictor = TrainedPredictor.from_run(run, device="cpu")
     video = dataset.videos[0]
     frames = np.stack([read_image(root / "data" / "JPEGImages" / f) for f in video.file_names[:2]])
     full = predictor.predict(frames)
@@ -200,5 +202,6 @@ def test_min_score_keeps_exactly_the_confident_queries(distilled):
         assert torch.equal(a.embeddings[keep], b.embeddings) and torch.equal(a.class_probs[keep], b.class_probs)
     predictor.min_score = 2.0  # nothing passes: empty detections, no error
     assert all(len(d) == 0 and d.masks.shape[1:] == frames.shape[1:3] for d in predictor.predict(frames))
-    Segmenter(predictor, tracker_config=TrackerConfig(score_threshold=0.3, continue_threshold=0.2))
-    assert predictor.min_score == 0.2  # the lowest score the tracker still uses
+    seg = Segmenter(predictor, tracker_config=TrackerConfig(score_threshold=0.3, continue_threshold=0.2))
+    assert seg.predictor.min_score == 0.2  # the lowest score the tracker still uses
+    assert predictor.min_score == 2.0 and seg.predictor.model is predictor.model  # its own copy, the same model

@@ -16,8 +16,10 @@ from oracle_predictor import OraclePredictor
 from uvis.cli import segment as segment_cli
 from uvis.cli.main import main
 from uvis.data.synthetic import make_dataset
+from uvis.data.vocabulary import Vocabulary
 from uvis.data.ytvis import load_dataset, load_results
 from uvis.evaluation import evaluate
+from uvis.predict.base import Predictor
 
 
 @pytest.fixture()
@@ -63,7 +65,7 @@ def test_resume_skips_finished_videos(synth, tmp_path, monkeypatch):
     out = tmp_path / "out"
 
     class Crashing(OraclePredictor):
-        def predict(self, frames):
+        def predict(self, frames, next_frame=None):
             if self.calls >= 2:  # dies inside the second video (12 frames, batches of 8)
                 raise RuntimeError("simulated crash")
             return super().predict(frames)
@@ -133,7 +135,7 @@ def test_memory_bank_beats_minvis_baseline_end_to_end(tmp_path):
 
 
 def test_segment_with_a_trained_tiny_model(tmp_path):
-    """`--model RUN_DIR` goes through uvis.model.predictor.FramePredictor.from_run (2 training steps:
+    """`--model RUN_DIR` goes through uvis.predict.trained.TrainedPredictor.from_run (2 training steps:
     the masks mean nothing, the plumbing is what is tested)."""
     from train_helpers import synthetic_pseudo, tiny_config
     from uvis.train import train
@@ -151,15 +153,15 @@ def test_segment_with_a_trained_tiny_model(tmp_path):
     assert main(["segment", str(tmp_path / "data"), "--out", str(out2), "--classes", "zebra", *common]) == 2
 
 
-class _BlobPredictor:
+class _BlobPredictor(Predictor):
     """One fixed object in every frame (for inputs the oracle cannot recognise, e.g. lossy mp4)."""
 
-    vocabulary = [(1, "blob")]
+    vocabulary = Vocabulary.from_names(["blob"])
 
-    def predict(self, frames):
+    def predict(self, frames, next_frame=None):
         import torch
 
-        from uvis.track.types import FrameDetections
+        from uvis.predict.types import FrameDetections
 
         b, h, w = frames.shape[:3]
         mask = torch.zeros(1, h, w, dtype=torch.bool)
@@ -205,7 +207,7 @@ def test_rerun_with_other_settings_does_not_mix_results(synth, tmp_path, monkeyp
     out = tmp_path / "out"
 
     class Crashing(OraclePredictor):
-        def predict(self, frames):
+        def predict(self, frames, next_frame=None):
             if self.calls >= 2:  # dies inside the second video
                 raise RuntimeError("simulated crash")
             return super().predict(frames)

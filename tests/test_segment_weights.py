@@ -7,7 +7,7 @@ import shutil
 
 from train_helpers import synthetic_pseudo, tiny_config
 from uvis.cli.main import main
-from uvis.model.predictor import FramePredictor
+from uvis.predict.trained import TrainedPredictor
 from uvis.train import train
 
 
@@ -19,7 +19,7 @@ def test_a_model_retrained_in_the_same_folder_is_not_mixed_with_the_old_results(
             "--no-progress", "--no-overlay", "--no-png"]
     assert main(args) == 0
     record = json.loads(next((out / "videos").glob("*.json")).read_text())
-    weights = FramePredictor.from_run(run, device="cpu").weights_id
+    weights = TrainedPredictor.from_run(run, device="cpu").fingerprint()
     assert record["settings"]["weights"] == weights and weights["file"] == "model_final.pt"
     assert main(args) == 0 and "skipped 1 finished" in capsys.readouterr().out  # same weights: resumes
     shutil.rmtree(run)

@@ -72,12 +72,12 @@ def test_outputs_json_pngs_overlay(synth, tmp_path):
 def test_vocabulary_restriction(synth):
     root, dataset = synth
     video, _ = _video(root, dataset)
-    seg = Segmenter(OraclePredictor(dataset), vocabulary=["disc", "Square"])
+    seg = Segmenter(OraclePredictor(dataset), classes=["disc", "Square"])
     assert [n for _, n in seg.vocabulary] == ["disc", "square"]
     result = seg.segment(video, progress=False)
     assert {t.class_name for t in result.tracks} <= {"disc", "square"}
     with pytest.raises(UserError, match="not in the model's vocabulary"):
-        Segmenter(OraclePredictor(dataset), vocabulary=["zebra"])
+        Segmenter(OraclePredictor(dataset), classes=["zebra"])
 
 
 def test_no_memory_config_and_bad_batch(synth):
@@ -93,12 +93,14 @@ def test_overlay_never_overwrites_the_input_video(tmp_path):
     import torch
 
     from uvis.data.synthetic import write_video_file
-    from uvis.track.types import FrameDetections
+    from uvis.data.vocabulary import Vocabulary
+    from uvis.predict.base import Predictor
+    from uvis.predict.types import FrameDetections
 
-    class Nothing:
-        vocabulary = [(1, "object")]
+    class Nothing(Predictor):
+        vocabulary = Vocabulary.from_names(["object"])
 
-        def predict(self, frames):
+        def predict(self, frames, next_frame=None):
             h, w = frames.shape[1:3]
             return [FrameDetections(torch.zeros(0, 4), torch.zeros(0, 1), torch.zeros(0), torch.zeros(0, h, w, dtype=bool))
                     for _ in frames]

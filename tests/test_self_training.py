@@ -12,10 +12,10 @@ from train_helpers import synthetic_pseudo, tiny_config
 from uvis.cli.main import main
 from uvis.data import masks as mask_utils
 from uvis.data.sources import discover
-from uvis.model.predictor import FramePredictor
+from uvis.predict.self_training import SelfTrainingConfig, select_predictions, self_train_collection
+from uvis.predict.trained import TrainedPredictor
+from uvis.predict.types import FrameDetections
 from uvis.pseudo.format import load_pseudo_labels
-from uvis.pseudo.self_training import SelfTrainingConfig, select_predictions, self_train_collection
-from uvis.track.types import FrameDetections
 from uvis.train import train
 
 
@@ -77,7 +77,7 @@ def test_cli_model_round_and_next_training_round(trained, capsys):
         iou = inter / (m.sum(1)[:, None] + m.sum(1)[None] - inter)
         assert (iou[~np.eye(len(group), dtype=bool)] <= 0.8).all()
     # the same predictions as the predictor gives (score order inside a frame)
-    first = FramePredictor.from_run(run, "cpu").predict(
+    first = TrainedPredictor.from_run(run, "cpu").predict(
         np.stack([f for f in discover(root / "data").items[0].open()][:1]))[0]
     top = [i for i in labels.instances if i.video_id == 1 and i.frame_index == 0][0]
     assert top.score == pytest.approx(float(first.scores[first.masks.flatten(1).any(1)].max()), abs=1e-6)
@@ -96,13 +96,13 @@ def test_cli_model_round_and_next_training_round(trained, capsys):
 def test_resume_and_shards(trained, monkeypatch):
     root, run = trained
     calls = []
-    real = FramePredictor.predict
+    real = TrainedPredictor.predict
 
     def counting(self, frames, **kw):
         calls.append(len(frames))
         return real(self, frames, **kw)
 
-    monkeypatch.setattr(FramePredictor, "predict", counting)
+    monkeypatch.setattr(TrainedPredictor, "predict", counting)
     collection = discover(root / "data")
     out = root / "resume"
     cfg = SelfTrainingConfig(min_score=0.0)

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from tiny_clip import load_tiny_clip, save_tiny_clip
+from tiny_clip import save_tiny_clip, tiny_clip_loader
 from uvis.cli.main import main
 from uvis.data.synthetic import make_dataset
 from uvis.data.ytvis import load_dataset, load_results
 from uvis.features import backbones
 from uvis.features.weights import file_sha256
-from uvis.track import stage1_predictor
+from uvis.pseudo.clip_model import ClipModel
+from uvis.pseudo.maskcut import MaskCutConfig
 
 
 @pytest.fixture()
@@ -28,7 +29,7 @@ def setup(tmp_path, monkeypatch):
     weights = tmp_path / "tiny.pth"
     torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])), weights)
     clip_path = save_tiny_clip(tmp_path)
-    monkeypatch.setattr(stage1_predictor, "load_clip", lambda cfg: load_tiny_clip(clip_path))
+    monkeypatch.setattr(ClipModel, "load", tiny_clip_loader(clip_path))
     root = tmp_path / "synth"
     make_dataset(root, num_videos=2, num_frames=5, height=40, width=48, num_objects=2, seed=1)
     common = ["--dino", "tiny", "--dino-weights", str(weights), "--clip-weights", str(clip_path),
@@ -72,7 +73,7 @@ def test_frame_folder_without_classes_uses_the_starting_vocabulary(setup, tmp_pa
     """A plain folder has no categories: --model none names with configs/videos.toml's vocabulary and says so."""
     import tomllib
 
-    from uvis.pseudo.vocabulary import STARTING_VOCABULARY
+    from uvis.data.vocabulary import STARTING_VOCABULARY
 
     root, common = setup
     folder = root / "JPEGImages" / "synth_0000"
@@ -92,14 +93,14 @@ def test_frame_folder_without_classes_uses_the_starting_vocabulary(setup, tmp_pa
 
 
 def test_predict_interface(setup, tmp_path):
-    from uvis.pseudo.vocabulary import Vocabulary
-    from uvis.track.stage1_predictor import Stage1Config, Stage1FramePredictor
+    from uvis.data.vocabulary import Vocabulary
+    from uvis.predict.stage1 import Stage1Config, Stage1Predictor
 
     root, _ = setup
     weights = tmp_path / "tiny.pth"
     cfg = Stage1Config(backbone="tiny", dino_weights=weights,
-                       maskcut=stage1_predictor.MaskCutConfig(resolution=32, num_masks=2))
-    pred = Stage1FramePredictor.create(Vocabulary.from_names(["a", "b", "c"]), cfg, device="cpu")
+                       maskcut=MaskCutConfig(resolution=32, num_masks=2))
+    pred = Stage1Predictor.create(Vocabulary.from_names(["a", "b", "c"]), cfg, device="cpu")
     frames = np.random.default_rng(0).integers(0, 255, size=(3, 40, 48, 3), dtype=np.uint8)
     dets = pred.predict(frames)
     assert len(dets) == 3
@@ -107,8 +108,10 @@ def test_predict_interface(setup, tmp_path):
         assert 1 <= len(d) <= 2 and d.masks.shape[1:] == (40, 48) and d.masks.dtype == torch.bool
         assert torch.allclose(d.class_probs.sum(1), torch.ones(len(d)), atol=1e-5)
         assert torch.allclose(d.embeddings.norm(dim=1), torch.ones(len(d)), atol=1e-4)
-    pred.set_vocabulary(["x", "y"])
-    assert pred.vocabulary == [(1, "x"), (2, "y")] and pred.predict(frames[:1])[0].class_probs.shape[1] == 2
+    renamed = pred.with_vocabulary(["x", "y"])
+    assert list(renamed.vocabulary) == [(1, "x"), (2, "y")] and renamed.predict(frames[:1])[0].class_probs.shape[1] == 2
+    assert renamed.proposals is pred.proposals and renamed.clip is pred.clip  # the models are shared
+    assert list(pred.vocabulary) == [(1, "a"), (2, "b"), (3, "c")]  # ... and the predictor it came from unchanged
 
 
 def test_real_frames_smoke(setup, tmp_path):

@@ -9,10 +9,11 @@ from train_helpers import synthetic_pseudo, tiny_config
 from uvis.cli.main import main
 from uvis.data import ytvis
 from uvis.data.video import read_image
+from uvis.data.vocabulary import Vocabulary
 from uvis.errors import UserError
 from uvis.evaluation import evaluate
 from uvis.model import ModelConfig, VISModel
-from uvis.model.predictor import FramePredictor
+from uvis.predict.trained import TrainedPredictor
 from uvis.pseudo.format import load_pseudo_labels
 from uvis.track.video_tracks import tracks_by_query_index
 from uvis.train import train
@@ -30,7 +31,7 @@ def _metrics(run: Path) -> list[dict]:
     return [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def _video_tracks(predictor: FramePredictor, dataset: ytvis.Dataset) -> list[ytvis.Track]:
+def _video_tracks(predictor: TrainedPredictor, dataset: ytvis.Dataset) -> list[ytvis.Track]:
     """Query q in every frame of a video = one track (the tracker is built elsewhere; see the AP test)."""
     return [t for video in dataset.videos for t in tracks_by_query_index(
         predictor.predict(np.stack([read_image(p) for p in dataset.frame_paths(video)])), video.id)]
@@ -124,18 +125,18 @@ def test_training_learns_the_synthetic_videos(synth):
     assert json.loads((run / "vocabulary.json").read_text()) == [{"id": 1, "name": "object"}]
     assert json.loads((run / "config.json").read_text())["steps"] == 150
 
-    predictor = FramePredictor.from_run(run, device="cpu")
+    predictor = TrainedPredictor.from_run(run, device="cpu")
     frame = read_image(dataset.frame_paths(dataset.videos[0])[0])
     det = predictor.predict(frame)[0]
     q = predictor.model.config.num_queries
     assert det.masks.shape == (q, 64, 96) and det.masks.dtype == torch.bool
     assert det.class_probs.shape == (q, 1) and det.embeddings.shape == (q, predictor.model.config.hidden_dim)
     assert torch.allclose(det.scores, det.class_probs.max(-1).values)
-    assert predictor.vocabulary == [(1, "object")]
+    assert list(predictor.vocabulary) == [(1, "object")]
 
     ap = evaluate(dataset, _video_tracks(predictor, dataset), class_agnostic=True).stats["AP"]
     torch.manual_seed(0)
-    untrained = FramePredictor(VISModel(ModelConfig.tiny()), [(1, "object")], (64, 96), "cpu")
+    untrained = TrainedPredictor(VISModel(ModelConfig.tiny()), Vocabulary.from_names(["object"]), (64, 96), "cpu")
     ap0 = evaluate(dataset, _video_tracks(untrained, dataset), class_agnostic=True).stats["AP"]
     assert ap >= 0.4, ap
     assert ap0 < 0.1, ap0
@@ -161,7 +162,7 @@ def test_class_aware_training_and_predictor(tmp_path):
     run = train(tiny_config(tmp_path, pseudo, "run", steps=2), progress=False)
     vocab = json.loads((run / "vocabulary.json").read_text())
     assert [v["name"] for v in vocab] == [c.name for c in dataset.categories]
-    predictor = FramePredictor.from_run(run, device="cpu")
+    predictor = TrainedPredictor.from_run(run, device="cpu")
     det = predictor.predict(np.zeros((2, 50, 70, 3), dtype=np.uint8))
     assert len(det) == 2 and det[0].class_probs.shape == (10, len(vocab)) and det[0].masks.shape[1:] == (50, 70)
     # open-vocabulary hook: any head mapping query embeddings to K' + 1 logits
@@ -194,7 +195,7 @@ def test_cli_train_and_user_errors(synth, capsys):
                  "tiny", "--device", "cpu", "--init", "dino", "--backbone-weights", str(missing)]) == 2
     assert "weights file not found" in capsys.readouterr().err
     with pytest.raises(UserError, match="not a training run"):
-        FramePredictor.from_run(root / "data")
+        TrainedPredictor.from_run(root / "data")
 
 
 def test_resume_with_more_steps_keeps_decaying_over_the_new_total(synth):
@@ -229,7 +230,7 @@ def test_damaged_run_folder_is_one_line(synth, tmp_path, damage):
         config["model"]["hidden_dim"] = 32
         (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(UserError, match="damaged"):
-        FramePredictor.from_run(run, device="cpu")
+        TrainedPredictor.from_run(run, device="cpu")
 
 
 @pytest.mark.parametrize("flag", [["--checkpoint-every", "0"], ["--lr", "-1"], ["--workers", "-1"]])
@@ -275,8 +276,8 @@ def test_from_run_accepts_a_uvis_run_folder(synth, tmp_path):
     if not (src / "model_final.pt").is_file():
         train(tiny_config(root, pseudo, "run_for_damage", steps=1), progress=False)
     shutil.copytree(src, tmp_path / "pipeline_run" / "3-model")
-    predictor = FramePredictor.from_run(tmp_path / "pipeline_run", device="cpu")
-    assert predictor.vocabulary == [(1, "object")]
+    predictor = TrainedPredictor.from_run(tmp_path / "pipeline_run", device="cpu")
+    assert list(predictor.vocabulary) == [(1, "object")]
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"model": 3}'])

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from train_helpers import synthetic_pseudo, tiny_config
+from uvis.data.vocabulary import Vocabulary
 from uvis.errors import UserError
 from uvis.model.loss import LossConfig, hungarian_match
 from uvis.train.run_folder import CHECKPOINT, FINAL_WEIGHTS
@@ -59,7 +60,7 @@ def test_a_nan_loss_stops_training_with_a_user_error_and_keeps_the_last_checkpoi
 @pytest.mark.parametrize(("bf16", "want"), [(True, torch.bfloat16), (False, torch.float16)])
 def test_autocast_uses_bf16_only_on_gpus_that_have_it(monkeypatch, bf16, want):
     from uvis.model.model import VISModel
-    from uvis.model.predictor import FramePredictor
+    from uvis.predict.trained import TrainedPredictor
     from uvis.train.trainer import amp_dtype
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
@@ -69,14 +70,14 @@ def test_autocast_uses_bf16_only_on_gpus_that_have_it(monkeypatch, bf16, want):
     model = VISModel(tiny_model_config())
     monkeypatch.setattr(model, "to", lambda *a, **k: model)  # no GPU here: only the dtype choice is tested
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the device check passes
-    assert FramePredictor(model, [(1, "object")], (32, 48), device=cuda).amp_dtype == want
+    assert TrainedPredictor(model, Vocabulary.from_names(["object"]), (32, 48), device=cuda).amp_dtype == want
 
 
 def test_predictor_runs_under_its_autocast_dtype(monkeypatch):
     from uvis.model.model import VISModel
-    from uvis.model.predictor import FramePredictor
+    from uvis.predict.trained import TrainedPredictor
 
-    predictor = FramePredictor(VISModel(tiny_model_config()), [(1, "object")], (32, 48), device="cpu")
+    predictor = TrainedPredictor(VISModel(tiny_model_config()), Vocabulary.from_names(["object"]), (32, 48), device="cpu")
     assert predictor.amp_dtype is None  # fp32 on CPU
     seen, autocast = [], torch.autocast
 

@@ -7,7 +7,7 @@ import pytest
 
 from uvis.data.davis import load_davis
 from uvis.data.video import read_image
-from uvis.model.predictor import FramePredictor
+from uvis.predict.trained import TrainedPredictor
 from uvis.train import TrainConfig, pseudo_labels_from_dataset, train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -22,7 +22,7 @@ def run_davis_smoke(davis: Path, tmp: Path) -> None:
     cfg = TrainConfig.preset_config("tiny", data=str(davis), pseudo=str(tmp / "pseudo.json"), out=str(tmp / "run"),
                                     steps=3, batch_size=2, image_size=(64, 112), device="cpu", copy_paste_prob=0.5)
     run = train(cfg, progress=False)
-    predictor = FramePredictor.from_run(run, device="cpu")
+    predictor = TrainedPredictor.from_run(run, device="cpu")
     frame = read_image(dataset.frame_paths(dataset.videos[0])[0])
     det = predictor.predict(np.stack([frame, frame]))
     assert len(det) == 2 and det[0].masks.shape == (10, *frame.shape[:2])

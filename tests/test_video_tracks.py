@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from uvis.data import masks as mask_utils
+from uvis.predict.types import FrameDetections
 from uvis.track.tracker import FrameTracks
-from uvis.track.types import FrameDetections
 from uvis.track.video_tracks import VideoTrackAccumulator, tracks_by_query_index
 
 VOCAB = [(1, "dog"), (2, "cat"), (5, "skateboard")]

@@ -3,9 +3,10 @@ import torch
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
 from tiny_clip import load_tiny_clip, save_tiny_clip
+from uvis.data.vocabulary import Vocabulary, parse_classes
 from uvis.data.ytvis import Category
 from uvis.errors import UserError
-from uvis.pseudo.vocabulary import IMAGENET_TEMPLATES, SHORT_TEMPLATES, Vocabulary, class_embeddings, parse_classes
+from uvis.pseudo.vocabulary import IMAGENET_TEMPLATES, SHORT_TEMPLATES, class_embeddings
 
 
 def test_templates_match_the_clip_paper_lists():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from uvis.track.types import FrameDetections
+from uvis.predict.types import FrameDetections
 
 DIM = 32
 

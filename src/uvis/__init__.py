@@ -4,9 +4,11 @@ Raw videos in; every object segmented, tracked and named out, with no human anno
 
 The main entry points are importable from here (loaded on first use, so ``import uvis`` stays light)::
 
-    seg = uvis.Segmenter.from_run("runs/ytvis")        # a trained run folder
+    seg = uvis.build_segmenter("runs/ytvis")           # a trained run folder, or "none" (training-free)
     result = seg.segment("clip.mp4")                    # tracks with ids, class names, scores, RLE masks
     result.save_json("results.json"); result.save_overlay("overlay.mp4"); result.save_pngs("masks/")
+    for frame in seg.track(frames):                     # any iterable of HxWx3 uint8 frames, one result each
+        print(frame.index, frame.track_ids, frame.class_names)
 
     uvis.evaluate(ground_truth, predictions)            # the 12 YouTube-VIS numbers
     uvis.run_pipeline(uvis.RunConfig(data="videos/", out="runs/x"))
@@ -20,8 +22,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "build_segmenter": "uvis.track.build",
+    "build_predictor": "uvis.predict.build",
+    "Predictor": "uvis.predict.base",
+    "Vocabulary": "uvis.data.vocabulary",
     "Segmenter": "uvis.track.segmenter",
     "VideoResult": "uvis.track.segmenter",
+    "FrameResult": "uvis.track.segmenter",
     "Tracker": "uvis.track.tracker",
     "TrackerConfig": "uvis.track.tracker",
     "evaluate": "uvis.evaluation",

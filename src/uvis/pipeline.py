@@ -104,7 +104,7 @@ class RunConfig:
             raise UserError(f"image_size {size!r} is not (height, width) of 32..8192 pixels",
                             fix="pass e.g. image_size=(144, 256)", param="image_size")
         if self.classes is not None:
-            from uvis.pseudo.vocabulary import Vocabulary
+            from uvis.data.vocabulary import Vocabulary
 
             Vocabulary.from_names(list(self.classes), source="classes")
 
@@ -157,7 +157,7 @@ VOCABULARY_KEYS = {"names"}
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """A ``configs/*.toml`` file: ``name`` and ``[vocabulary] names``; any other key, or a wrong type, is an error."""
-    from uvis.pseudo.vocabulary import Vocabulary
+    from uvis.data.vocabulary import Vocabulary
 
     path = Path(path)
     if not path.is_file():
@@ -377,7 +377,7 @@ class Pipeline:
 
     # ----------------------------------------------------------------------------------------- steps
     def vocabulary(self, config: RunConfig):  # noqa: ANN201 (Vocabulary; imported lazily)
-        from uvis.pseudo.vocabulary import choose_vocabulary
+        from uvis.data.vocabulary import choose_vocabulary
 
         dataset = self.collection.dataset
         return choose_vocabulary(config.classes, dataset.categories if dataset is not None else [],
@@ -494,13 +494,13 @@ class Pipeline:
         settings = self._with_weights(step_settings(config, "segment"), "segment")
         if self._skip("segment", paths.segment, settings):
             return
+        from uvis.track.build import build_segmenter
         from uvis.track.collection import segment_collection
-        from uvis.track.segmenter import Segmenter
         from uvis.track.tracker import TrackerConfig
 
         tracker = TrackerConfig() if config.track_memory else TrackerConfig.minvis_baseline()
-        segmenter = Segmenter.from_run(paths.model, self.group.device(config.device), tracker_config=tracker,
-                                       top_k=config.top_k)
+        segmenter = build_segmenter(paths.model, device=self.group.device(config.device), tracker=tracker,
+                                    top_k=config.top_k)
         summary = segment_collection(self.collection, self.collection.items, segmenter, paths.segment,
                                      batch_size=config.segment_batch_size, progress=config.progress,
                                      settings=settings, skip_bad=config.skip_bad_videos, group=self.group)

@@ -204,13 +204,16 @@ def test_truncated_video_through_segment_and_the_flag(tmp_path, monkeypatch, cap
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 3])
 
-    class Empty:
-        vocabulary = [(1, "object")]
+    from uvis.data.vocabulary import Vocabulary
+    from uvis.predict.base import Predictor
 
-        def predict(self, frames):
+    class Empty(Predictor):
+        vocabulary = Vocabulary.from_names(["object"])
+
+        def predict(self, frames, next_frame=None):
             import torch
 
-            from uvis.track.types import FrameDetections
+            from uvis.predict.types import FrameDetections
 
             h, w = frames.shape[1:3]
             return [FrameDetections(torch.zeros(0, 4), torch.zeros(0, 1), torch.zeros(0), torch.zeros(0, h, w, dtype=torch.bool))

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from uvis.cli.flags import renamed
 
 if TYPE_CHECKING:
+    from uvis.data.vocabulary import Vocabulary
     from uvis.distributed import Group
-    from uvis.pseudo.vocabulary import Vocabulary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,12 +87,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, group: Group) -> int:
     from uvis.data.sources import discover
+    from uvis.data.vocabulary import choose_vocabulary
     from uvis.errors import UserError
     from uvis.features.weights import check_needs
     from uvis.pseudo.clip_model import clip_need
     from uvis.pseudo.format import load_pseudo_labels
     from uvis.pseudo.name_labels import name_file, naming_summary
-    from uvis.pseudo.vocabulary import choose_vocabulary
 
     out = Path(args.out)
     if out.suffix.lower() != ".json":

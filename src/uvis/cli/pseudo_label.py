@@ -66,15 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def stage1_needs(args: argparse.Namespace, *, dino: bool, clip: bool) -> list[Need]:
     """The weights files of stage 1 (for ``check_needs``): DINO when MaskCut runs (``--dino-weights``), and CLIP
-    when naming. Shared by ``pseudo-label`` and ``segment --model none``."""
-    from uvis.features.backbones import backbone_need
-    from uvis.pseudo.clip_model import ClipConfig, clip_need
+    when naming: ``pseudo-label``'s flags for ``uvis.predict.build.stage1_needs``."""
+    from uvis.predict.build import stage1_needs as needs
 
-    needs = [backbone_need(args.backbone, args.dino_weights, "dino_weights", "MaskCut")] if dino else []
-    if clip:
-        needs.append(clip_need(ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
-                                          weights=args.clip_weights), "naming masks"))
-    return needs
+    return needs(args.backbone, args.dino_weights, args.clip_model, args.clip_pretrained, args.clip_weights,
+                 dino=dino, clip=clip)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,7 +94,7 @@ def _run(args: argparse.Namespace, group: Group) -> int:
         if args.model:
             raise UserError("--name with --model: the model's pseudo-labels are already named",
                             fix="drop --name (or run uvis name on the output to re-name them with CLIP)")
-        from uvis.pseudo.vocabulary import choose_vocabulary
+        from uvis.data.vocabulary import choose_vocabulary
 
         # before the long MaskCut pass, so a missing vocabulary fails at once
         vocabulary = choose_vocabulary(args.classes, collection.dataset.categories if collection.dataset else [],
@@ -108,7 +104,7 @@ def _run(args: argparse.Namespace, group: Group) -> int:
     check_needs(stage1_needs(args, dino=not args.model and args.features == "dino",
                              clip=vocabulary is not None))
     if args.model:
-        from uvis.pseudo.self_training import SelfTrainingConfig, self_train_collection
+        from uvis.predict.self_training import SelfTrainingConfig, self_train_collection
 
         out = self_train_collection(collection, args.out, args.model, SelfTrainingConfig(min_score=args.min_score),
                                     device=device, batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.vocabulary:
         classes = load_config_file(args.vocabulary).get("vocabulary", {}).get("names")
     if args.classes:
-        from uvis.pseudo.vocabulary import parse_classes
+        from uvis.data.vocabulary import parse_classes
 
         classes = list(parse_classes(args.classes).names)
     config = RunConfig(

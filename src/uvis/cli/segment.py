@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,8 @@ from uvis.errors import UserError
 if TYPE_CHECKING:
     from uvis.data.sources import Collection
     from uvis.distributed import Group
-    from uvis.track.segmenter import FramePredictor, Segmenter
+    from uvis.predict.base import Predictor
+    from uvis.track.segmenter import Segmenter
     from uvis.track.tracker import TrackerConfig
 
 SIMILARITY_THRESHOLD = 0.5  # uvis.track.tracker.TrackerConfig's default (for the help; checked by a test)
@@ -102,108 +102,17 @@ def resolve_device(device: str | None) -> str:
     return str(choose_device(device or None))
 
 
-def load_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
-    """The frame predictor for ``--model`` (tests replace this function to inject one)."""
-    if args.model.lower() == "none":
-        return _stage1_predictor(args, device, collection)
-    run_dir = Path(args.model)
-    if not run_dir.is_dir():
-        raise UserError("model run folder not found", path=run_dir,
-                        fix="pass the folder written by `uvis train`, or --model none")
-    try:
-        from uvis.model.predictor import FramePredictor as ModelPredictor
-    except ImportError:
-        raise UserError("this uvis version has no trained-model predictor", path=run_dir,
-                        fix="use --model none for the training-free path") from None
-    return ModelPredictor.from_run(run_dir, device, clip_weights=args.clip_weights)
+def load_predictor(args: argparse.Namespace, device: str, collection: Collection) -> Predictor:
+    """The predictor for ``--model`` and ``--classes`` (``uvis.predict.build.build_predictor``; tests replace this
+    function to inject one)."""
+    from uvis.predict.build import build_predictor
 
-
-def choose_features(args: argparse.Namespace) -> str:
-    """``--features auto``: dino when its weights are found (or downloaded), else motion, said in one line."""
-    if args.features != "auto":
-        return args.features
-    if args.dino_weights:
-        return "dino"  # the user named a DINO file: a bad path is reported, never replaced by motion
-    from uvis.errors import WeightsNotFoundError
-    from uvis.features.backbones import backbone_need
-    from uvis.features.weights import check_needs
-
-    need = backbone_need(args.backbone, None, "dino_weights", "MaskCut")
-    try:
-        check_needs([need])
-    except WeightsNotFoundError:
-        print(f"no DINO weights ({need.spec.filename}): using the weights-free motion features "
-              f"(--features motion); see the README's weights section to use DINO")
-        return "motion"
-    return "dino"
-
-
-def _optional_clip(args: argparse.Namespace) -> Path | None:
-    """With motion features CLIP is optional: without --classes and without its weights, objects are tracked by
-    colour and all named 'object'."""
-    from uvis.cli.pseudo_label import stage1_needs
-    from uvis.errors import WeightsNotFoundError
-    from uvis.features.weights import check_needs
-
-    try:
-        return check_needs(stage1_needs(args, dino=False, clip=True))[0]
-    except WeightsNotFoundError:
-        if args.classes is not None:
-            raise
-    print("no CLIP weights: every object is named 'object' and tracked by its colours (pass --clip-weights "
-          "or --classes to name objects)")
-    return None
-
-
-def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collection) -> FramePredictor:
-    """MaskCut or MotionCut + CLIP; the vocabulary is --classes, else the input dataset's categories (ids kept),
-    else the starting vocabulary of configs/videos.toml.
-
-    With motion features and no CLIP weights (nor --classes), the weights-free mode: one class, 'object'."""
-    from uvis.cli.pseudo_label import stage1_needs
-    from uvis.features.device import choose_device
-    from uvis.features.dino import note_cpu_speed
-    from uvis.features.weights import check_needs, provenance
-    from uvis.pseudo.clip_model import ClipConfig
-    from uvis.pseudo.maskcut import MaskCutConfig
-    from uvis.pseudo.motioncut import MotionCutConfig
-    from uvis.pseudo.vocabulary import STARTING_VOCABULARY, Vocabulary, parse_classes
-    from uvis.track.stage1_predictor import OBJECT, Stage1Config, Stage1FramePredictor
-
-    features = choose_features(args)
-    dino_file: Path | None = None
-    if features == "motion":
-        clip_file = _optional_clip(args)
-    else:
-        dino_file, clip_file = check_needs(stage1_needs(args, dino=True, clip=True))
-    if clip_file is None:
-        vocabulary = OBJECT
-    elif args.classes is not None:
-        vocabulary = parse_classes(args.classes)
-    elif collection.dataset is not None and collection.dataset.categories:
-        vocabulary = Vocabulary.from_categories(collection.dataset.categories)
-    else:
-        vocabulary = Vocabulary.from_names(list(STARTING_VOCABULARY))
-    cfg = Stage1Config(
-        features=features, backbone=args.backbone, dino_weights=dino_file,  # the files just found: the ones recorded
-        maskcut=MaskCutConfig(num_masks=args.num_masks or 3, resolution=args.resolution),
-        motion=MotionCutConfig(num_masks=args.num_masks or 1),
-        clip=None if clip_file is None else ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
-                                                       weights=clip_file),
-    )
-    args.features = features  # recorded in the results' settings
-    args.num_masks = cfg.maskcut.num_masks if features == "dino" else cfg.motion.num_masks
-    predictor = Stage1FramePredictor.create(vocabulary, cfg, device)
-    # recorded per video: a rerun with other weights is refused instead of mixing results
-    predictor.weights_id = {name: provenance(f) for name, f in (("dino", dino_file), ("clip", clip_file))
-                            if f is not None}
-    # notes once the models are loaded (an error before them stays the command's only line)
-    if args.classes is None and vocabulary.names == STARTING_VOCABULARY:
-        print(f"note: no --classes given: naming objects with the starting vocabulary of configs/videos.toml "
-              f"({', '.join(STARTING_VOCABULARY)}); pass --classes \"a,b,c\" for your own", file=sys.stderr)
-    if features == "dino" and not args.no_progress:  # the motion features run no DINO: nothing to estimate
-        note_cpu_speed(choose_device(device), args.backbone, args.resolution, collection.count_frames())
-    return predictor
+    return build_predictor(
+        args.model, classes=args.classes, weights={"dino": args.dino_weights, "clip": args.clip_weights},
+        categories=collection.dataset.categories if collection.dataset is not None else (),
+        features=args.features, device=device, backbone=args.backbone, num_masks=args.num_masks,
+        resolution=args.resolution, clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
+        estimate_frames=None if args.no_progress else collection.count_frames())
 
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:
@@ -227,19 +136,27 @@ def result_settings(args: argparse.Namespace, segmenter: Segmenter) -> dict[str,
     settings: dict[str, Any] = {
         "model": "none" if none else str(Path(args.model).resolve()),
         # the weights themselves: a model retrained in the same run folder keeps its path
-        "weights": getattr(segmenter.predictor, "weights_id", None),
-        "classes": [name for _, name in segmenter.vocabulary],
+        "weights": segmenter.predictor.fingerprint() or None,
+        "classes": list(segmenter.vocabulary.names),
         "tracker": dataclasses.asdict(segmenter.tracker_config),
         "top_k": segmenter.top_k,
     }
-    if none and args.features == "motion":
-        predictor: Any = segmenter.predictor
-        settings["stage1"] = {"features": "motion", "motion": predictor.proposals.config.to_json(),
-                              "clip": None if predictor.clip is None else [args.clip_model, args.clip_pretrained]}
-    elif none:
-        settings["stage1"] = {k: getattr(args, k) for k in ("backbone", "num_masks", "resolution", "clip_model",
-                                                            "clip_pretrained")}
+    if none:
+        settings["stage1"] = stage1_settings(args, segmenter.predictor)
     return settings
+
+
+def stage1_settings(args: argparse.Namespace, predictor: Predictor) -> dict[str, Any]:
+    """The training-free path's settings, as the results record them (the features and mask count chosen)."""
+    from uvis.predict.stage1 import Stage1Predictor
+
+    if not isinstance(predictor, Stage1Predictor):  # an injected predictor: what was asked for
+        return {k: getattr(args, k) for k in ("backbone", "num_masks", "resolution", "clip_model", "clip_pretrained")}
+    if predictor.temporal:
+        return {"features": "motion", "motion": predictor.proposals.config.to_json(),
+                "clip": None if predictor.clip is None else [args.clip_model, args.clip_pretrained]}
+    return {"backbone": args.backbone, "num_masks": predictor.proposals.config.num_masks,
+            "resolution": args.resolution, "clip_model": args.clip_model, "clip_pretrained": args.clip_pretrained}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -251,7 +168,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, group: Group) -> int:
     from uvis.data.sources import discover, parse_shard, unreadable_list
-    from uvis.pseudo.vocabulary import parse_classes
     from uvis.track.collection import segment_collection
     from uvis.track.segmenter import Segmenter
 
@@ -261,14 +177,10 @@ def _run(args: argparse.Namespace, group: Group) -> int:
         raise UserError(f"--batch-size {args.batch_size}", fix="use --batch-size >= 1")
     collection = discover(args.input, frames=args.frames, fps=args.fps, accept_truncated=args.accept_truncated)
     items = collection.items if not args.shard else collection.shard(*parse_shard(args.shard))
-    # empty or repeated names are an error now, before any model is loaded
-    classes = None if args.classes is None else list(parse_classes(args.classes).names)
     device = resolve_device(group.device(args.device))
     start = time.perf_counter()
-    predictor = load_predictor(args, device, collection)
-    # the stage-1 predictor takes --classes itself (open vocabulary, see _stage1_predictor)
-    segmenter = Segmenter(predictor, tracker_config=tracker_config(args), top_k=args.top_k,
-                          vocabulary=None if args.model.lower() == "none" else classes)
+    predictor = load_predictor(args, device, collection)  # with --classes
+    segmenter = Segmenter(predictor, tracker_config=tracker_config(args), top_k=args.top_k)
     summary = segment_collection(collection, items, segmenter, args.out, batch_size=args.batch_size,
                                  write_png=not args.no_png, write_overlay=not args.no_overlay,
                                  progress=not args.no_progress, settings=result_settings(args, segmenter),

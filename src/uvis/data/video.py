@@ -146,18 +146,61 @@ class Video:
         if prefetch:
             yield from prefetched(self.batches(size))
             return
-        batch: list[np.ndarray] = []
-        for frame in self:
-            batch.append(frame)
-            if len(batch) == size:
-                yield np.stack(batch)
-                batch = []
-        if batch:
-            yield np.stack(batch)
+        yield from stacked(iter(self), size)
 
     def read_all(self) -> np.ndarray:
         """All frames as a TxHxWx3 array (only for short videos)."""
         return np.stack(list(self))
+
+
+def stacked(frames: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """``frames`` in [B, H, W, 3] stacks of ``size`` (the last may be shorter)."""
+    batch: list[np.ndarray] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
+
+
+def checked_frames(frames: Iterable[np.ndarray], what: str = "the frame source") -> Iterator[np.ndarray]:
+    """The frames of any iterable (a camera, a generator, a [T, H, W, 3] array), each checked to be an HxWx3 uint8
+    RGB array of the first one's size. A bad frame, or the iterable failing, is a ``UserError`` naming the frame
+    (the iterable's own exception is its cause); none at all is one too."""
+    fix = "give HxWx3 uint8 RGB frames, all of one size"
+    try:
+        it = iter(frames)
+    except TypeError:
+        raise UserError(f"{what} is not a video, a frame folder or an iterable of frames ({type(frames).__name__})",
+                        fix="pass a video file, a folder of frames or an iterable of HxWx3 uint8 arrays") from None
+    size: tuple[int, ...] | None = None
+    index = 0
+    while True:
+        try:
+            frame = next(it)
+        except StopIteration:
+            break
+        except UserError:
+            raise
+        except Exception as e:
+            raise UserError(f"{what} failed after {index} frame(s) ({type(e).__name__}: {e})",
+                            fix="check the camera or generator giving the frames") from e
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 \
+                or 0 in frame.shape:
+            desc = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise UserError(f"frame {index} of {what} is {desc}, not an HxWx3 uint8 RGB array", fix=fix)
+        if size is None:
+            size = frame.shape
+        elif frame.shape != size:
+            raise UserError(f"frame {index} of {what} is {frame.shape[1]}x{frame.shape[0]}, the first "
+                            f"{size[1]}x{size[0]}", fix=fix)
+        yield frame
+        index += 1
+    if index == 0:
+        raise UserError(f"{what} gave no frames", fix="pass a video file, a frame folder or a non-empty iterable of "
+                                                       "HxWx3 uint8 frames")
 
 
 def with_next_frame(batches: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:

@@ -24,4 +24,4 @@ from uvis.model.config import ModelConfig
 from uvis.model.model import VISModel, build_model
 
 __all__ = ["ModelConfig", "VISModel", "build_model"]
-# The per-frame predictor for the tracker: ``uvis.model.predictor.FramePredictor.from_run(run_dir)``.
+# The per-frame predictor for the tracker: ``uvis.predict.trained.TrainedPredictor.from_run(run_dir)``.

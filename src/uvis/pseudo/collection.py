@@ -1,7 +1,7 @@
 """Stage 1a over a whole collection: pseudo-masks for every frame of every video, resumable.
 
 The per-frame labeller is pluggable (``LabellingJob``): MaskCut on DINO features (``pseudo_label_collection``)
-or a trained model's confident predictions (``uvis.pseudo.self_training``) share one loop, layout and resume.
+or a trained model's confident predictions (``uvis.predict.self_training``) share one loop, layout and resume.
 
 Layout of the output folder::
 
@@ -88,6 +88,9 @@ class LabellingJob:
     settings: dict[str, Any]  # everything that changes the labels; recorded in config.json, checked on resume
     make_labeller: Callable[[], FrameLabeller]  # called only when some video is left to do (loads the model)
     categories: list[Category] = field(default_factory=list)  # of the merged file (empty: class-agnostic)
+    # the labeller looks one frame ahead (MotionCut): it is called as labeller(batch, next_frame) and has a
+    # start_video() called before each video
+    temporal: bool = False
 
 
 def part_path(out_dir: Path, video_id: int) -> Path:
@@ -177,15 +180,15 @@ def _finished_part(out_dir: Path, item: VideoItem) -> dict[str, Any] | None:
     return part if part is not None and part["video"].get("name") == item.name else None
 
 
-def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progress: Any = None) -> dict[str, Any]:
+def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progress: Any = None, *,
+                temporal: bool = False) -> dict[str, Any]:
     """Run the labeller on every frame of one video; returns its part (YouTube-VIS video entry + annotations)."""
     video = item.open()
     entry = to_ytvis_video(item, video)
     annotations: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     frame_index = 0
-    temporal = getattr(labeller, "temporal", False)  # MotionCut: also sees the frame after each batch
-    if temporal:
+    if temporal:  # MotionCut: also sees the frame after each batch
         labeller.start_video()  # type: ignore[attr-defined]
     for batch, following in with_next_frame(video.batches(batch_size, prefetch=True)):
         for frame_masks in (labeller(batch, following) if temporal else labeller(batch)):  # type: ignore[call-arg]
@@ -287,7 +290,7 @@ def label_collection(
     video_job: VideoJob[dict[str, Any]] = VideoJob(
         stage=job.stage, part_path=lambda item: part_path(out_dir, item.video_id),
         read_part=lambda item: _finished_part(out_dir, item),
-        work=lambda item, bar: label_video(item, labeller[0], batch_size, bar),
+        work=lambda item, bar: label_video(item, labeller[0], batch_size, bar, temporal=job.temporal),
         failed_path=lambda item: failed_path(out_dir, item.video_id))
     try:
         outcome = run_videos(items, video_job, out_dir, group=group, skip_bad=skip_bad, progress=progress,
@@ -335,7 +338,8 @@ def pseudo_label_collection(
     config = config or PseudoLabelConfig()
     if config.features == "motion":
         job = LabellingJob(stage="motioncut", description="uvis pseudo-labels (MotionCut on residual motion)",
-                           settings=config.to_json(), make_labeller=lambda: MotionCut(config.motion))
+                           settings=config.to_json(), make_labeller=lambda: MotionCut(config.motion),
+                           temporal=True)
         return label_collection(collection, out_dir, job, batch_size=batch_size, shard=shard, overwrite=overwrite,
                                 progress=progress, skip_bad=skip_bad, group=group)
     if config.maskcut.crf:

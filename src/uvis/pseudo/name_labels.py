@@ -33,6 +33,7 @@ from uvis.data import atomic
 from uvis.data import masks as mask_utils
 from uvis.data.sources import Collection
 from uvis.data.video import read_image
+from uvis.data.vocabulary import Vocabulary
 from uvis.data.ytvis import Video as YtvisVideo
 from uvis.distributed import Group
 from uvis.errors import UserError
@@ -40,7 +41,7 @@ from uvis.pseudo.clip_model import ClipConfig, ClipModel
 from uvis.pseudo.format import FrameInstance, PseudoLabels, load_pseudo_labels
 from uvis.pseudo.naming import NamingConfig, classify, embed_masks
 from uvis.pseudo.prototypes import PrototypeConfig, apply_memory
-from uvis.pseudo.vocabulary import TEMPLATE_SETS, Vocabulary, class_embeddings
+from uvis.pseudo.vocabulary import TEMPLATE_SETS, class_embeddings
 
 FrameReader = Callable[[int, int], np.ndarray]  # (video_id, frame_index) -> HxWx3 uint8 RGB
 

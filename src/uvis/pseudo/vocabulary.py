@@ -1,8 +1,4 @@
-"""The class vocabulary CLIP names masks with, and its prompt-ensembled text embeddings.
-
-A vocabulary comes from a dataset's categories (keeping their ids, so named pseudo-labels can be
-evaluated against that dataset) or from ``--classes`` (a file with one name per line, or
-``"a,b,c"``; ids 1..N in the given order).
+"""Prompt-ensembled CLIP text embeddings of a class vocabulary (the type itself: ``uvis.data.vocabulary``).
 
 Each class embedding is the L2-normalised mean of the L2-normalised text embeddings of the class
 name put into every prompt template (the CLIP paper's prompt ensembling). They are computed once per
@@ -14,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from uvis.data import atomic
-from uvis.data.ytvis import Category
+from uvis.data.vocabulary import Vocabulary
 from uvis.errors import UserError
 from uvis.pseudo.clip_model import ClipModel
 
@@ -56,105 +50,7 @@ SHORT_TEMPLATES: tuple[str, ...] = (
     "a {} in a video game.", "art of the {}.", "a photo of the small {}.",
 )
 
-#: The starting vocabulary for plain videos (no dataset categories, no --classes): the one of configs/videos.toml.
-STARTING_VOCABULARY: tuple[str, ...] = ("person", "dog", "cat", "car", "bicycle", "horse", "bird", "boat", "ball",
-                                        "skateboard")
-
 TEMPLATE_SETS = {"imagenet80": IMAGENET_TEMPLATES, "short7": SHORT_TEMPLATES, "single": ("a photo of a {}.",)}
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """Class names and the category ids they get in the output file."""
-
-    names: tuple[str, ...]
-    ids: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        if len(self.names) != len(self.ids):
-            raise ValueError("names and ids differ in length")
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    @staticmethod
-    def from_names(names: list[str], *, source: str | Path | None = None) -> Vocabulary:
-        """Ids 1..N in order; empty or duplicate names are a UserError."""
-        cleaned = [n.strip() for n in names]
-        for i, n in enumerate(cleaned):
-            if not n:
-                raise UserError(f"class {i + 1} has an empty name", path=source,
-                                fix="remove empty entries (blank lines or doubled commas)")
-        seen: dict[str, int] = {}
-        for i, n in enumerate(cleaned):
-            key = n.lower()
-            if key in seen:
-                raise UserError(f"class '{n}' is listed twice (entries {seen[key] + 1} and {i + 1})", path=source,
-                                fix="list every class once")
-            seen[key] = i
-        if not cleaned:
-            raise UserError("no class names given", path=source, fix="give at least one class name")
-        return Vocabulary(tuple(cleaned), tuple(range(1, len(cleaned) + 1)))
-
-    @staticmethod
-    def from_names_checked(names: list[object], *, source: str | Path | None = None) -> Vocabulary:
-        """``from_names`` for names read from a file, where an entry may be anything: non-text is an error too."""
-        for i, n in enumerate(names):
-            if not isinstance(n, str):
-                raise UserError(f"class {i + 1} is {n!r}, not a name", path=source, fix='write the names as text, e.g. ["dog", "cat"]')
-        return Vocabulary.from_names([str(n) for n in names], source=source)
-
-    @staticmethod
-    def from_categories(categories: list[Category]) -> Vocabulary:
-        """A dataset's categories, keeping their ids (so the output can be evaluated on that dataset)."""
-        if not categories:
-            raise UserError("the dataset has no categories", fix="pass the class names as classes=\"a,b,c\"", param="classes")
-        voc = Vocabulary.from_names([c.name for c in categories])
-        return Vocabulary(voc.names, tuple(int(c.id) for c in categories))
-
-    def categories(self) -> list[Category]:
-        return [Category(id=i, name=n) for i, n in zip(self.ids, self.names, strict=True)]
-
-    def prompt_names(self) -> list[str]:
-        """Names as they go into prompts: dataset names like ``earless_seal`` read as ``earless seal``."""
-        return [n.replace("_", " ") for n in self.names]
-
-
-def parse_classes(spec: str) -> Vocabulary:
-    """``--classes``: an existing file (one name per line) or a comma-separated list."""
-    path = Path(spec)
-    if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark (Windows editors) is dropped
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"cannot read class list ({type(e).__name__})", path=path,
-                            fix="pass a UTF-8 text file with one class name per line") from None
-        lines = text.splitlines()
-        while lines and not lines[-1].strip():  # a trailing newline is not an empty class
-            lines.pop()
-        return Vocabulary.from_names(lines, source=path)
-    if "," not in spec and (path.suffix or "/" in spec):
-        raise UserError("class list file not found", path=path,
-                        fix="pass an existing file or a comma-separated list such as \"person,dog,car\"")
-    return Vocabulary.from_names(spec.split(","), source="--classes")
-
-
-def choose_vocabulary(
-    classes: str | Sequence[str] | None,
-    *candidates: Sequence[Category],
-    source: str | Path | None = None,
-    fix: str = "pass the class names as classes=\"a,b,c\" or classes=FILE",
-) -> Vocabulary:
-    """The vocabulary to name with: ``classes`` when given (a ``--classes`` spec or a list of names), else the
-    first non-empty of ``candidates`` (e.g. the dataset's categories, then the file's own), else a UserError."""
-    if isinstance(classes, str):
-        return parse_classes(classes)
-    if classes is not None:  # an empty list is a mistake, not "use the dataset's"
-        return Vocabulary.from_names(list(classes))
-    for categories in candidates:
-        if categories:
-            return Vocabulary.from_categories(list(categories))
-    raise UserError("no vocabulary: the input has no categories", path=source, fix=fix)
 
 
 def _cache_key(clip: ClipModel, vocabulary: Vocabulary, templates: tuple[str, ...]) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 from uvis.data import atomic
 from uvis.data.sources import Collection, VideoItem
+from uvis.data.vocabulary import Vocabulary
 from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.jobs import Outcome, VideoJob, check_settings, run_videos
@@ -193,7 +194,7 @@ def _check_settings(record: dict[str, Any], settings: dict[str, Any], path: Path
                        fix="use another out=FOLDER, the same settings, or delete the output folder's videos/ to redo")
 
 
-def result_from_record(item: VideoItem, record: dict[str, Any], vocabulary: list[tuple[int, str]] | None = None,
+def result_from_record(item: VideoItem, record: dict[str, Any], vocabulary: Vocabulary | None = None,
                        ) -> VideoResult:
     """The ``VideoResult`` of a finished video again, from its ``videos/<video>.json`` record (for new outputs)."""
     tracks = [
@@ -202,7 +203,7 @@ def result_from_record(item: VideoItem, record: dict[str, Any], vocabulary: list
         for t, r in zip(record["tracks"], record["results"], strict=True)
     ]
     if vocabulary is None:
-        vocabulary = sorted({(t.category_id, t.class_name) for t in tracks})
+        vocabulary = Vocabulary.from_pairs(sorted({(t.category_id, t.class_name) for t in tracks}))
     return VideoResult(video=item.open(), tracks=tracks, vocabulary=vocabulary,
                        seconds=float(record.get("summary", {}).get("seconds", 0.0)))
 

@@ -1,23 +1,30 @@
 """The Python API: segment, track and name every object of a video in a few lines.
 
-    from uvis.track.segmenter import Segmenter
-    seg = Segmenter.from_run("runs/ytvis", device="cuda")
-    result = seg.segment("clip.mp4")
+    import uvis
+    seg = uvis.build_segmenter("runs/ytvis", device="cuda")       # or "none": the training-free path
+    result = seg.segment("clip.mp4")                                # the whole video: final tracks
     result.save_json("clip.json"); result.save_overlay("clip_overlay.mp4")
+    for frame in seg.track(camera_frames()):                        # a stream: one FrameResult per frame
+        show(frame.index, frame.track_ids, frame.masks, frame.class_names)
 
-A ``Segmenter`` wraps any *frame predictor* — an object with ``predict(frames) -> list[FrameDetections]``
-(frames: uint8 [B, H, W, 3]) and ``vocabulary`` (list of (category id, name)) — with the online
-tracker and the video-level accumulator. The video is streamed in batches, never loaded whole;
-masks are RLE-encoded as they arrive.
+A ``Segmenter`` wraps a ``Predictor`` (``uvis.predict.base``) with the online tracker and the video-level
+accumulator. Frames are read in batches, never loaded whole; the video's masks are RLE-encoded as they arrive.
+
+``track(source)`` is a generator (the shape of SAM 2's ``propagate_in_video``): from a video file, a frame folder,
+an opened ``Video`` or any iterable of HxWx3 uint8 RGB frames, it yields one ``FrameResult`` per frame as soon as
+its batch is done. A track's id is fixed when it starts, but its class and score are decided by a vote over all
+the frames it is seen in, so a frame's ``class_names``/``scores`` are the *current* standing of its tracks (final
+only at the end of the video), and ``segment`` keeps only the ``top_k`` best tracks, which the stream cannot
+know yet. ``segment(video)`` runs the same loop and returns the ``VideoResult`` of final, ranked tracks.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,23 +32,38 @@ import torch
 from uvis.data import atomic, ytvis
 from uvis.data import masks as mask_utils
 from uvis.data.progress import progress as progress_reporter
-from uvis.data.video import Video, open_video, with_next_frame, write_video
+from uvis.data.video import Video, checked_frames, open_video, stacked, with_next_frame, write_video
+from uvis.data.vocabulary import Vocabulary, class_names
 from uvis.errors import UserError
+from uvis.predict.base import Predictor
+from uvis.predict.types import FrameDetections
 from uvis.track.tracker import Tracker, TrackerConfig
-from uvis.track.types import FrameDetections
 from uvis.track.video_tracks import VideoTrack, VideoTrackAccumulator
 
-
-class FramePredictor(Protocol):
-    """What ``Segmenter`` needs from a per-frame model."""
-
-    vocabulary: list[tuple[int, str]]
-
-    def predict(self, frames: np.ndarray) -> list[FrameDetections]: ...
+FrameSource = str | Path | Video | Iterable[np.ndarray]
 
 
-# A predictor whose class attribute ``temporal`` is True (motion) also takes the frame after the batch,
-# ``predict(frames, next_frame)`` (None after the last batch), and ``start_video()`` before each video.
+@dataclass
+class FrameResult:
+    """The tracked objects of one frame of a stream (``Segmenter.track``).
+
+    index: the frame's position in the stream (0-based);
+    track_ids: [N] int64, the tracks seen in this frame (the ids of ``VideoResult`` and of the id PNGs);
+    masks: [N, H, W] bool, their masks in this frame (raw masks; ``uvis.data.masks.encode`` gives RLE);
+    category_ids, class_names: each track's class by the vote so far (final at the end of the video);
+    scores: [N] float, each track's score so far (mean class probability x mean detection score, as in the
+    final tracks).
+    """
+
+    index: int
+    track_ids: np.ndarray
+    masks: np.ndarray
+    category_ids: list[int]
+    class_names: list[str]
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
 
 
 @dataclass
@@ -50,9 +72,8 @@ class VideoResult:
 
     video: Video
     tracks: list[VideoTrack]
-    vocabulary: list[tuple[int, str]]
+    vocabulary: Vocabulary
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -140,80 +161,44 @@ class VideoResult:
         return write_video(path, self.overlay_frames(), fps=self.video.fps)
 
 
-
-
-OPEN_VOCABULARY_FIX = ("pick classes the model knows; free-form class names need an open-vocabulary predictor "
-                       "(CLIP embeddings, as in model=none)")
-
-
-def restrict_vocabulary(
-    vocabulary: Sequence[tuple[int, str]], names: Sequence[str], *, fix: str = OPEN_VOCABULARY_FIX
-) -> tuple[list[tuple[int, str]], list[int]]:
-    """The sub-vocabulary for ``names`` and the columns of the full one it keeps (``fix``: for unknown names)."""
-    by_name = {n.lower(): i for i, (_, n) in enumerate(vocabulary)}
-    missing = [n for n in names if n.lower() not in by_name]
-    if missing:
-        known = ", ".join(n for _, n in list(vocabulary)[:20])
-        raise UserError(
-            f"class name(s) {', '.join(missing)} not in the model's vocabulary ({known}{', ...' if len(vocabulary) > 20 else ''})",
-            fix=fix,
-        )
-    cols = [by_name[n.lower()] for n in names]
-    return [vocabulary[c] for c in cols], cols
-
-
 class Segmenter:
     """Per-frame predictor + online tracker + video-level accumulation.
 
-    ``vocabulary``: optional class names to report. If the predictor has ``set_vocabulary(names)``
-    (the CLIP-based stage-1 predictor; a trained model's predictor), it takes the names itself: an
-    open-vocabulary predictor scores any names against CLIP text embeddings, a trained model without a
-    CLIP head restricts itself to known names. Otherwise the names must be classes the predictor knows;
-    its probabilities are restricted to them (not renormalised, so an object of another class keeps a
-    low probability).
+    ``classes``: optional class names to report (a list, ``"a,b,c"`` or a file with one name per line); the Segmenter holds ``predictor.with_vocabulary(classes)`` (an
+    open-vocabulary predictor scores any names against CLIP text embeddings, a closed one keeps the columns of
+    known names, not renormalised), and the predictor given stays as it was.
     """
 
     def __init__(
         self,
-        frame_predictor: FramePredictor,
+        predictor: Predictor,
         tracker_config: TrackerConfig | None = None,
-        vocabulary: Sequence[str] | None = None,
+        classes: str | Path | Sequence[str] | None = None,
         top_k: int | None = 10,
     ):
-        self.predictor = frame_predictor
         self.tracker_config = tracker_config or TrackerConfig()
         self.top_k = top_k
         cfg = self.tracker_config
-        # The tracker ignores candidates below this; a predictor that can skip them early (a trained model's:
-        # no mask upsampling for them) is told so.
+        # The tracker ignores candidates below this; the predictor may skip them early (a trained model's: no
+        # mask upsampling for them). Set on this Segmenter's own predictor (a copy: the models stay shared).
         self._min_score = cfg.score_threshold if cfg.continue_threshold is None else min(cfg.score_threshold,
                                                                                          cfg.continue_threshold)
-        if hasattr(frame_predictor, "min_score"):
-            frame_predictor.min_score = self._min_score
-        self._columns: list[int] | None = None
-        if vocabulary is not None:
-            names = [str(n).strip() for n in vocabulary if str(n).strip()]
-            if not names:
-                raise UserError("empty class list", fix="pass class names, e.g. classes=dog,skateboard", param="classes")
-            if hasattr(frame_predictor, "set_vocabulary"):
-                frame_predictor.set_vocabulary(names)
-                self.vocabulary = list(frame_predictor.vocabulary)
-            else:
-                self.vocabulary, self._columns = restrict_vocabulary(frame_predictor.vocabulary, names)
-        else:
-            self.vocabulary = list(frame_predictor.vocabulary)
+        if isinstance(classes, (str, Path)):  # "a,b,c" or a file of names, never the letters of a string
+            classes = class_names(classes)
+        self.predictor = predictor.with_vocabulary(classes) if classes is not None else predictor.copy()
+        self.predictor.min_score = self._min_score
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self.predictor.vocabulary
 
     @classmethod
-    def from_run(
-        cls, run_dir: str | Path, device: str | None = None, **kwargs: Any
-    ) -> Segmenter:
-        """A Segmenter around the trained model of a training run folder."""
-        try:
-            from uvis.model.predictor import FramePredictor as ModelPredictor
-        except ImportError:
-            raise UserError("this uvis install has no trained-model predictor (uvis.model.predictor)",
-                            path=run_dir, fix="update uvis, or use model=none for the training-free path") from None
-        return cls(ModelPredictor.from_run(run_dir, device), **kwargs)
+    def from_run(cls, run_dir: str | Path, device: str | None = None, **kwargs: Any) -> Segmenter:
+        """A Segmenter around the trained model of a training run folder (``classes``, ``tracker_config``,
+        ``top_k`` as for the constructor)."""
+        from uvis.predict.trained import TrainedPredictor
+
+        return cls(TrainedPredictor.from_run(run_dir, device), **kwargs)
 
     def _prepare(self, det: FrameDetections) -> FrameDetections:
         # Drop what the tracker would ignore anyway (cheap), then candidates with an empty mask: they show
@@ -221,44 +206,74 @@ class Segmenter:
         keep = det.scores >= self._min_score
         if bool(keep.any()):
             keep[keep.clone()] = det.masks[keep].flatten(1).any(1).to(keep.device)
-        if not bool(keep.all()):
-            det = det.select(keep)
-        if self._columns is None:
-            return det
-        # Not renormalised: restricting to "dog" must not make every object 100% dog.
-        probs = det.class_probs[:, self._columns]
-        return FrameDetections(det.embeddings, probs, det.scores, det.masks)
+        return det if bool(keep.all()) else det.select(keep)
 
-    def segment(self, video: str | Path | Video, batch_size: int = 8, progress: bool = True) -> VideoResult:
-        """Segment and track one video (a file, a frame folder, or an opened ``Video``)."""
-        if batch_size < 1:
-            raise UserError(f"batch size {batch_size}", fix="use a batch size >= 1")
-        if not isinstance(video, Video):
-            video = open_video(video)
-        tracker = Tracker(self.tracker_config)
+    def track(self, source: FrameSource, *, batch_size: int = 8, progress: bool = True) -> Iterator[FrameResult]:
+        """One ``FrameResult`` per frame of ``source`` (a video file, a frame folder, an opened ``Video`` or any
+        iterable of HxWx3 uint8 RGB frames), yielded as each batch of ``batch_size`` frames is done."""
+        _check_batch(batch_size)
+        if isinstance(source, (str, Path)):
+            source = open_video(source)
+        if isinstance(source, Video):
+            batches = source.batches(batch_size, prefetch=True)
+            total: int | None = source.num_frames
+            name = source.name
+        else:
+            batches = stacked(checked_frames(source), batch_size)
+            total, name = (len(source), "frames") if isinstance(source, np.ndarray) else (None, "frames")
         acc = VideoTrackAccumulator(self.vocabulary)
-        start = time.perf_counter()
+        yield from self._stream(batches, acc, total, name, progress)
+
+    def _stream(self, batches: Iterator[np.ndarray], acc: VideoTrackAccumulator, total: int | None, name: str,
+                progress: bool) -> Iterator[FrameResult]:
+        """Predict, track and accumulate batch by batch; yield each frame's tracked objects."""
+        tracker = Tracker(self.tracker_config)
         # a bar on a terminal; in a log (nohup, SLURM) a line every interval with frames/s and ETA
-        bar = progress_reporter(video.num_frames, f"segment {video.name}", "frame", enabled=progress, leave=False)
+        bar = progress_reporter(total, f"segment {name}", "frame", enabled=progress, leave=False)
         try:
-            with torch.inference_mode():
-                # a temporal predictor (motion) also sees the frame after each batch
-                temporal = getattr(self.predictor, "temporal", False)
-                if temporal:
-                    self.predictor.start_video()
-                for batch, following in with_next_frame(video.batches(batch_size, prefetch=True)):
-                    dets = self.predictor.predict(batch, following) if temporal else self.predictor.predict(batch)
-                    if len(dets) != len(batch):
-                        raise RuntimeError(f"predictor returned {len(dets)} results for {len(batch)} frames")
-                    for det in dets:
-                        if tuple(det.masks.shape[1:]) != (video.height, video.width):
-                            raise RuntimeError(f"predictor masks are {tuple(det.masks.shape[1:])}, "
-                                               f"video frames {(video.height, video.width)}")
-                        det = self._prepare(det)
-                        acc.add(det, tracker.update(det))
-                    bar.update(len(batch))
+            # a temporal predictor (motion) also sees the frame after each batch (read one batch ahead); the others
+            # get each batch as it comes (no added latency on a live source)
+            if self.predictor.temporal:
+                self.predictor.start_video()
+            paired = with_next_frame(batches) if self.predictor.temporal else ((b, None) for b in batches)
+            for batch, following in paired:
+                with torch.inference_mode():  # not across the yields: the caller's code runs outside it
+                    frames = self._batch(batch, following, tracker, acc)
+                bar.update(len(batch))
+                yield from frames
         finally:
             bar.close()
+
+    def _batch(self, batch: np.ndarray, following: np.ndarray | None, tracker: Tracker,
+               acc: VideoTrackAccumulator) -> list[FrameResult]:
+        dets = self.predictor.predict(batch, following)
+        if len(dets) != len(batch):
+            raise RuntimeError(f"predictor returned {len(dets)} results for {len(batch)} frames")
+        out = []
+        for det in dets:
+            if tuple(det.masks.shape[1:]) != tuple(batch.shape[1:3]):
+                raise RuntimeError(f"predictor masks are {tuple(det.masks.shape[1:])}, "
+                                   f"video frames {tuple(batch.shape[1:3])}")
+            det = self._prepare(det)
+            tracked = tracker.update(det)
+            index = acc.num_frames
+            masks = acc.add(det, tracked)
+            ids = np.asarray(tracked.track_ids, np.int64)
+            standing = [acc.standing(int(t)) for t in ids]
+            out.append(FrameResult(index=index, track_ids=ids, masks=masks, category_ids=[s[0] for s in standing],
+                                   class_names=[s[1] for s in standing],
+                                   scores=np.array([s[2] for s in standing], np.float64)))
+        return out
+
+    def segment(self, video: str | Path | Video, batch_size: int = 8, progress: bool = True) -> VideoResult:
+        """Segment and track one video (a file, a frame folder, or an opened ``Video``): its final tracks."""
+        _check_batch(batch_size)
+        if not isinstance(video, Video):
+            video = open_video(video)
+        acc = VideoTrackAccumulator(self.vocabulary)
+        start = time.perf_counter()
+        for _ in self._stream(video.batches(batch_size, prefetch=True), acc, video.num_frames, video.name, progress):
+            pass
         if acc.num_frames != video.num_frames:  # container frame counts can be off: trust the decoder
             video.num_frames = acc.num_frames
             if len(video.frame_names) != acc.num_frames:
@@ -266,3 +281,8 @@ class Segmenter:
         tracks = acc.finish(self.top_k)
         return VideoResult(video=video, tracks=tracks, vocabulary=self.vocabulary,
                            seconds=time.perf_counter() - start)
+
+
+def _check_batch(batch_size: int) -> None:
+    if batch_size < 1:
+        raise UserError(f"batch size {batch_size}", fix="use a batch size >= 1")

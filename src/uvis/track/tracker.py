@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from uvis.track.types import FrameDetections
+from uvis.predict.types import FrameDetections
 
 MemoryMode = Literal["ema", "window", "last"]
 

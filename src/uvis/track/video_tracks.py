@@ -17,6 +17,7 @@ Only the ``top_k`` best tracks of a video are returned (ranked by score), like M
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +27,8 @@ import torch
 from uvis.data import masks as mask_utils
 from uvis.data import ytvis
 from uvis.data.masks import RLE
+from uvis.predict.types import FrameDetections
 from uvis.track.tracker import FrameTracks
-from uvis.track.types import FrameDetections
 
 
 @dataclass
@@ -70,10 +71,10 @@ class VideoTrackAccumulator:
     ``vocabulary`` is the list of (category id, name) matching the columns of ``class_probs``.
     """
 
-    def __init__(self, vocabulary: list[tuple[int, str]]):
-        if not vocabulary:
+    def __init__(self, vocabulary: Sequence[tuple[int, str]]):
+        self.vocabulary = list(vocabulary)  # (category id, name) pairs: a list or a Vocabulary
+        if not self.vocabulary:
             raise ValueError("VideoTrackAccumulator needs a non-empty vocabulary")
-        self.vocabulary = list(vocabulary)
         self._tracks: dict[int, _Accum] = {}
         self._num_frames = 0
 
@@ -81,12 +82,13 @@ class VideoTrackAccumulator:
     def num_frames(self) -> int:
         return self._num_frames
 
-    def add(self, detections: FrameDetections, tracked: FrameTracks) -> None:
-        """Record one frame: ``tracked`` is the tracker's output for these ``detections``."""
+    def add(self, detections: FrameDetections, tracked: FrameTracks) -> np.ndarray:
+        """Record one frame: ``tracked`` is the tracker's output for these ``detections``. Returns the [N, H, W]
+        bool masks of the tracked detections, in the order of ``tracked.track_ids``."""
         frame = self._num_frames
         self._num_frames += 1
         if len(tracked) == 0:
-            return
+            return np.zeros((0, *detections.masks.shape[1:]), bool)
         idx = torch.as_tensor(tracked.indices, dtype=torch.long, device=detections.masks.device)
         masks = detections.masks[idx].detach().cpu().numpy().astype(bool)
         probs = detections.class_probs[idx].detach().float().cpu().numpy()
@@ -102,14 +104,26 @@ class VideoTrackAccumulator:
             acc.prob_sum += probs[j]
             acc.score_sum += float(scores[j])
             acc.count += 1
+        return masks
+
+    def standing(self, track_id: int) -> tuple[int, str, float]:
+        """A track's (category id, class name, score) from the frames seen so far; final once the video ends."""
+        acc = self._tracks[track_id]
+        c, score, _ = self._vote(acc)
+        cid, name = self.vocabulary[c]
+        return int(cid), str(name), score
+
+    @staticmethod
+    def _vote(acc: _Accum) -> tuple[int, float, np.ndarray]:
+        mean_probs = acc.prob_sum / acc.count
+        c = int(np.argmax(mean_probs))
+        return c, float(mean_probs[c]) * (acc.score_sum / acc.count), mean_probs
 
     def finish(self, top_k: int | None = 10) -> list[VideoTrack]:
         """Score and rank every track; keep the ``top_k`` best (all when None)."""
         out: list[VideoTrack] = []
         for tid, acc in self._tracks.items():
-            mean_probs = acc.prob_sum / acc.count
-            c = int(np.argmax(mean_probs))
-            score = float(mean_probs[c]) * (acc.score_sum / acc.count)
+            c, score, mean_probs = self._vote(acc)
             segs: list[RLE | None] = [acc.masks.get(t) for t in range(self._num_frames)]
             cid, name = self.vocabulary[c]
             out.append(VideoTrack(track_id=tid, category_id=int(cid), class_name=str(name), score=score,

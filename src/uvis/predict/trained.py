@@ -1,14 +1,18 @@
 """Per-frame inference with a trained run: frames in, ``FrameDetections`` (what the tracker consumes) out.
 
 Open vocabulary: a run trained with CLIP embeddings (``clip.json`` in the run folder, ``model.clip_dim``
-set) has a head mapping each query into CLIP's space. ``set_vocabulary(names)`` embeds the names with the
-same CLIP (prompt ensemble, the templates naming used) and classifies queries against them, so any names
-work without retraining. A run without the head can only be restricted to the classes it was trained on.
+set) has a head mapping each query into CLIP's space. ``with_vocabulary(names)`` embeds the names with the
+same CLIP (prompt ensemble, the templates naming used) and gives a predictor classifying queries against them,
+so any names work without retraining. A run without the head can only be restricted to the classes it was
+trained on.
+
+Loading: ``from_run`` reads the run folder's files (``config.json``, ``vocabulary.json``, ``clip.json``, the
+weights); it is the one place that knows that layout here.
 """
 
 from __future__ import annotations
 
-import hashlib
+import copy
 import json
 import pickle
 import zipfile
@@ -20,16 +24,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from uvis.data.vocabulary import Vocabulary, clean_names
 from uvis.errors import UserError
 from uvis.features.device import autocast_dtype, choose_device
+from uvis.features.weights import provenance
 from uvis.model.config import ModelConfig
 from uvis.model.model import VISModel
-from uvis.track.types import FrameDetections
+from uvis.predict.base import Predictor
+from uvis.predict.types import FrameDetections
 
 ClassHead = Callable[[torch.Tensor], torch.Tensor]
 
 
-class FramePredictor:
+class TrainedPredictor(Predictor):
     """A trained VIS model applied frame by frame.
 
     ``predict`` returns, per frame, all Q queries as candidates (or, with ``min_score`` set, only those scoring
@@ -41,57 +48,62 @@ class FramePredictor:
       (low both when the query sees nothing and when it hesitates between classes);
     - ``masks`` [Q, H, W] bool: mask logits upsampled to the frame size, > 0.
 
-    Vocabulary: ``set_vocabulary(names)`` (what ``uvis segment --classes`` calls). With a CLIP head
+    Vocabulary: ``with_vocabulary(names)`` (what ``uvis segment --classes`` leads to) returns a new predictor
+    sharing the model. With a CLIP head
     (``open_vocabulary``) any names: ``class_probs`` = (1 - p(no object)) x softmax(logit_scale x cos(CLIP
     projection of the query, text embedding of each name)), so, as with the trained classifier, a row sums to
     the objectness and ``scores`` is its largest entry; the trained no-object logit keeps deciding *whether*
-    a query is an object, CLIP only *which* one. ``set_text_embeddings`` takes text embeddings directly.
+    a query is an object, CLIP only *which* one. ``with_text_embeddings`` takes text embeddings directly.
     Without the head, names must be trained classes (columns kept, not renormalised; scores unchanged).
 
     Hook: ``predict(..., class_head=f)`` replaces the classifier by any ``f(embeddings [B, Q, D]) -> logits
     [B, Q, K' + 1]`` (last column = no object) for that call.
     """
 
-    def __init__(self, model: VISModel, vocabulary: list[tuple[int, str]], image_size: tuple[int, int],
+    def __init__(self, model: VISModel, vocabulary: Vocabulary, image_size: tuple[int, int],
                  device: torch.device | str | None = None, *, clip_info: dict[str, Any] | None = None,
-                 clip_weights: str | Path | None = None):
+                 clip_weights: str | Path | None = None, weights_id: dict[str, str] | None = None):
         self.device = choose_device(device)
         self.model = model.to(self.device).eval()
         self.amp_dtype = autocast_dtype(self.device)  # bf16 on GPUs that have it, fp16 on older ones, none on CPU
-        self.vocabulary = vocabulary
-        self.trained_vocabulary = list(vocabulary)
+        self._vocabulary = vocabulary
+        self.trained_vocabulary = vocabulary
         self.image_size = tuple(image_size)
         self.clip_info = clip_info or {}  # the run's clip.json: which CLIP made the distilled embeddings
         self.clip_weights = clip_weights  # overrides the weights path recorded in clip.json
         self._columns: list[int] | None = None  # restriction to trained classes
         self._text: torch.Tensor | None = None  # [N, C] unit text embeddings of an open vocabulary
         self._logit_scale = 100.0
-        self.min_score: float | None = None  # drop queries scoring below this (the Segmenter sets its threshold)
         # Which weights these are ({"file", "sha256"}; set by from_run): `uvis segment` records it per video, so
         # a model retrained in the same run folder is not mixed with the old one's results.
-        self.weights_id: dict[str, str] | None = None
+        self.weights_id = weights_id
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self._vocabulary
+
+    def fingerprint(self) -> dict[str, Any]:
+        return dict(self.weights_id or {})
 
     @property
     def open_vocabulary(self) -> bool:
         """True when the model has a CLIP head (trained with CLIP embeddings)."""
         return self.model.config.clip_dim is not None
 
-    def set_vocabulary(self, names: Sequence[str]) -> None:
-        """Report these classes (ids 1..N in order with a CLIP head, else the trained ids of known names)."""
-        names = [str(n).strip() for n in names if str(n).strip()]
-        if not names:
-            raise UserError("empty class list", fix="pass class names, e.g. classes=dog,skateboard", param="classes")
+    def with_vocabulary(self, names: Sequence[str]) -> TrainedPredictor:
+        """A predictor (same model) reporting these classes: ids 1..N in order with a CLIP head, else the trained
+        ids of known names."""
+        names = clean_names(names)
         if not self.open_vocabulary:
-            from uvis.track.segmenter import restrict_vocabulary
-
-            self.vocabulary, self._columns = restrict_vocabulary(
-                self.trained_vocabulary, names,
+            new = copy.copy(self)
+            new._vocabulary, new._columns = self.trained_vocabulary.restrict(
+                names,
                 fix="pick classes the model knows, or retrain it with CLIP embeddings (uvis name writes "
                     "NAME.embeddings.npz beside the pseudo-labels; uvis train then adds a CLIP head) for any names")
-            self._text = None
-            return
+            new._text = None
+            return new
         from uvis.pseudo.clip_model import ClipModel
-        from uvis.pseudo.vocabulary import TEMPLATE_SETS, Vocabulary, class_embeddings
+        from uvis.pseudo.vocabulary import TEMPLATE_SETS, class_embeddings
 
         vocab = Vocabulary.from_names(names)
         clip = ClipModel.load(self.clip_config())
@@ -102,7 +114,7 @@ class FramePredictor:
                             param="clip_weights")
         templates = TEMPLATE_SETS.get(self.clip_info.get("templates", "imagenet80"), TEMPLATE_SETS["imagenet80"])
         text = class_embeddings(clip, vocab, templates)
-        self.set_text_embeddings(vocab.names, text, self.clip_info.get("logit_scale", clip.logit_scale))
+        return self.with_text_embeddings(vocab.names, text, self.clip_info.get("logit_scale", clip.logit_scale))
 
     def clip_config(self):
         """The ``ClipConfig`` of the CLIP the run's embeddings came from (weights: ``clip_weights`` if given)."""
@@ -116,8 +128,10 @@ class FramePredictor:
                           pretrained_tag=self.clip_info.get("pretrained_tag", "openai"), weights=weights,
                           device=str(self.device))
 
-    def set_text_embeddings(self, names: Sequence[str], text: torch.Tensor, logit_scale: float = 100.0) -> None:
-        """Classify queries against these [N, clip_dim] text embeddings (one per name; normalised here)."""
+    def with_text_embeddings(self, names: Sequence[str], text: torch.Tensor, logit_scale: float = 100.0
+                             ) -> TrainedPredictor:
+        """A predictor (same model) classifying queries against these [N, clip_dim] text embeddings (one per name;
+        normalised here)."""
         if not self.open_vocabulary:
             raise UserError("this model has no CLIP head, so it cannot score text embeddings",
                             fix="retrain it with CLIP embeddings beside the pseudo-labels (uvis name writes them)")
@@ -125,10 +139,12 @@ class FramePredictor:
         if text.ndim != 2 or text.shape != (len(names), self.model.config.clip_dim):
             raise ValueError(f"text embeddings {tuple(text.shape)} for {len(names)} names and a "
                              f"{self.model.config.clip_dim}-d CLIP head")
-        self._text = F.normalize(text, dim=-1).to(self.device)
-        self._logit_scale = float(logit_scale)
-        self._columns = None
-        self.vocabulary = [(i + 1, str(n)) for i, n in enumerate(names)]
+        new = copy.copy(self)
+        new._text = F.normalize(text, dim=-1).to(self.device)
+        new._logit_scale = float(logit_scale)
+        new._columns = None
+        new._vocabulary = Vocabulary.from_names([str(n) for n in names])
+        return new
 
     @staticmethod
     def weights_file(run_dir: str | Path) -> Path | None:
@@ -138,9 +154,10 @@ class FramePredictor:
 
     @staticmethod
     def from_run(run_dir: str | Path, device: torch.device | str | None = None, *,
-                 clip_weights: str | Path | None = None) -> FramePredictor:
+                 clip_weights: str | Path | None = None) -> TrainedPredictor:
         """Load ``config.json``, ``vocabulary.json``, ``clip.json`` (if any) and the final weights (else the last
-        checkpoint) of a ``uvis train`` folder (or of a ``uvis run`` folder's ``3-model``). ``clip_weights``: where the CLIP for ``set_vocabulary`` is, if not where training found it."""
+        checkpoint) of a ``uvis train`` folder (or of a ``uvis run`` folder's ``3-model``). ``clip_weights``:
+        where the CLIP for ``with_vocabulary`` is, if not where training found it."""
         run = Path(run_dir)
         if not (run / "config.json").is_file() and (run / "3-model" / "config.json").is_file():
             run = run / "3-model"  # the folder of a whole `uvis run`: its trained model
@@ -150,14 +167,15 @@ class FramePredictor:
                                 fix="pass the output folder of uvis train (or of uvis run)", param="model")
         try:
             config = json.loads((run / "config.json").read_text())
-            vocab = [(int(c["id"]), str(c["name"])) for c in json.loads((run / "vocabulary.json").read_text())]
+            vocab = Vocabulary.from_pairs([(int(c["id"]), str(c["name"]))
+                                           for c in json.loads((run / "vocabulary.json").read_text())])
             mcfg = ModelConfig.from_json(config["model"])
             image_size = tuple(config["image_size"])
             clip_info = json.loads((run / "clip.json").read_text()) if (run / "clip.json").is_file() else None
         except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSONDecodeError is a ValueError
             raise UserError(f"the run's config.json, vocabulary.json or clip.json is damaged ({type(e).__name__}: {e})",
                             path=run, fix="pass the output folder of a uvis train run, or train it again", param="model") from None
-        weights = FramePredictor.weights_file(run)
+        weights = TrainedPredictor.weights_file(run)
         if weights is None:
             raise UserError("the run has no weights yet", path=run, fix="train it (or resume it) to the end")
         mcfg.num_classes = len(vocab)
@@ -169,10 +187,9 @@ class FramePredictor:
                 OSError, zipfile.BadZipFile) as e:  # a file cut short reads as OSError [Errno 22] or a bad zip
             raise UserError(f"cannot load the run's weights ({type(e).__name__}; damaged, or not made with this "
                             "run's config.json)", path=weights, fix="train the run again (or resume it)") from None
-        predictor = FramePredictor(model, vocab, image_size, device, clip_info=clip_info, clip_weights=clip_weights)
-        with weights.open("rb") as f:  # ~0.1 s per 100 MB, once per load
-            predictor.weights_id = {"file": weights.name, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
-        return predictor
+        # the sha256 costs ~0.1 s per 100 MB, once per load
+        return TrainedPredictor(model, vocab, image_size, device, clip_info=clip_info, clip_weights=clip_weights,
+                                weights_id=provenance(weights))
 
     def _prepare(self, frames: np.ndarray) -> torch.Tensor:
         """Frames scaled (keeping aspect) to fit ``image_size``, as the training crops were."""
@@ -184,8 +201,9 @@ class FramePredictor:
         return F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)
 
     @torch.no_grad()
-    def predict(self, frames: np.ndarray, *, class_head: ClassHead | None = None) -> list[FrameDetections]:
-        """Detections for each of ``frames`` ([B, H, W, 3] or [H, W, 3] uint8 RGB)."""
+    def predict(self, frames: np.ndarray, next_frame: np.ndarray | None = None, *,
+                class_head: ClassHead | None = None) -> list[FrameDetections]:
+        """Detections for each of ``frames`` ([B, H, W, 3] or [H, W, 3] uint8 RGB); ``next_frame`` is unused."""
         frames = np.asarray(frames)
         if frames.ndim == 3:
             frames = frames[None]

@@ -1,6 +1,6 @@
 """Self-training: a trained model's confident per-frame predictions become the next round's pseudo-labels.
 
-Per frame, of the model's Q query predictions (``uvis.model.predictor.FramePredictor``) we keep those
+Per frame, of the model's Q query predictions (``uvis.predict.trained.TrainedPredictor``) we keep those
 
 - whose score (the probability of the most likely real class) is >= ``min_score`` (default 0.5),
 - whose mask is non-empty,
@@ -14,13 +14,13 @@ class-agnostic run's vocabulary is the single class "object"). Kept masks may ov
 unlike MaskCut's, they are not made disjoint.
 
 Output layout, parts, resume and shards are those of MaskCut pseudo-labelling (``uvis.pseudo.collection``);
-the folder's ``config.json`` records the run folder and a digest of its weights, so pseudo-labels of another
+the folder's ``config.json`` records the run folder and a digest of its weights (``weights_sha256``: the first 16
+hex digits of the file's sha256, the format such folders have always recorded), so pseudo-labels of another
 model are never mixed in.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,13 @@ import torch
 
 from uvis.data import masks as mask_utils
 from uvis.data.sources import Collection
-from uvis.data.ytvis import Category
 from uvis.distributed import Group
 from uvis.errors import UserError
+from uvis.features.weights import file_sha256
+from uvis.predict.trained import TrainedPredictor
+from uvis.predict.types import FrameDetections
 from uvis.pseudo.collection import LabellingJob, label_collection
 from uvis.pseudo.maskcut import FrameMask
-from uvis.track.types import FrameDetections
 
 
 @dataclass(frozen=True)
@@ -81,24 +82,14 @@ def select_predictions(dets: FrameDetections, vocabulary_ids: list[int], config:
     return out
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def model_job(run_dir: str | Path, config: SelfTrainingConfig | None = None, device: str | None = None
               ) -> LabellingJob:
     """A ``LabellingJob`` labelling frames with the trained model of ``run_dir``."""
-    from uvis.model.predictor import FramePredictor
-
     config = config or SelfTrainingConfig()
     config.check()
     run = Path(run_dir).resolve()
-    predictor = FramePredictor.from_run(run, device)  # checks the folder; cheap next to labelling a collection
-    weights = FramePredictor.weights_file(run)
+    predictor = TrainedPredictor.from_run(run, device)  # checks the folder; cheap next to labelling a collection
+    weights = TrainedPredictor.weights_file(run)
     assert weights is not None  # from_run raised otherwise
     ids = [i for i, _ in predictor.vocabulary]
 
@@ -106,10 +97,10 @@ def model_job(run_dir: str | Path, config: SelfTrainingConfig | None = None, dev
         return [select_predictions(d, ids, config) for d in predictor.predict(frames)]
 
     settings: dict[str, Any] = {"stage": "self-training", "model": str(run), "weights": weights.name,
-                                "weights_sha256": _digest(weights), **asdict(config)}
+                                "weights_sha256": file_sha256(weights)[:16], **asdict(config)}
     return LabellingJob(stage="self-training", description=f"uvis pseudo-labels (predictions of the model in {run})",
                         settings=settings, make_labeller=lambda: label,
-                        categories=[Category(id=i, name=n) for i, n in predictor.vocabulary])
+                        categories=predictor.vocabulary.categories())
 
 
 def self_train_collection(

@@ -5,28 +5,32 @@ class-agnostic masks, score ``1 - Ncut/2``) or MotionCut on residual motion (``"
 ``uvis.pseudo.motioncut``). With CLIP, each mask crop is embedded by CLIP's image encoder: the embedding is both
 the tracking embedding (appearance) and, against the prompt-ensembled CLIP text embeddings of the vocabulary,
 the class probabilities (softmax of ``logit_scale`` x cosine) — so any vocabulary works, which makes this path
-open-vocabulary by construction (``set_vocabulary``). Without CLIP (``clip=None``, the weights-free mode) every
+open-vocabulary by construction (``with_vocabulary``). Without CLIP (``clip=None``, the weights-free mode) every
 mask is an ``object`` and its tracking embedding is its colour histogram (``uvis.features.colour``).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from uvis.data import masks as mask_utils
+from uvis.data.vocabulary import Vocabulary, clean_names
 from uvis.errors import UserError
 from uvis.features.colour import colour_embeddings
+from uvis.predict.base import Predictor
+from uvis.predict.types import FrameDetections
 from uvis.pseudo.clip_model import ClipConfig, ClipModel
 from uvis.pseudo.maskcut import MaskCut, MaskCutConfig
 from uvis.pseudo.motioncut import MotionCut, MotionCutConfig
 from uvis.pseudo.naming import NamingConfig, classify, embed_masks
-from uvis.pseudo.vocabulary import TEMPLATE_SETS, Vocabulary, class_embeddings
-from uvis.track.types import FrameDetections
+from uvis.pseudo.vocabulary import TEMPLATE_SETS, class_embeddings
 
 
 @dataclass
@@ -42,32 +46,29 @@ class Stage1Config:
     naming: NamingConfig = field(default_factory=NamingConfig)
 
 
-def load_clip(cfg: ClipConfig) -> ClipModel:
-    """CLIP for the stage-1 predictor (a function, so tests can substitute a tiny model)."""
-    return ClipModel.load(cfg)
-
-
 OBJECT = Vocabulary.from_names(["object"])  # the one class of the weights-free mode
 
 
-class Stage1FramePredictor:
-    """Stage-1 masks (MaskCut or MotionCut) + CLIP (or colour) behind the ``FramePredictor`` interface
-    (``predict``, ``vocabulary``; ``temporal`` with MotionCut, which needs the frame after each batch)."""
+class Stage1Predictor(Predictor):
+    """Stage-1 masks (MaskCut or MotionCut) + CLIP (or colour) behind the ``Predictor`` interface (``temporal``
+    with MotionCut, which needs the frame after each batch).
+
+    ``fingerprint``: the weights files used, e.g. ``{"dino": {"file", "sha256"}, "clip": {...}}`` (``uvis segment``
+    records it per video; ``build_predictor`` passes it)."""
 
     def __init__(self, proposals: MaskCut | MotionCut, clip: ClipModel | None, vocabulary: Vocabulary,
-                 naming: NamingConfig | None = None):
+                 naming: NamingConfig | None = None, *, fingerprint: dict[str, Any] | None = None):
         self.proposals = proposals
         self.clip = clip
         self.temporal = isinstance(proposals, MotionCut)
         self.naming = naming or NamingConfig()
         self._templates = TEMPLATE_SETS[self.naming.templates]
-        # {"dino": {"file", "sha256"}, "clip": {...}} when known: `uvis segment` records it per video
-        self.weights_id: dict[str, dict[str, str]] | None = None
+        self._fingerprint = dict(fingerprint or {})
         self._set(vocabulary if clip is not None else OBJECT)
 
     @classmethod
-    def create(cls, vocabulary: Vocabulary, config: Stage1Config | None = None,
-               device: str | None = None) -> Stage1FramePredictor:
+    def create(cls, vocabulary: Vocabulary, config: Stage1Config | None = None, device: str | None = None, *,
+               fingerprint: dict[str, Any] | None = None) -> Stage1Predictor:
         cfg = config or Stage1Config()
         proposals: MaskCut | MotionCut
         if cfg.features == "motion":
@@ -80,21 +81,33 @@ class Stage1FramePredictor:
             raise UserError(f"unknown stage-1 features '{cfg.features}'", fix="use dino or motion")
         clip = None
         if cfg.clip is not None:
-            clip = load_clip(cfg.clip if device is None else replace(cfg.clip, device=device))
-        return cls(proposals, clip, vocabulary, cfg.naming)
+            clip = ClipModel.load(cfg.clip if device is None else replace(cfg.clip, device=device))
+        return cls(proposals, clip, vocabulary, cfg.naming, fingerprint=fingerprint)
 
     def _set(self, vocabulary: Vocabulary) -> None:
-        self.vocab = vocabulary
-        self.vocabulary = list(zip(vocabulary.ids, vocabulary.names, strict=True))
+        self._vocabulary = vocabulary
         self.class_embeddings = None if self.clip is None else \
             class_embeddings(self.clip, vocabulary, self._templates, cache_dir=self.naming.text_cache_dir)
 
-    def set_vocabulary(self, names: Sequence[str]) -> None:
-        """Name objects with these classes instead (ids 1..N in order); needs CLIP."""
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self._vocabulary
+
+    def fingerprint(self) -> dict[str, Any]:
+        return dict(self._fingerprint)
+
+    def with_vocabulary(self, names: Sequence[str]) -> Stage1Predictor:
+        """A predictor (same models) naming objects with these classes (ids 1..N in order); needs CLIP."""
+        return self.with_classes(Vocabulary.from_names(clean_names(names)))
+
+    def with_classes(self, vocabulary: Vocabulary) -> Stage1Predictor:
+        """``with_vocabulary`` keeping the ids of ``vocabulary`` (e.g. a dataset's categories)."""
         if self.clip is None:
             raise UserError("class names need CLIP, and this predictor runs without it (weights-free mode)",
                             fix="drop the class names, or give the CLIP weights")
-        self._set(Vocabulary.from_names(list(names)))
+        new = copy.copy(self)
+        new._set(vocabulary)
+        return new
 
     def start_video(self) -> None:
         """A new video begins (MotionCut forgets the previous frame)."""
@@ -114,7 +127,7 @@ class Stage1FramePredictor:
             chunks = list(embed_masks(self.clip, zip(frames, masks, strict=True), self.naming))
             emb = torch.cat(chunks) if chunks else torch.zeros(0, self.clip.embed_dim)
             probs = classify(emb, self.class_embeddings, self.clip.logit_scale) if len(emb) else \
-                torch.zeros(0, len(self.vocabulary))
+                torch.zeros(0, len(self._vocabulary))
         else:
             emb = torch.cat([colour_embeddings(f, ms) for f, ms in zip(frames, masks, strict=True)])
             probs = torch.ones(len(emb), 1)
