@@ -634,7 +634,7 @@ class Pipeline:
             inputs.prototype_counts = {name: {k: int(c.get(k, 0)) for k in ("kept", "removed", "relabelled")}
                                        for name, c in per_class.items()}
         inputs.overlay_rows = overlay_samples(self.collection, paths.segment)
-        inputs.training = _training_log(paths.model / "metrics.jsonl")
+        inputs.training = RunFolder(paths.model).read_metrics()
         if config.features == "motion" and not config.pseudo_from_ground_truth:
             inputs.notes.append("Stage 1 came from motion (--features motion): MotionCut masks on residual optical "
                                 "flow, with no pretrained weights and no ground truth in stages 1-3.")
@@ -672,23 +672,6 @@ def overlay_samples(collection: Collection, segment_dir: Path, videos: int = 4, 
                 row.frame_indices.append(t)
         rows.append(row)
     return rows
-
-
-def _training_log(metrics_file: Path) -> list[dict]:
-    """The records of ``uvis train``'s metrics.jsonl (unreadable lines skipped)."""
-    records = []
-    try:
-        lines = metrics_file.read_text().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
 
 
 def _flatten_evaluations(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:

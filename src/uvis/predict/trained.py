@@ -13,7 +13,6 @@ weights); it is the one place that knows that layout here.
 from __future__ import annotations
 
 import copy
-import json
 import pickle
 import zipfile
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from uvis.model.config import ModelConfig
 from uvis.model.model import VISModel
 from uvis.predict.base import Predictor
 from uvis.predict.types import FrameDetections
+from uvis.train.run_folder import RunFolder
 
 ClassHead = Callable[[torch.Tensor], torch.Tensor]
 
@@ -149,35 +149,26 @@ class TrainedPredictor(Predictor):
     @staticmethod
     def weights_file(run_dir: str | Path) -> Path | None:
         """The weights ``from_run`` loads: the final ones, else the last checkpoint; None before training."""
-        run = Path(run_dir)
-        return next((run / n for n in ("model_final.pt", "checkpoint.pt") if (run / n).is_file()), None)
+        return RunFolder.find(run_dir).weights()
 
     @staticmethod
     def from_run(run_dir: str | Path, device: torch.device | str | None = None, *,
                  clip_weights: str | Path | None = None) -> TrainedPredictor:
-        """Load ``config.json``, ``vocabulary.json``, ``clip.json`` (if any) and the final weights (else the last
-        checkpoint) of a ``uvis train`` folder (or of a ``uvis run`` folder's ``3-model``). ``clip_weights``:
-        where the CLIP for ``with_vocabulary`` is, if not where training found it."""
-        run = Path(run_dir)
-        if not (run / "config.json").is_file() and (run / "3-model" / "config.json").is_file():
-            run = run / "3-model"  # the folder of a whole `uvis run`: its trained model
-        for name in ("config.json", "vocabulary.json"):
-            if not (run / name).is_file():
-                raise UserError(f"not a training run folder (no {name})", path=run,
-                                fix="pass the output folder of uvis train (or of uvis run)", param="model")
+        """Load the config, vocabulary, ``clip.json`` (if any) and the final weights (else the last checkpoint) of a
+        ``uvis train`` folder (or of a ``uvis run`` folder's model; ``uvis.train.run_folder.RunFolder`` owns the
+        layout). ``clip_weights``: where the CLIP for ``with_vocabulary`` is, if not where training found it."""
+        run = RunFolder.find(run_dir, "model")
+        run.require()
+        config = run.read_config()
+        vocab = Vocabulary.from_pairs(run.read_vocabulary())
+        clip_info = run.read_clip()
         try:
-            config = json.loads((run / "config.json").read_text())
-            vocab = Vocabulary.from_pairs([(int(c["id"]), str(c["name"]))
-                                           for c in json.loads((run / "vocabulary.json").read_text())])
             mcfg = ModelConfig.from_json(config["model"])
             image_size = tuple(config["image_size"])
-            clip_info = json.loads((run / "clip.json").read_text()) if (run / "clip.json").is_file() else None
-        except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSONDecodeError is a ValueError
-            raise UserError(f"the run's config.json, vocabulary.json or clip.json is damaged ({type(e).__name__}: {e})",
-                            path=run, fix="pass the output folder of a uvis train run, or train it again", param="model") from None
-        weights = TrainedPredictor.weights_file(run)
-        if weights is None:
-            raise UserError("the run has no weights yet", path=run, fix="train it (or resume it) to the end")
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"the run's config.json is damaged ({type(e).__name__}: {e})", path=run.config_path,
+                            fix="pass the output folder of a uvis train run, or train it again", param="model") from None
+        weights = run.require_weights()
         mcfg.num_classes = len(vocab)
         model = VISModel(mcfg)
         try:

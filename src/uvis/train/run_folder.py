@@ -44,7 +44,7 @@ class RunFolder:
 
     path: Path
     parameter: str = "run_dir"
-    fix: str = "pass the --out folder of uvis train (or of uvis run)"
+    fix: str = "pass the output folder of uvis train (or of uvis run)"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
