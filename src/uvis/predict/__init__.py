@@ -5,6 +5,6 @@
 - ``trained``: a trained run's model (``TrainedPredictor.from_run``);
 - ``stage1``: the training-free path (MaskCut or MotionCut masks, named by CLIP);
 - ``self_training``: a trained model's confident predictions as the next round's pseudo-labels;
-- ``build``: ``build_predictor`` and ``build_segmenter``, the one way the CLI, the pipeline and the Python API
-  make them.
+- ``build``: ``build_predictor``, the one way the CLI, the pipeline and the Python API make a predictor (the
+  Segmenter around one comes from ``uvis.track.build.build_segmenter``, since tracking comes after prediction).
 """
