@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uvis.cli.name import add_naming_arguments, naming_configs, note_single_class
+from uvis.cli.options import add_motion_weight_argument
 
 if TYPE_CHECKING:
     from uvis.distributed import Group
@@ -33,9 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or a folder of those")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--frames", default=None, help="frame root for a YouTube-VIS JSON (default: JPEGImages beside it)")
-    p.add_argument("--features", choices=["dino", "motion"], default="dino",
+    p.add_argument("--features", choices=["dino", "motion", "dino+motion"], default="dino",
                    help="dino: MaskCut on DINO keys (default, the paper's stage 1); motion: MotionCut on residual "
-                        "optical flow, no weights needed (class-agnostic; see docs/pseudo-label.md)")
+                        "optical flow, no weights needed (class-agnostic; see docs/pseudo-label.md); dino+motion: "
+                        "MaskCut on the DINO graph fused with the motion graph")
+    add_motion_weight_argument(p)
     p.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
     p.add_argument("--weights", default=None, help="checkpoint file, or a folder holding it under its official name")
     p.add_argument("--num-masks", type=int, default=None, help="cuts per frame (default: 3 with dino, 1 with motion)")
@@ -108,7 +111,7 @@ def _run(args: argparse.Namespace, group: Group) -> int:
                                        source=args.data)
         if group.is_main:
             note_single_class("pseudo-label", vocabulary)
-    check_needs(stage1_needs(args, dino=not args.model and args.features == "dino", dino_flag="--weights",
+    check_needs(stage1_needs(args, dino=not args.model and args.features != "motion", dino_flag="--weights",
                              clip=vocabulary is not None))
     if args.model:
         from uvis.pseudo.self_training import SelfTrainingConfig, self_train_collection
@@ -131,6 +134,7 @@ def _run(args: argparse.Namespace, group: Group) -> int:
             maskcut=MaskCutConfig(resolution=args.resolution, tau=args.tau, num_masks=args.num_masks or 3,
                                   crf=args.crf, solver=args.solver),
             motion=MotionCutConfig(num_masks=args.num_masks or 1),
+            motion_weight=args.motion_weight,
         )
         out = pseudo_label_collection(collection, args.out, config, weights=args.weights, device=args.device,
                                       batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,

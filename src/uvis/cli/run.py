@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from uvis.cli.options import add_fps_argument
+from uvis.cli.options import add_fps_argument, add_motion_weight_argument
 from uvis.pipeline import ABLATIONS, STEPS
 
 
@@ -26,9 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", choices=STEPS, default="report", help="last step to run (default: report)")
     p.add_argument("--device", help="auto, cpu or cuda (default auto: cuda when available; pick a GPU with "
                                     "CUDA_VISIBLE_DEVICES)")
-    p.add_argument("--features", choices=["dino", "motion"], default="dino",
-                   help="stage 1: MaskCut on DINO keys (dino, default) or MotionCut on residual optical flow, no "
-                        "weights needed (motion; without CLIP weights the labels stay class-agnostic)")
+    p.add_argument("--features", choices=["dino", "motion", "dino+motion"], default="dino",
+                   help="stage 1: MaskCut on DINO keys (dino, default), MotionCut on residual optical flow, no "
+                        "weights needed (motion; without CLIP weights the labels stay class-agnostic), or MaskCut on "
+                        "the DINO graph fused with the motion graph (dino+motion)")
+    add_motion_weight_argument(p)
     p.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
     p.add_argument("--weights", help="DINO weights file or folder (default: $UVIS_WEIGHTS_DIR, cache, download)")
     p.add_argument("--clip-weights", help="CLIP weights file or folder")
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         classes = list(parse_classes(args.classes).names)
     config = RunConfig(
         data=args.data, out=args.out, frames=args.frames, fps=args.fps, classes=classes, device=args.device,
-        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, features=args.features, accept_truncated=args.accept_truncated, backbone=args.backbone, dino_weights=args.weights, num_masks=args.num_masks,
+        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, features=args.features, motion_weight=args.motion_weight, accept_truncated=args.accept_truncated, backbone=args.backbone, dino_weights=args.weights, num_masks=args.num_masks,
         solver=args.solver, pseudo_from_ground_truth=args.pseudo_from_ground_truth, clip_model=args.clip_model,
         clip_weights=args.clip_weights, templates=args.templates, prototypes=not args.no_prototypes,
         train_preset=args.preset, train_steps=args.steps, train_batch_size=args.batch_size,

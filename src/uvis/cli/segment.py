@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from uvis.cli.options import add_fps_argument
+from uvis.cli.options import add_fps_argument, add_motion_weight_argument
 from uvis.data.sources import Collection, discover, parse_shard, unreadable_list
 from uvis.distributed import Group
 from uvis.errors import UserError
@@ -81,9 +81,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="report an unreadable video and go on with the others (default: stop on it); a rerun "
                         "tries it again")
     g = p.add_argument_group("training-free path (--model none)")
-    g.add_argument("--features", choices=["auto", "dino", "motion"], default="auto",
+    g.add_argument("--features", choices=["auto", "dino", "motion", "dino+motion"], default="auto",
                    help="stage-1 masks: MaskCut on DINO keys (dino), MotionCut on residual motion with no weights "
-                        "(motion), or dino when its weights are found and motion otherwise (auto, the default)")
+                        "(motion), MaskCut on the DINO graph fused with the motion graph (dino+motion), or dino when "
+                        "its weights are found and motion otherwise (auto, the default)")
+    add_motion_weight_argument(g)
     g.add_argument("--backbone", default="dino_vitb8", metavar="NAME", help=backbone_help())
     g.add_argument("--dino-weights", help="DINO checkpoint file, or a folder holding it under its official name")
     g.add_argument("--num-masks", type=int, default=None,
@@ -186,12 +188,12 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     cfg = Stage1Config(
         features=features, backbone=args.backbone, dino_weights=dino_file,  # the files just found: the ones recorded
         maskcut=MaskCutConfig(num_masks=args.num_masks or 3, resolution=args.resolution),
-        motion=MotionCutConfig(num_masks=args.num_masks or 1),
+        motion=MotionCutConfig(num_masks=args.num_masks or 1), motion_weight=args.motion_weight,
         clip=None if clip_file is None else ClipConfig(model_name=args.clip_model, pretrained_tag=args.clip_pretrained,
                                                        weights=clip_file),
     )
     args.features = features  # recorded in the results' settings
-    args.num_masks = cfg.maskcut.num_masks if features == "dino" else cfg.motion.num_masks
+    args.num_masks = cfg.motion.num_masks if features == "motion" else cfg.maskcut.num_masks
     try:
         predictor = Stage1FramePredictor.create(vocabulary, cfg, device)
         # recorded per video: a rerun with other weights is refused instead of mixing results
@@ -206,7 +208,7 @@ def _stage1_predictor(args: argparse.Namespace, device: str, collection: Collect
     if args.classes is None and vocabulary.names == STARTING_VOCABULARY:
         print(f"note: no --classes given: naming objects with the starting vocabulary of configs/videos.toml "
               f"({', '.join(STARTING_VOCABULARY)}); pass --classes \"a,b,c\" for your own", file=sys.stderr)
-    if features == "dino" and not args.no_progress:  # the motion features run no DINO: nothing to estimate
+    if features != "motion" and not args.no_progress:  # the motion features run no DINO: nothing to estimate
         note_cpu_speed(pick_device(device), args.backbone, args.resolution, collection.count_frames())
     return predictor
 
@@ -242,6 +244,8 @@ def result_settings(args: argparse.Namespace, segmenter: Segmenter) -> dict[str,
     elif none:
         settings["stage1"] = {k: getattr(args, k) for k in ("backbone", "num_masks", "resolution", "clip_model",
                                                             "clip_pretrained")}
+        if args.features == "dino+motion":
+            settings["stage1"] |= {"features": args.features, "motion_weight": args.motion_weight}
     return settings
 
 

@@ -14,11 +14,14 @@ never loaded whole. The first and last frame of a video use their one available 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from uvis.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 FLOW_PRESETS = ("ultrafast", "fast", "medium")
 
@@ -62,6 +65,7 @@ class FrameMotion:
     patch_saliency: np.ndarray  # [gh, gw] float32: min of the patch-mean forward/backward residual magnitudes
     frame: np.ndarray  # [h, w, 3] uint8: the frame at the working size (for a colour refinement)
     inlier_fraction: float  # of the camera model, averaged over the flows used (1: everything moves as one)
+    back_flow: np.ndarray | None = None  # [h, w, 2] float32 flow towards the previous frame (None for the first)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -123,11 +127,15 @@ def frame_motion(frame: np.ndarray, grey: np.ndarray, prev: np.ndarray | None, n
     if prev is None and nxt is None:
         raise ValueError("a frame needs at least one neighbour for motion")
     residuals, inliers = [], []
+    back_flow = None
     for other, sign in ((nxt, 1.0), (prev, -1.0)):
         if other is not None:
-            r, f = camera_residual(flow(grey, other), config.patch, config.ransac_threshold)
+            raw = flow(grey, other)
+            r, f = camera_residual(raw, config.patch, config.ransac_threshold)
             residuals.append(sign * r)
             inliers.append(f)
+            if sign < 0:
+                back_flow = raw
     if len(residuals) == 1:
         residuals = residuals * 2
     fwd, bwd = residuals
@@ -136,7 +144,30 @@ def frame_motion(frame: np.ndarray, grey: np.ndarray, prev: np.ndarray | None, n
     patch_saliency = np.minimum(np.linalg.norm(vectors[..., :2], axis=-1), np.linalg.norm(vectors[..., 2:], axis=-1))
     return FrameMotion(saliency=saliency.astype(np.float32), vectors=vectors.astype(np.float32),
                        patch_saliency=patch_saliency.astype(np.float32), frame=frame,
-                       inlier_fraction=float(np.mean(inliers)))
+                       inlier_fraction=float(np.mean(inliers)), back_flow=back_flow)
+
+
+def patch_features(motion: FrameMotion, grid: tuple[int, int] | None = None) -> np.ndarray:
+    """[n, 5] per-patch motion features: forward and negated backward residual and saliency, divided by the
+    frame's 95th-percentile patch saliency (so they do not depend on how fast things move).
+
+    ``grid`` (gh, gw): the features resampled onto another patch grid of the same frame (DINO's square grid)."""
+    scale = max(float(np.percentile(motion.patch_saliency, 95)), 0.5)
+    feats = np.concatenate([motion.vectors, motion.patch_saliency[..., None]], -1).astype(np.float32)
+    if grid is not None and grid != feats.shape[:2]:
+        cv2 = require_cv2()
+        shrink = grid[0] < feats.shape[0] and grid[1] < feats.shape[1]
+        feats = cv2.resize(feats, (grid[1], grid[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return feats.reshape(-1, 5) / scale
+
+
+def motion_affinity(feats: np.ndarray, sigma: float, eps: float) -> torch.Tensor:
+    """[n, 5] patch motion features -> [n, n] Gaussian affinity of their distances (+ ``eps``)."""
+    import torch
+
+    f = torch.from_numpy(feats.astype(np.float64))
+    d2 = torch.cdist(f, f).square()
+    return (torch.exp(-d2 / sigma**2) + eps).float()
 
 
 def still_motion(frame: np.ndarray, patch: int) -> FrameMotion:

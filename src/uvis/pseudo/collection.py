@@ -39,7 +39,7 @@ from uvis.data.ytvis import Video as YtvisVideo
 from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.pseudo.format import FrameInstance, PseudoLabels
-from uvis.pseudo.maskcut import FrameMask, MaskCut, MaskCutConfig, require_crf
+from uvis.pseudo.maskcut import FrameMask, FusedMaskCut, MaskCut, MaskCutConfig, require_crf
 from uvis.pseudo.motioncut import MotionCut, MotionCutConfig
 
 CONFIG_NAME = "config.json"
@@ -47,7 +47,7 @@ MERGED_NAME = "pseudo_labels.json"
 PART_FORMAT = 1
 
 
-FEATURES = ("dino", "motion")
+FEATURES = ("dino", "motion", "dino+motion")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class PseudoLabelConfig:
     """Everything that changes the pseudo-labels (device and batch size do not, up to float rounding).
 
     ``features``: ``"dino"`` (MaskCut on DINO keys, the paper's stage 1) or ``"motion"`` (MotionCut on residual
-    motion, no weights needed; ``uvis.pseudo.motioncut``).
+    motion, no weights needed; ``uvis.pseudo.motioncut``) or ``"dino+motion"`` (MaskCut on the DINO graph fused
+    with the motion graph, ``motion_weight`` of it motion; ``uvis.pseudo.maskcut.FusedMaskCut``).
     """
 
     backbone: str = "dino_vitb8"
@@ -63,15 +64,22 @@ class PseudoLabelConfig:
     amp: bool = True  # bf16/fp16 autocast for the DINO forward on GPU (the eigensolve is always fp32)
     features: str = "dino"
     motion: MotionCutConfig = field(default_factory=MotionCutConfig)
+    motion_weight: float = 0.5  # dino+motion: the motion graph's share of the fused graph
 
     def __post_init__(self) -> None:
         if self.features not in FEATURES:
             raise UserError(f"unknown stage-1 features '{self.features}'", fix=f"use one of {', '.join(FEATURES)}")
+        if not 0.0 <= self.motion_weight <= 1.0:
+            raise UserError(f"motion weight {self.motion_weight}", fix="use a --motion-weight between 0 and 1")
 
     def to_json(self) -> dict[str, Any]:
         if self.features == "motion":
             return {"stage": "motioncut", "features": "motion", "motion": self.motion.to_json()}
-        return {"stage": "maskcut", "backbone": self.backbone, "amp": self.amp, "maskcut": self.maskcut.to_json()}
+        out = {"stage": "maskcut", "backbone": self.backbone, "amp": self.amp, "maskcut": self.maskcut.to_json()}
+        if self.features == "dino+motion":
+            out |= {"features": self.features, "motion_weight": self.motion_weight,
+                    "motion": self.motion.motion.to_json(), "motion_sigma": self.motion.sigma}
+        return out
 
 
 # [B, H, W, 3] uint8 RGB frames -> per frame, its masks
@@ -193,7 +201,7 @@ def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progr
     annotations: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     frame_index = 0
-    temporal = getattr(labeller, "temporal", False)  # MotionCut: also sees the frame after each batch
+    temporal = getattr(labeller, "temporal", False)  # MotionCut, FusedMaskCut: also see the frame after each batch
     if temporal:
         labeller.start_video()  # type: ignore[attr-defined]
     for batch, following in with_next_frame(video.batches(batch_size, prefetch=True)):
@@ -384,6 +392,9 @@ def pseudo_label_collection(
         features = DinoFeatures(config.backbone, weights_file, dev, amp=config.amp)
         if progress and (group is None or group.is_main):  # on a CPU: how long this will take, what is faster
             note_cpu_speed(features.device, config.backbone, config.maskcut.resolution, collection.count_frames())
+        if config.features == "dino+motion":
+            return FusedMaskCut(features, config.maskcut, motion=config.motion.motion,
+                                motion_weight=config.motion_weight, sigma=config.motion.sigma)
         return MaskCut(features, config.maskcut)
 
     job = LabellingJob(stage="maskcut", description="uvis pseudo-labels (MaskCut on DINO features)",
