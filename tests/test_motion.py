@@ -326,3 +326,15 @@ def test_pseudo_label_dino_plus_motion_records_the_weight_and_follows_the_disc(t
     got = {a["frame_index"]: decode(a["segmentation"]).astype(bool) for a in data["annotations"]}
     assert np.mean([_iou(got.get(t, np.zeros_like(truth[t])), truth[t]) for t in range(len(truth))]) > 0.5
     assert main(["pseudo-label", *common, "--motion-weight", "2", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_patch_and_ransac_threshold_scale_with_small_frames_only():
+    config = MotionConfig()
+    assert config.scaled(854) == (16, 2.0)  # DAVIS 480p (and anything resized down to 854): unchanged
+    assert config.scaled(1280) == (16, 2.0)
+    patch, threshold = config.scaled(428)
+    assert patch == 8 and threshold == pytest.approx(1.0, abs=0.01)
+    assert config.scaled(128)[0] == 8  # never under min_patch
+    assert MotionConfig(scale_to_frame=False).scaled(128) == (16, 2.0)
+    frames, _ = camera_scene(3)  # 96x128: a 12x16 grid instead of 6x8
+    assert MotionStream()(frames, None)[0].vectors.shape[:2] == (12, 16)

@@ -39,14 +39,16 @@ class MotionConfig:
     """How residual motion is measured (everything that changes it)."""
 
     work_size: int = 854  # long side, in pixels, at which flow is computed (never upscaled; 1280x720 -> 854x480)
-    patch: int = 16  # pixels of the working size per node of the patch grid
+    patch: int = 16  # pixels per node of the patch grid, at a long side of work_size (see ``scaled``)
     flow_preset: str = "medium"  # OpenCV DIS preset
-    ransac_threshold: float = 2.0  # pixels (working size): flow within this of the homography is background
+    ransac_threshold: float = 2.0  # pixels (at work_size): flow within this of the homography is background
+    scale_to_frame: bool = True  # smaller frames get proportionally smaller patches and RANSAC threshold
+    min_patch: int = 8  # the smallest scaled patch (4-px patches let the flow errors of a frame edge form "objects")
 
     def __post_init__(self) -> None:
         if self.flow_preset not in FLOW_PRESETS:
             raise UserError(f"unknown flow preset '{self.flow_preset}'", fix=f"use one of {', '.join(FLOW_PRESETS)}")
-        if self.work_size < 4 * self.patch or self.patch < 2:
+        if self.work_size < 4 * self.patch or self.patch < 2 or self.min_patch < 2:
             raise UserError(f"motion work size {self.work_size} with patch {self.patch} leaves no grid",
                             fix="use work_size >= 4 x patch and patch >= 2")
         if not self.ransac_threshold > 0:
@@ -54,6 +56,19 @@ class MotionConfig:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def scale(self, long_side: int) -> float:
+        """How much smaller than ``work_size`` a frame with this long side (after the resize) is: 1 or less."""
+        return min(1.0, long_side / self.work_size) if self.scale_to_frame else 1.0
+
+    def scaled(self, long_side: int) -> tuple[int, float]:
+        """(patch, RANSAC threshold) for a working-size frame of this long side: ``patch`` and
+        ``ransac_threshold`` at ``work_size`` (every frame of 854 px or more: DAVIS 480p, 720p), in proportion
+        below it, the patch never under ``min_patch`` (a 128-px frame: 8-px patches, a 16x12 grid, not 8x6)."""
+        s = self.scale(long_side)
+        if s == 1.0:
+            return self.patch, self.ransac_threshold
+        return max(min(self.min_patch, self.patch), round(self.patch * s)), self.ransac_threshold * s
 
 
 @dataclass
@@ -126,12 +141,13 @@ def frame_motion(frame: np.ndarray, grey: np.ndarray, prev: np.ndarray | None, n
     """Residual motion of one working-size frame from its neighbours' greyscale frames (either may be None)."""
     if prev is None and nxt is None:
         raise ValueError("a frame needs at least one neighbour for motion")
+    patch, threshold = config.scaled(max(grey.shape[:2]))
     residuals, inliers = [], []
     back_flow = None
     for other, sign in ((nxt, 1.0), (prev, -1.0)):
         if other is not None:
             raw = flow(grey, other)
-            r, f = camera_residual(raw, config.patch, config.ransac_threshold)
+            r, f = camera_residual(raw, patch, threshold)
             residuals.append(sign * r)
             inliers.append(f)
             if sign < 0:
@@ -140,7 +156,7 @@ def frame_motion(frame: np.ndarray, grey: np.ndarray, prev: np.ndarray | None, n
         residuals = residuals * 2
     fwd, bwd = residuals
     saliency = np.minimum(np.linalg.norm(fwd, axis=-1), np.linalg.norm(bwd, axis=-1))
-    vectors = pool(np.concatenate([fwd, bwd], -1), config.patch)
+    vectors = pool(np.concatenate([fwd, bwd], -1), patch)
     patch_saliency = np.minimum(np.linalg.norm(vectors[..., :2], axis=-1), np.linalg.norm(vectors[..., 2:], axis=-1))
     return FrameMotion(saliency=saliency.astype(np.float32), vectors=vectors.astype(np.float32),
                        patch_saliency=patch_saliency.astype(np.float32), frame=frame,
@@ -208,7 +224,7 @@ class MotionStream:
         for i in range(1, len(batch) + 1):
             prev, cur, nxt = seq[i - 1], seq[i], seq[i + 1]
             if prev is None and nxt is None:
-                out.append(still_motion(cur[0], self.config.patch))
+                out.append(still_motion(cur[0], self.config.scaled(max(cur[0].shape[:2]))[0]))
             else:
                 out.append(frame_motion(cur[0], cur[1], prev[1] if prev else None, nxt[1] if nxt else None,
                                         self._flow, self.config))

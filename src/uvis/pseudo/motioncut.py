@@ -222,6 +222,9 @@ def motion_cut(motion: FrameMotion, config: MotionCutConfig = MotionCutConfig(),
                 evidence = evidence + config.appearance * (2 * prob - 1)
     h, w = motion.size
     p = motion.saliency.shape[0] // grid[0]
+    # ``grow`` counts patches of config.motion.patch pixels at the working size: the same share of the frame at
+    # any size and patch
+    grow = round(config.grow * config.motion.patch * config.motion.scale(max(h, w)) / p)
     painted = np.zeros(n, bool)
     taken = np.zeros((h, w), bool)
     out: list[MotionMask] = []
@@ -251,8 +254,8 @@ def motion_cut(motion: FrameMotion, config: MotionCutConfig = MotionCutConfig(),
             break
         painted |= fg
         region = fg.reshape(grid).astype(np.uint8)
-        if config.grow:  # on the patch grid: cheap, and the same as growing the upsampled region
-            region = cv2.dilate(region, np.ones((2 * config.grow + 1,) * 2, np.uint8))
+        if grow:  # on the patch grid: cheap, and the same as growing the upsampled region
+            region = cv2.dilate(region, np.ones((2 * grow + 1,) * 2, np.uint8))
         gate = cv2.resize(region, (grid[1] * p, grid[0] * p), interpolation=cv2.INTER_NEAREST)
         gate = np.pad(gate, ((0, h - gate.shape[0]), (0, w - gate.shape[1])), mode="edge") > 0
         mask = gate & (evidence > pixel_floor / top) & ~taken
