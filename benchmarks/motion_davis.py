@@ -50,6 +50,7 @@ ABLATIONS: dict[str, dict] = {
     "fill holes": {"fill_holes": True},
     "no previous mask (temporal 0)": {"temporal": 0.0},
     "previous mask +0.6": {"temporal": 0.6},
+    "previous mask +0.2, holes filled": {"temporal": 0.2, "fill_holes": True},
     "smoothed evidence 0.3": {"smooth": 0.3},
     "colour model 0.2": {"appearance": 0.2},
 }
