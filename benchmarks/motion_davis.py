@@ -47,10 +47,10 @@ ABLATIONS: dict[str, dict] = {
     "flow at 428 px (patch 8)": {"motion": {"work_size": 428, "patch": 8, "ransac_threshold": 1.0}},
     # per-video state (streamed videos only: with --every > 1 each scored frame starts a video, so these equal
     # the default there; run them on all frames)
-    "fill holes": {"fill_holes": True},
-    "no previous mask (temporal 0)": {"temporal": 0.0},
-    "previous mask +0.6": {"temporal": 0.6},
-    "previous mask +0.2, holes filled": {"temporal": 0.2, "fill_holes": True},
+
+    "no previous mask, no hole filling": {"temporal": 0.0, "fill_holes": False},
+    "previous mask +0.3, holes not filled": {"temporal": 0.3, "fill_holes": False},
+    "previous mask +0.6, holes not filled": {"temporal": 0.6, "fill_holes": False},
     "smoothed evidence 0.3": {"smooth": 0.3},
     "colour model 0.2": {"appearance": 0.2},
 }

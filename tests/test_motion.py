@@ -338,3 +338,38 @@ def test_patch_and_ransac_threshold_scale_with_small_frames_only():
     assert MotionConfig(scale_to_frame=False).scaled(128) == (16, 2.0)
     frames, _ = camera_scene(3)  # 96x128: a 12x16 grid instead of 6x8
     assert MotionStream()(frames, None)[0].vectors.shape[:2] == (12, 16)
+
+
+def test_previous_mask_is_moved_onto_the_frame_by_the_backward_flow():
+    from uvis.features.motion import FrameMotion
+    from uvis.pseudo.motioncut import VideoState
+
+    h, w = 32, 48
+    back = np.zeros((h, w, 2), np.float32)
+    back[..., 0] = -5.0  # every pixel came from 5 px to its left: the scene moved right by 5
+    motion = FrameMotion(np.zeros((h, w), np.float32), np.zeros((4, 6, 4), np.float32), np.zeros((4, 6), np.float32),
+                         np.zeros((h, w, 3), np.uint8), 1.0, back_flow=back)
+    state = VideoState(MotionCutConfig())
+    assert state.warped_prev(motion) is None  # nothing seen yet
+    state.prev = np.zeros((h, w), bool)
+    state.prev[10:20, 10:20] = True
+    moved = state.warped_prev(motion) > 0.5
+    expected = np.zeros((h, w), bool)
+    expected[10:20, 15:25] = True
+    assert np.array_equal(moved, expected)
+
+
+def test_previous_mask_term_keeps_the_object_and_stays_off_a_static_shot():
+    frames, truth = camera_scene(10, pan=2.0, zoom=0.01)
+    ious = {}
+    for t in (0.0, 0.2, 0.6):
+        labeller = MotionCut(MotionCutConfig(temporal=t))
+        labeller.start_video()
+        ious[t] = np.mean([_iou(_union(m, truth.shape[1:]), g) for m, g in zip(labeller.masks(frames, None), truth,
+                                                                                   strict=True)])
+    # the default weight keeps the disc; a weight above the pixel threshold lets the mask trail the disc
+    assert ious[0.2] > 0.8 and ious[0.0] > 0.8, ious
+    assert ious[0.6] < ious[0.2], ious
+    labeller = MotionCut()
+    labeller.start_video()
+    assert all(m == [] for m in labeller.masks(static_scene(), None))

@@ -18,8 +18,8 @@ Per frame, with the residual motion of ``uvis.features.motion`` (camera motion r
 5. **Pixels.** Inside the cut region grown by ``grow`` patches, the pixels whose saliency exceeds
    ``pixel_threshold`` x the frame's 99.5th-percentile saliency (and ``min_motion``). This follows the flow's
    own boundaries instead of the patch grid. The evidence compared with the threshold is the saliency over that
-   percentile plus ``temporal`` (0.3) where the previous frame's mask lands, moved by the backward flow (the
-   object keeps parts whose flow fades for a frame); past frames only, so it streams. ``refine="grabcut"`` adds OpenCV's GrabCut colour model on top
+   percentile plus ``temporal`` (0.2) where the previous frame's mask lands, moved by the backward flow (the
+   object keeps parts whose flow fades for a frame); past frames only, so it streams. Holes are filled. ``refine="grabcut"`` adds OpenCV's GrabCut colour model on top
    (measured worse on DAVIS: ``benchmarks/motion_davis.py``).
 6. **More objects.** Up to ``num_masks`` cuts: the found patches are painted out of the graph (eps edges
    only, as MaskCut does) and the next cut looks for another moving region; masks are disjoint.
@@ -59,8 +59,8 @@ class MotionCutConfig:
     min_area_frac: float = 0.001  # connected pieces smaller than this fraction of the frame are dropped
     border_rule: bool = True  # the side holding most of the border is the background
     refine: str = "none"  # "none" or "grabcut"
-    fill_holes: bool = False  # fill the holes of each mask (textureless interiors the flow leaves out)
-    temporal: float = 0.3  # evidence added where the previous frame's mask lands (warped by the flow)
+    fill_holes: bool = True  # fill the holes of each mask (textureless interiors the flow leaves out)
+    temporal: float = 0.2  # evidence added where the previous frame's mask lands (warped by the flow)
     smooth: float = 0.0  # share of the previous frame's evidence (warped by the flow) in this frame's (running mean)
     appearance: float = 0.0  # weight of the video's colour model (2 P(object | colour) - 1) in the evidence
     appearance_bins: int = 16  # per RGB channel
