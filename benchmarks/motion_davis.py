@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -26,7 +27,7 @@ import numpy as np
 from uvis.data.davis import load_davis
 from uvis.data.masks import decode
 from uvis.data.video import open_video, with_next_frame
-from uvis.features.motion import MotionConfig
+from uvis.features.motion import FlowEstimator, MotionConfig
 from uvis.pseudo.motioncut import MotionCut, MotionCutConfig
 
 # Methods that use only classical optical flow and colour, per-frame results of the DAVIS challenge averaged
@@ -44,7 +45,34 @@ ABLATIONS: dict[str, dict] = {
     "min contrast 1.0": {"min_contrast": 1.0},
     "flow preset fast": {"motion": {"flow_preset": "fast"}},
     "flow at 428 px (patch 8)": {"motion": {"work_size": 428, "patch": 8, "ransac_threshold": 1.0}},
+    # per-video state (streamed videos only: with --every > 1 each scored frame starts a video, so these equal
+    # the default there; run them on all frames)
+
+    "no previous mask, no hole filling": {"temporal": 0.0, "fill_holes": False},
+    "previous mask +0.3, holes not filled": {"temporal": 0.3, "fill_holes": False},
+    "previous mask +0.6, holes not filled": {"temporal": 0.6, "fill_holes": False},
+    "smoothed evidence 0.3": {"smooth": 0.3},
+    "colour model 0.2": {"appearance": 0.2},
 }
+
+
+class CachedFlow:
+    """A flow estimator that keeps each flow on disk, keyed by the two images and the preset (tuning runs only)."""
+
+    def __init__(self, flow: FlowEstimator, preset: str, folder: Path):
+        self.flow, self.preset, self.folder = flow, preset, folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        key = hashlib.sha1(a.tobytes() + b.tobytes() + f"{a.shape}{self.preset}".encode()).hexdigest()
+        path = self.folder / f"{key}.npy"
+        if path.exists():
+            return np.load(path)
+        out = self.flow(a, b)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, out)
+        os.replace(tmp, path)
+        return out
 
 
 def make_config(changes: dict) -> MotionCutConfig:
@@ -66,14 +94,35 @@ def frame_j(masks: list[tuple[np.ndarray, float]], tracks: list, t: int, shape: 
     return 1.0 if union == 0 else float((pred & g).sum() / union)
 
 
-def stage1_j(root: Path, config: MotionCutConfig, every: int = 1) -> tuple[dict[str, float], float, int]:
+class FusedLabeller:
+    """``--features dino+motion`` behind MotionCut's ``masks`` interface (frame-size bool masks and scores)."""
+
+    def __init__(self, config: MotionCutConfig, backbone: str, weights: Path, motion_weight: float):
+        from uvis.features.dino import DinoFeatures
+        from uvis.pseudo.maskcut import FusedMaskCut, MaskCutConfig
+
+        self.cut = FusedMaskCut(DinoFeatures(backbone, weights), MaskCutConfig(num_masks=config.num_masks),
+                                motion=config.motion, motion_weight=motion_weight, sigma=config.sigma)
+        self.stream = self.cut.stream
+
+    def start_video(self) -> None:
+        self.cut.start_video()
+
+    def masks(self, frames: np.ndarray, next_frame: np.ndarray | None) -> list[list[tuple[np.ndarray, float]]]:
+        return [[(decode(m.rle).astype(bool), m.score) for m in f] for f in self.cut(frames, next_frame)]
+
+
+def stage1_j(root: Path, config: MotionCutConfig, every: int = 1, flow_cache: Path | None = None,
+             fused: dict | None = None) -> tuple[dict[str, float], float, int]:
     """Per-sequence J of the union of each frame's masks; seconds per frame; frames with no mask.
 
     With ``every`` > 1 only the scored frames are labelled, each from its own neighbours: the same masks as the
     streamed video gives them, for a fraction of the work.
     """
     gt = load_davis(root)
-    labeller = MotionCut(config)
+    labeller: MotionCut | FusedLabeller = MotionCut(config) if fused is None else FusedLabeller(config, **fused)
+    if flow_cache is not None:
+        labeller.stream._flow = CachedFlow(labeller.stream._flow, config.motion.flow_preset, flow_cache)
     per_seq: dict[str, float] = {}
     seconds, frames, empty = 0.0, 0, 0
     for video in gt.videos:
@@ -93,7 +142,8 @@ def stage1_j(root: Path, config: MotionCutConfig, every: int = 1) -> tuple[dict[
         else:
             labeller.start_video()
             for batch, nxt in with_next_frame(clip.batches(8)):
-                scored += [(len(scored), masks) for masks in labeller.masks(batch, nxt)]
+                start = len(scored)  # (not inside the comprehension: there len(scored) would not grow)
+                scored += [(start + i, masks) for i, masks in enumerate(labeller.masks(batch, nxt))]
                 frames += len(batch)
         seconds += time.perf_counter() - t0
         size = (video.height, video.width)
@@ -135,6 +185,12 @@ def main() -> None:
     ap.add_argument("--tracker", action="store_true", help="also run stage 1 + tracker (uvis segment)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/uvis-motion-davis"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--features", choices=["motion", "dino+motion"], default="motion")
+    ap.add_argument("--dino-weights", type=Path, default=None, help="with --features dino+motion: the DINO checkpoint")
+    ap.add_argument("--backbone", default="dino_vitb8", help="with --features dino+motion (default dino_vitb8)")
+    ap.add_argument("--motion-weight", type=float, default=0.5, help="with --features dino+motion (default 0.5)")
+    ap.add_argument("--flow-cache", type=Path, default=None,
+                    help="keep flows in this folder between runs (tuning; seconds per frame then exclude the flow)")
     args = ap.parse_args()
     names = ["default"]
     if args.ablate:
@@ -154,7 +210,9 @@ def main() -> None:
         names = [f"set {args.set}"]
     for name in names:
         cfg = make_config(ABLATIONS[name])
-        per_seq, spf, empty = stage1_j(args.davis, cfg, args.every)
+        fused = None if args.features == "motion" else {
+            "backbone": args.backbone, "weights": args.dino_weights, "motion_weight": args.motion_weight}
+        per_seq, spf, empty = stage1_j(args.davis, cfg, args.every, args.flow_cache, fused)
         mean = float(np.mean(list(per_seq.values())))
         report["stage1"][name] = {"J": round(mean, 4), "seconds_per_frame": round(spf, 3),
                                   "frames_without_mask": empty, "per_sequence": {k: round(v, 4) for k, v in per_seq.items()},

@@ -20,15 +20,15 @@ def test_list_backbones_by_kind():
 
 def test_entries_name_the_published_file_and_layout():
     vit = backbones.backbone_entry("dino_vitb8")
-    assert (vit.kind, vit.flag, vit.weights.filename) == ("vit", "--weights", "dino_vitbase8_pretrain.pth")
+    assert (vit.kind, vit.param, vit.weights.filename) == ("vit", "dino_weights", "dino_vitbase8_pretrain.pth")
     assert "teacher" in vit.layout and vit.arch.patch_size == 8 and not vit.test_only
     timm_copy = backbones.backbone_entry("hf-hub:timm/vit_small_patch16_224.dino")
     assert timm_copy.kind == "vit" and timm_copy.weights.hf_repo == "timm/vit_small_patch16_224.dino"
     resnet = backbones.backbone_entry("dino_resnet50")
-    assert (resnet.kind, resnet.flag, resnet.weights.filename) == ("resnet", "--backbone-weights",
+    assert (resnet.kind, resnet.param, resnet.weights.filename) == ("resnet", "backbone_weights",
                                                                    "dino_resnet50_pretrain.pth")
     clip = backbones.backbone_entry("ViT-B-32")
-    assert (clip.kind, clip.flag, clip.weights.filename) == ("clip", "--clip-weights", "ViT-B-32.pt")
+    assert (clip.kind, clip.param, clip.weights.filename) == ("clip", "clip_weights", "ViT-B-32.pt")
     assert clip.weights.sha256_prefix  # OpenAI's URL carries it
     assert backbones.backbone_entry("hf-hub:timm/vit_base_patch32_clip_224.openai").kind == "clip"
     assert backbones.backbone_entry("tiny_vit").weights is None
@@ -92,7 +92,7 @@ def test_the_strict_loader_names_what_does_not_fit(tmp_path):
 
 def test_test_sizes_have_no_checkpoint(tmp_path):
     net = backbones.create_backbone("tiny_vit")
-    with pytest.raises(UserError, match="no DINO checkpoint.*--init random"):
+    with pytest.raises(UserError, match="no DINO checkpoint.*init=random"):
         backbones.load_pretrained(net, "tiny_vit", tmp_path / "w.pth")
     with pytest.raises(UserError, match="no published weights"):
         backbones.backbone_need("tiny_vit")

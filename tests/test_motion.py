@@ -227,3 +227,149 @@ def test_weights_free_segment_says_no_dino_estimate_and_keeps_one_class(tmp_path
     assert record["settings"]["classes"] == ["object"]
     assert {r["track_id"] for r in json.loads((out / "results.json").read_text())} == \
         {t["track_id"] for t in record["tracks"]}
+
+
+# ---------------------------------------------------------------------------------------------- dino+motion
+
+
+def _tiny_dino():
+    import torch
+
+    from uvis.features import backbones, dino
+
+    torch.manual_seed(0)
+    return dino.DinoFeatures("tiny", model=backbones.build_vit(backbones.VITS["tiny"]), device="cpu", amp=False)
+
+
+def _fused_ious(weight: float, frames: np.ndarray, truth: np.ndarray, batch: int = 4) -> list[float]:
+    from uvis.pseudo.maskcut import FusedMaskCut, MaskCutConfig
+
+    labeller = FusedMaskCut(_tiny_dino(), MaskCutConfig(resolution=96, num_masks=1),
+                            motion=MotionConfig(patch=8), motion_weight=weight)
+    labeller.start_video()
+    batches = iter([frames[i:i + batch] for i in range(0, len(frames), batch)])
+    ious = []
+    for b, following in with_next_frame(batches):
+        for masks in labeller(b, following):
+            got = np.zeros(truth.shape[1:], bool)
+            for m in masks:
+                got |= decode(m.rle).astype(bool)
+            ious.append(_iou(got, truth[len(ious)]))
+    return ious
+
+
+def test_dino_plus_motion_follows_the_moving_object_where_random_dino_does_not():
+    frames, truth = camera_scene(8, pan=2.0, zoom=0.01)
+    fused = _fused_ious(0.7, frames, truth)
+    alone = _fused_ious(0.0, frames, truth)
+    assert np.mean(fused) > 0.6, fused
+    assert min(fused) > 0.4, fused
+    assert np.mean(alone) < 0.3, alone  # random keys: the cut has nothing to do with the disc
+
+
+def test_motion_weight_zero_is_plain_maskcut_exactly():
+    from uvis.pseudo.maskcut import FusedMaskCut, MaskCut, MaskCutConfig
+
+    frames, _ = camera_scene(6)
+    config = MaskCutConfig(resolution=96, num_masks=3)
+    plain = MaskCut(_tiny_dino(), config)(frames)
+    fused = FusedMaskCut(_tiny_dino(), config, motion_weight=0.0)
+    fused.start_video()
+    got = fused(frames, None)
+    assert [[(m.rle, m.score) for m in f] for f in got] == [[(m.rle, m.score) for m in f] for f in plain]
+
+
+def test_fused_graph_is_the_weighted_sum_of_both_graphs():
+    import torch
+
+    from uvis.pseudo.maskcut import MaskCutConfig, maskcut_patches
+
+    torch.manual_seed(0)
+    keys = torch.randn(1, 16, 8)
+    motion = torch.rand(1, 16, 16)
+    motion = (motion + motion.transpose(1, 2)) / 2
+    cfg = MaskCutConfig(num_masks=1)
+    only_motion = maskcut_patches(torch.ones(1, 16, 8), (4, 4), cfg, motion=motion, motion_weight=1.0)
+    # weight 1: the DINO graph (here a complete graph) no longer counts; the cut is the motion graph's
+    from uvis.pseudo.maskcut import orient, second_eigenvector, seed_component
+
+    fg, seed = orient(second_eigenvector(motion), (4, 4))
+    assert torch.equal(only_motion.masks.view(1, -1), seed_component(fg, seed, (4, 4)))
+    assert torch.equal(maskcut_patches(keys, (4, 4), cfg, motion=motion, motion_weight=0.0).masks,
+                       maskcut_patches(keys, (4, 4), cfg).masks)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_bad_motion_weight_is_a_user_error(bad):
+    from uvis.pseudo.maskcut import FusedMaskCut
+
+    with pytest.raises(UserError):
+        FusedMaskCut(_tiny_dino(), motion_weight=bad)
+
+
+def test_pseudo_label_dino_plus_motion_records_the_weight_and_follows_the_disc(tmp_path):
+    import torch
+
+    from uvis.cli.main import main
+    from uvis.features import backbones
+
+    weights = tmp_path / "tiny.pth"
+    torch.manual_seed(0)
+    torch.save(backbones.official_state_dict(backbones.build_vit(backbones.VITS["tiny"])), weights)
+    folder, truth = _scene_folder(tmp_path)
+    common = [str(folder), "--features", "dino+motion", "--dino", "tiny", "--dino-weights", str(weights),
+              "--resolution", "96", "--num-masks", "1", "--no-progress", "--device", "cpu"]
+    assert main(["pseudo-label", *common, "--motion-weight", "0.8", "--out", str(tmp_path / "pl")]) == 0
+    data = json.loads((tmp_path / "pl" / "pseudo_labels.json").read_text())
+    assert data["info"]["config"]["features"] == "dino+motion"
+    assert data["info"]["config"]["motion_weight"] == 0.8
+    got = {a["frame_index"]: decode(a["segmentation"]).astype(bool) for a in data["annotations"]}
+    assert np.mean([_iou(got.get(t, np.zeros_like(truth[t])), truth[t]) for t in range(len(truth))]) > 0.5
+    assert main(["pseudo-label", *common, "--motion-weight", "2", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_patch_and_ransac_threshold_scale_with_small_frames_only():
+    config = MotionConfig()
+    assert config.scaled(854) == (16, 2.0)  # DAVIS 480p (and anything resized down to 854): unchanged
+    assert config.scaled(1280) == (16, 2.0)
+    patch, threshold = config.scaled(428)
+    assert patch == 8 and threshold == pytest.approx(1.0, abs=0.01)
+    assert config.scaled(128)[0] == 8  # never under min_patch
+    assert MotionConfig(scale_to_frame=False).scaled(128) == (16, 2.0)
+    frames, _ = camera_scene(3)  # 96x128: a 12x16 grid instead of 6x8
+    assert MotionStream()(frames, None)[0].vectors.shape[:2] == (12, 16)
+
+
+def test_previous_mask_is_moved_onto_the_frame_by_the_backward_flow():
+    from uvis.features.motion import FrameMotion
+    from uvis.pseudo.motioncut import VideoState
+
+    h, w = 32, 48
+    back = np.zeros((h, w, 2), np.float32)
+    back[..., 0] = -5.0  # every pixel came from 5 px to its left: the scene moved right by 5
+    motion = FrameMotion(np.zeros((h, w), np.float32), np.zeros((4, 6, 4), np.float32), np.zeros((4, 6), np.float32),
+                         np.zeros((h, w, 3), np.uint8), 1.0, back_flow=back)
+    state = VideoState(MotionCutConfig())
+    assert state.warped_prev(motion) is None  # nothing seen yet
+    state.prev = np.zeros((h, w), bool)
+    state.prev[10:20, 10:20] = True
+    moved = state.warped_prev(motion) > 0.5
+    expected = np.zeros((h, w), bool)
+    expected[10:20, 15:25] = True
+    assert np.array_equal(moved, expected)
+
+
+def test_previous_mask_term_keeps_the_object_and_stays_off_a_static_shot():
+    frames, truth = camera_scene(10, pan=2.0, zoom=0.01)
+    ious = {}
+    for t in (0.0, 0.2, 0.6):
+        labeller = MotionCut(MotionCutConfig(temporal=t))
+        labeller.start_video()
+        ious[t] = np.mean([_iou(_union(m, truth.shape[1:]), g) for m, g in zip(labeller.masks(frames, None), truth,
+                                                                                   strict=True)])
+    # the default weight keeps the disc; a weight above the pixel threshold lets the mask trail the disc
+    assert ious[0.2] > 0.8 and ious[0.0] > 0.8, ious
+    assert ious[0.6] < ious[0.2], ious
+    labeller = MotionCut()
+    labeller.start_video()
+    assert all(m == [] for m in labeller.masks(static_scene(), None))

@@ -54,8 +54,10 @@ class RunConfig:
     progress: bool = True
     skip_bad_videos: bool = False  # report an unreadable video and go on without it (default: stop on it)
     accept_truncated: bool = False  # video files cut short give the frames that decode (default: an error)
-    # stage 1a: MaskCut on DINO keys ("dino") or MotionCut on residual motion ("motion", no weights)
+    # stage 1a: MaskCut on DINO keys ("dino"), MotionCut on residual motion ("motion", no weights) or MaskCut on
+    # the DINO graph fused with the motion graph ("dino+motion", motion_weight of it motion)
     features: str = "dino"
+    motion_weight: float = 0.5
     backbone: str = "dino_vitb8"
     dino_weights: str | None = None
     num_masks: int = 3
@@ -111,8 +113,8 @@ class RunConfig:
 
 # The settings each step's output depends on (cumulative: a step also depends on all earlier ones).
 STEP_FIELDS: dict[str, tuple[str, ...]] = {
-    "pseudo-label": ("data", "frames", "features", "backbone", "dino_weights", "num_masks", "resolution", "solver",
-                     "pseudo_from_ground_truth"),
+    "pseudo-label": ("data", "frames", "features", "motion_weight", "backbone", "dino_weights", "num_masks",
+                     "resolution", "solver", "pseudo_from_ground_truth"),
     "name": ("classes", "clip_model", "clip_weights", "templates", "prototypes"),
     "train": ("train_preset", "train_steps", "train_batch_size", "backbone_weights", "image_size", "train_videos"),
     "segment": ("track_memory", "top_k"),
@@ -194,6 +196,8 @@ def step_settings(config: RunConfig, step: str) -> dict[str, Any]:
         keys += STEP_FIELDS.get(name, ())
         if name == step:
             break
+    if config.features != "dino+motion":  # only the fusion reads it (and earlier runs' settings stay valid)
+        keys = [k for k in keys if k != "motion_weight"]
     return {k: getattr(config, k) for k in keys}
 
 
@@ -350,12 +354,12 @@ class Pipeline:
         needs: dict[str, Need] = {}
         config = self.config
         if not config.pseudo_from_ground_truth:
-            if config.features == "dino":
+            if config.features in ("dino", "dino+motion"):
                 needs["dino"] = backbone_need(config.backbone, config.dino_weights, "dino_weights", "MaskCut (pseudo-label)")
             clip = clip_need(ClipConfig(model_name=config.clip_model, weights=config.clip_weights),
                              "naming masks (name)")
             # motion labels are named when CLIP can be had, and stay class-agnostic otherwise
-            if last >= STEPS.index("name") and (config.features == "dino" or _available(clip)):
+            if last >= STEPS.index("name") and (config.features != "motion" or _available(clip)):
                 needs["clip"] = clip
         if last >= STEPS.index("train"):
             preset = TrainConfig.preset_config(config.train_preset, data="", pseudo="", out="",
@@ -410,7 +414,7 @@ class Pipeline:
             pl_config = PseudoLabelConfig(
                 backbone=config.backbone, features=config.features,
                 maskcut=MaskCutConfig(resolution=config.resolution, num_masks=config.num_masks, solver=config.solver),
-                motion=MotionCutConfig(num_masks=config.num_masks),
+                motion=MotionCutConfig(num_masks=config.num_masks), motion_weight=config.motion_weight,
             )
             pseudo_label_collection(self.collection, paths.pseudo, pl_config, weights=self.weight_files.get("dino"),
                                     device=config.device, batch_size=config.maskcut_batch_size,

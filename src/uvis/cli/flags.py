@@ -21,7 +21,8 @@ from uvis.errors import UserError
 # ``model.backbone`` is the VIS model's backbone (TrainConfig.model.backbone).
 FLAGS: dict[str, str] = {
     "out": "--out", "frames": "--frames", "fps": "--fps", "device": "--device", "features": "--features",
-    "backbone": "--dino", "dino_weights": "--dino-weights", "num_masks": "--num-masks", "resolution": "--resolution",
+    "backbone": "--dino", "dino_weights": "--dino-weights", "motion_weight": "--motion-weight",
+    "num_masks": "--num-masks", "resolution": "--resolution",
     "solver": "--solver", "tau": "--tau", "classes": "--classes", "vocabulary": "--vocabulary",
     "clip_model": "--clip-model", "clip_pretrained": "--clip-pretrained", "clip_weights": "--clip-weights",
     "clip_batch_size": "--clip-batch-size", "templates": "--templates", "context": "--context",

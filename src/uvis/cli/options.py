@@ -47,3 +47,9 @@ def add_dino_arguments(p: argparse._ActionsContainer, *, weights_help: str | Non
                                                          "official name (default: $UVIS_WEIGHTS_DIR, cache, download)")
     renamed(p, "--backbone", "--dino")
     renamed(p, "--weights", "--dino-weights")
+
+def add_motion_weight_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--motion-weight``, the same in every command that takes ``--features``."""
+    p.add_argument("--motion-weight", type=float, default=0.5,
+                   help="with --features dino+motion: the motion graph's share of the fused graph (0: plain MaskCut, "
+                        "1: motion only; default 0.5)")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uvis.cli.name import add_naming_arguments, naming_configs, note_single_class
-from uvis.cli.options import add_dino_arguments
+from uvis.cli.options import add_dino_arguments, add_motion_weight_argument
 
 if TYPE_CHECKING:
     from uvis.distributed import Group
@@ -32,9 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or a folder of those")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--frames", default=None, help="frame root for a YouTube-VIS JSON (default: JPEGImages beside it)")
-    p.add_argument("--features", choices=["dino", "motion"], default="dino",
+    p.add_argument("--features", choices=["dino", "motion", "dino+motion"], default="dino",
                    help="dino: MaskCut on DINO keys (default, the paper's stage 1); motion: MotionCut on residual "
-                        "optical flow, no weights needed (class-agnostic; see docs/pseudo-label.md)")
+                        "optical flow, no weights needed (class-agnostic; see docs/pseudo-label.md); dino+motion: "
+                        "MaskCut on the DINO graph fused with the motion graph")
+    add_motion_weight_argument(p)
     add_dino_arguments(p, weights_help="checkpoint file, or a folder holding it under its official name")
     p.add_argument("--num-masks", type=int, default=None, help="cuts per frame (default: 3 with dino, 1 with motion)")
     p.add_argument("--resolution", type=int, default=480, help="square size frames are resized to (default: 480)")
@@ -101,7 +103,7 @@ def _run(args: argparse.Namespace, group: Group) -> int:
                                        source=args.data)
         if group.is_main:
             note_single_class("pseudo-label", vocabulary)
-    check_needs(stage1_needs(args, dino=not args.model and args.features == "dino",
+    check_needs(stage1_needs(args, dino=not args.model and args.features != "motion",
                              clip=vocabulary is not None))
     if args.model:
         from uvis.predict.self_training import SelfTrainingConfig, self_train_collection
@@ -124,6 +126,7 @@ def _run(args: argparse.Namespace, group: Group) -> int:
             maskcut=MaskCutConfig(resolution=args.resolution, tau=args.tau, num_masks=args.num_masks or 3,
                                   crf=args.crf, solver=args.solver),
             motion=MotionCutConfig(num_masks=args.num_masks or 1),
+            motion_weight=args.motion_weight,
         )
         out = pseudo_label_collection(collection, args.out, config, weights=args.dino_weights, device=args.device,
                                       batch_size=args.batch_size, shard=shard, overwrite=args.overwrite,

@@ -7,7 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from uvis.cli.flags import FLAGS, SWITCHES, command_options, renamed
-from uvis.cli.options import RUN_ABLATIONS, RUN_STEPS, add_dino_arguments, add_fps_argument
+from uvis.cli.options import RUN_ABLATIONS, RUN_STEPS, add_dino_arguments, add_fps_argument, add_motion_weight_argument
 
 if TYPE_CHECKING:
     from uvis.pipeline import RunConfig
@@ -31,9 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", choices=RUN_STEPS, default="report", help="last step to run (default: report)")
     p.add_argument("--device", help="auto, cpu or cuda (default auto: cuda when available; pick a GPU with "
                                     "CUDA_VISIBLE_DEVICES)")
-    p.add_argument("--features", choices=["dino", "motion"], default="dino",
-                   help="stage 1: MaskCut on DINO keys (dino, default) or MotionCut on residual optical flow, no "
-                        "weights needed (motion; without CLIP weights the labels stay class-agnostic)")
+    p.add_argument("--features", choices=["dino", "motion", "dino+motion"], default="dino",
+                   help="stage 1: MaskCut on DINO keys (dino, default), MotionCut on residual optical flow, no "
+                        "weights needed (motion; without CLIP weights the labels stay class-agnostic), or MaskCut on "
+                        "the DINO graph fused with the motion graph (dino+motion)")
+    add_motion_weight_argument(p)
     add_dino_arguments(p)
     p.add_argument("--clip-weights", help="CLIP weights file or folder")
     p.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         classes = list(parse_classes(args.classes).names)
     config = RunConfig(
         data=args.data, out=args.out, frames=args.frames, fps=args.fps, classes=classes, device=args.device,
-        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, features=args.features, accept_truncated=args.accept_truncated, backbone=args.backbone, dino_weights=args.dino_weights, num_masks=args.num_masks,
+        progress=not args.no_progress, skip_bad_videos=args.skip_bad_videos, features=args.features, motion_weight=args.motion_weight, accept_truncated=args.accept_truncated, backbone=args.backbone, dino_weights=args.dino_weights, num_masks=args.num_masks,
         solver=args.solver, pseudo_from_ground_truth=args.pseudo_from_ground_truth, clip_model=args.clip_model,
         clip_weights=args.clip_weights, templates=args.templates, prototypes=not args.no_prototypes,
         train_preset=args.preset, train_steps=args.steps, train_batch_size=args.batch_size,

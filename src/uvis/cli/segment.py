@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from uvis.cli.flags import renamed
-from uvis.cli.options import add_dino_arguments, add_fps_argument
+from uvis.cli.options import add_dino_arguments, add_fps_argument, add_motion_weight_argument
 from uvis.errors import UserError
 
 if TYPE_CHECKING:
@@ -82,9 +82,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="report an unreadable video and go on with the others (default: stop on it); a rerun "
                         "tries it again")
     g = p.add_argument_group("training-free path (--model none)")
-    g.add_argument("--features", choices=["auto", "dino", "motion"], default="auto",
+    g.add_argument("--features", choices=["auto", "dino", "motion", "dino+motion"], default="auto",
                    help="stage-1 masks: MaskCut on DINO keys (dino), MotionCut on residual motion with no weights "
-                        "(motion), or dino when its weights are found and motion otherwise (auto, the default)")
+                        "(motion), MaskCut on the DINO graph fused with the motion graph (dino+motion), or dino when "
+                        "its weights are found and motion otherwise (auto, the default)")
+    add_motion_weight_argument(g)
     add_dino_arguments(g, weights_help="DINO checkpoint file, or a folder holding it under its official name")
     g.add_argument("--num-masks", type=int, default=None,
                    help="stage-1 masks per frame (default 3 with dino, 1 with motion)")
@@ -110,7 +112,8 @@ def load_predictor(args: argparse.Namespace, device: str, collection: Collection
     return build_predictor(
         args.model, classes=args.classes, weights={"dino": args.dino_weights, "clip": args.clip_weights},
         categories=collection.dataset.categories if collection.dataset is not None else (),
-        features=args.features, device=device, backbone=args.backbone, num_masks=args.num_masks,
+        features=args.features, motion_weight=args.motion_weight, device=device, backbone=args.backbone,
+        num_masks=args.num_masks,
         resolution=args.resolution, clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
         estimate_frames=None if args.no_progress else collection.count_frames())
 
@@ -149,14 +152,20 @@ def result_settings(args: argparse.Namespace, segmenter: Segmenter) -> dict[str,
 def stage1_settings(args: argparse.Namespace, predictor: Predictor) -> dict[str, Any]:
     """The training-free path's settings, as the results record them (the features and mask count chosen)."""
     from uvis.predict.stage1 import Stage1Predictor
+    from uvis.pseudo.maskcut import FusedMaskCut
+    from uvis.pseudo.motioncut import MotionCut
 
     if not isinstance(predictor, Stage1Predictor):  # an injected predictor: what was asked for
         return {k: getattr(args, k) for k in ("backbone", "num_masks", "resolution", "clip_model", "clip_pretrained")}
-    if predictor.temporal:
-        return {"features": "motion", "motion": predictor.proposals.config.to_json(),
+    proposals = predictor.proposals
+    if isinstance(proposals, MotionCut):
+        return {"features": "motion", "motion": proposals.config.to_json(),
                 "clip": None if predictor.clip is None else [args.clip_model, args.clip_pretrained]}
-    return {"backbone": args.backbone, "num_masks": predictor.proposals.config.num_masks,
-            "resolution": args.resolution, "clip_model": args.clip_model, "clip_pretrained": args.clip_pretrained}
+    settings = {"backbone": args.backbone, "num_masks": proposals.config.num_masks, "resolution": args.resolution,
+                "clip_model": args.clip_model, "clip_pretrained": args.clip_pretrained}
+    if isinstance(proposals, FusedMaskCut):  # plain dino records stay as they were, so earlier outputs resume
+        settings |= {"features": "dino+motion", "motion_weight": proposals.motion_weight}
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,11 +14,14 @@ never loaded whole. The first and last frame of a video use their one available 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from uvis.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 FLOW_PRESETS = ("ultrafast", "fast", "medium")
 
@@ -36,14 +39,16 @@ class MotionConfig:
     """How residual motion is measured (everything that changes it)."""
 
     work_size: int = 854  # long side, in pixels, at which flow is computed (never upscaled; 1280x720 -> 854x480)
-    patch: int = 16  # pixels of the working size per node of the patch grid
+    patch: int = 16  # pixels per node of the patch grid, at a long side of work_size (see ``scaled``)
     flow_preset: str = "medium"  # OpenCV DIS preset
-    ransac_threshold: float = 2.0  # pixels (working size): flow within this of the homography is background
+    ransac_threshold: float = 2.0  # pixels (at work_size): flow within this of the homography is background
+    scale_to_frame: bool = True  # smaller frames get proportionally smaller patches and RANSAC threshold
+    min_patch: int = 8  # the smallest scaled patch (4-px patches let the flow errors of a frame edge form "objects")
 
     def __post_init__(self) -> None:
         if self.flow_preset not in FLOW_PRESETS:
             raise UserError(f"unknown flow preset '{self.flow_preset}'", fix=f"use one of {', '.join(FLOW_PRESETS)}")
-        if self.work_size < 4 * self.patch or self.patch < 2:
+        if self.work_size < 4 * self.patch or self.patch < 2 or self.min_patch < 2:
             raise UserError(f"motion work size {self.work_size} with patch {self.patch} leaves no grid",
                             fix="use work_size >= 4 x patch and patch >= 2")
         if not self.ransac_threshold > 0:
@@ -51,6 +56,19 @@ class MotionConfig:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def scale(self, long_side: int) -> float:
+        """How much smaller than ``work_size`` a frame with this long side (after the resize) is: 1 or less."""
+        return min(1.0, long_side / self.work_size) if self.scale_to_frame else 1.0
+
+    def scaled(self, long_side: int) -> tuple[int, float]:
+        """(patch, RANSAC threshold) for a working-size frame of this long side: ``patch`` and
+        ``ransac_threshold`` at ``work_size`` (every frame of 854 px or more: DAVIS 480p, 720p), in proportion
+        below it, the patch never under ``min_patch`` (a 128-px frame: 8-px patches, a 16x12 grid, not 8x6)."""
+        s = self.scale(long_side)
+        if s == 1.0:
+            return self.patch, self.ransac_threshold
+        return max(min(self.min_patch, self.patch), round(self.patch * s)), self.ransac_threshold * s
 
 
 @dataclass
@@ -62,6 +80,7 @@ class FrameMotion:
     patch_saliency: np.ndarray  # [gh, gw] float32: min of the patch-mean forward/backward residual magnitudes
     frame: np.ndarray  # [h, w, 3] uint8: the frame at the working size (for a colour refinement)
     inlier_fraction: float  # of the camera model, averaged over the flows used (1: everything moves as one)
+    back_flow: np.ndarray | None = None  # [h, w, 2] float32 flow towards the previous frame (None for the first)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -122,21 +141,49 @@ def frame_motion(frame: np.ndarray, grey: np.ndarray, prev: np.ndarray | None, n
     """Residual motion of one working-size frame from its neighbours' greyscale frames (either may be None)."""
     if prev is None and nxt is None:
         raise ValueError("a frame needs at least one neighbour for motion")
+    patch, threshold = config.scaled(max(grey.shape[:2]))
     residuals, inliers = [], []
+    back_flow = None
     for other, sign in ((nxt, 1.0), (prev, -1.0)):
         if other is not None:
-            r, f = camera_residual(flow(grey, other), config.patch, config.ransac_threshold)
+            raw = flow(grey, other)
+            r, f = camera_residual(raw, patch, threshold)
             residuals.append(sign * r)
             inliers.append(f)
+            if sign < 0:
+                back_flow = raw
     if len(residuals) == 1:
         residuals = residuals * 2
     fwd, bwd = residuals
     saliency = np.minimum(np.linalg.norm(fwd, axis=-1), np.linalg.norm(bwd, axis=-1))
-    vectors = pool(np.concatenate([fwd, bwd], -1), config.patch)
+    vectors = pool(np.concatenate([fwd, bwd], -1), patch)
     patch_saliency = np.minimum(np.linalg.norm(vectors[..., :2], axis=-1), np.linalg.norm(vectors[..., 2:], axis=-1))
     return FrameMotion(saliency=saliency.astype(np.float32), vectors=vectors.astype(np.float32),
                        patch_saliency=patch_saliency.astype(np.float32), frame=frame,
-                       inlier_fraction=float(np.mean(inliers)))
+                       inlier_fraction=float(np.mean(inliers)), back_flow=back_flow)
+
+
+def patch_features(motion: FrameMotion, grid: tuple[int, int] | None = None) -> np.ndarray:
+    """[n, 5] per-patch motion features: forward and negated backward residual and saliency, divided by the
+    frame's 95th-percentile patch saliency (so they do not depend on how fast things move).
+
+    ``grid`` (gh, gw): the features resampled onto another patch grid of the same frame (DINO's square grid)."""
+    scale = max(float(np.percentile(motion.patch_saliency, 95)), 0.5)
+    feats = np.concatenate([motion.vectors, motion.patch_saliency[..., None]], -1).astype(np.float32)
+    if grid is not None and grid != feats.shape[:2]:
+        cv2 = require_cv2()
+        shrink = grid[0] < feats.shape[0] and grid[1] < feats.shape[1]
+        feats = cv2.resize(feats, (grid[1], grid[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return feats.reshape(-1, 5) / scale
+
+
+def motion_affinity(feats: np.ndarray, sigma: float, eps: float) -> torch.Tensor:
+    """[n, 5] patch motion features -> [n, n] Gaussian affinity of their distances (+ ``eps``)."""
+    import torch
+
+    f = torch.from_numpy(feats.astype(np.float64))
+    d2 = torch.cdist(f, f).square()
+    return (torch.exp(-d2 / sigma**2) + eps).float()
 
 
 def still_motion(frame: np.ndarray, patch: int) -> FrameMotion:
@@ -177,7 +224,7 @@ class MotionStream:
         for i in range(1, len(batch) + 1):
             prev, cur, nxt = seq[i - 1], seq[i], seq[i + 1]
             if prev is None and nxt is None:
-                out.append(still_motion(cur[0], self.config.patch))
+                out.append(still_motion(cur[0], self.config.scaled(max(cur[0].shape[:2]))[0]))
             else:
                 out.append(frame_motion(cur[0], cur[1], prev[1] if prev else None, nxt[1] if nxt else None,
                                         self._flow, self.config))

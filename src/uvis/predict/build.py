@@ -79,6 +79,7 @@ def build_predictor(
     categories: Sequence[Category] = (),
     weights: Mapping[str, str | Path | None] | None = None,
     features: str = "auto",
+    motion_weight: float = 0.5,
     device: str | None = None,
     backbone: str = "dino_vitb8",
     num_masks: int | None = None,
@@ -91,14 +92,15 @@ def build_predictor(
 ) -> Predictor:
     """A predictor for ``model`` (see the module docstring), reporting ``classes`` when given.
 
-    Training-free path only: ``features`` (``auto``, ``dino``, ``motion``), ``backbone``, ``num_masks`` (default
+    Training-free path only: ``features`` (``auto``, ``dino``, ``motion``, ``dino+motion``; ``motion_weight``:
+    the motion graph's share with ``dino+motion``), ``backbone``, ``num_masks`` (default
     3 with DINO, 1 with motion), ``resolution`` (MaskCut input size), ``clip_model``/``clip_pretrained``;
     ``estimate_frames``: with DINO on the CPU, note the time it will take for this many frames. ``say``: the
     one-line choices (features, weights-free mode); ``note``: the notes (starting vocabulary, CPU time).
     """
     files = _weights(weights)
     if isinstance(model, str) and model.lower() == "none":
-        return _stage1(classes, categories, files, features, device, backbone, num_masks, resolution, clip_model,
+        return _stage1(classes, categories, files, features, motion_weight, device, backbone, num_masks, resolution, clip_model,
                        clip_pretrained, estimate_frames, say, note)
     from uvis.predict.trained import TrainedPredictor
 
@@ -125,8 +127,9 @@ def _vocabulary(classes: Classes) -> Vocabulary:
 def choose_features(features: str, backbone: str, dino_weights: str | Path | None,
                     say: Callable[[str], None] = _say) -> str:
     """``auto``: dino when its weights are found (or downloaded), else motion, said in one line."""
-    if features not in ("auto", "dino", "motion"):
-        raise UserError(f"unknown stage-1 features '{features}'", fix="use features=auto, dino or motion", param="features")
+    if features not in ("auto", "dino", "motion", "dino+motion"):
+        raise UserError(f"unknown stage-1 features '{features}'", fix="use features=auto, dino, motion or dino+motion",
+                        param="features")
     if features != "auto":
         return features
     if dino_weights:
@@ -146,7 +149,7 @@ def choose_features(features: str, backbone: str, dino_weights: str | Path | Non
 
 
 def _stage1(classes: Classes | None, categories: Sequence[Category], files: dict[str, str | Path | None],
-            features: str, device: str | None, backbone: str, num_masks: int | None, resolution: int,
+            features: str, motion_weight: float, device: str | None, backbone: str, num_masks: int | None, resolution: int,
             clip_model: str, clip_pretrained: str, estimate_frames: int | None, say: Callable[[str], None],
             note: Callable[[str], None]) -> Predictor:
     """MaskCut or MotionCut + CLIP; the vocabulary is ``classes``, else ``categories`` (ids kept), else the
@@ -163,7 +166,7 @@ def _stage1(classes: Classes | None, categories: Sequence[Category], files: dict
     vocabulary = None if classes is None else _vocabulary(classes)  # a bad list is reported before any model loads
     features = choose_features(features, backbone, files["dino"], say)
     needs = stage1_needs(backbone, files["dino"], clip_model, clip_pretrained, files["clip"],
-                         dino=features == "dino", clip=True)
+                         dino=features != "motion", clip=True)
     dino_file: Path | None = None
     clip_file: Path | None
     if features == "motion":  # CLIP is optional: without classes and without its weights, colours and 'object'
@@ -183,7 +186,7 @@ def _stage1(classes: Classes | None, categories: Sequence[Category], files: dict
         vocabulary = Vocabulary.from_categories(list(categories)) if categories else \
             Vocabulary.from_names(list(STARTING_VOCABULARY))
     cfg = Stage1Config(
-        features=features, backbone=backbone, dino_weights=dino_file,  # the files just found: the ones recorded
+        features=features, motion_weight=motion_weight, backbone=backbone, dino_weights=dino_file,  # the files just found: the ones recorded
         maskcut=MaskCutConfig(num_masks=num_masks or 3, resolution=resolution),
         motion=MotionCutConfig(num_masks=num_masks or 1),
         clip=None if clip_file is None else ClipConfig(model_name=clip_model, pretrained_tag=clip_pretrained,
@@ -196,6 +199,6 @@ def _stage1(classes: Classes | None, categories: Sequence[Category], files: dict
     if classes is None and not categories and vocabulary.names == STARTING_VOCABULARY:
         note(f"note: no --classes given: naming objects with the starting vocabulary of configs/videos.toml "
              f"({', '.join(STARTING_VOCABULARY)}); pass --classes \"a,b,c\" for your own")
-    if features == "dino" and estimate_frames is not None:  # the motion features run no DINO: nothing to estimate
+    if features != "motion" and estimate_frames is not None:  # the motion features run no DINO: nothing to estimate
         note_cpu_speed(choose_device(device), backbone, resolution, estimate_frames)
     return predictor

@@ -27,7 +27,7 @@ from uvis.features.colour import colour_embeddings
 from uvis.predict.base import Predictor
 from uvis.predict.types import FrameDetections
 from uvis.pseudo.clip_model import ClipConfig, ClipModel
-from uvis.pseudo.maskcut import MaskCut, MaskCutConfig
+from uvis.pseudo.maskcut import FusedMaskCut, MaskCut, MaskCutConfig
 from uvis.pseudo.motioncut import MotionCut, MotionCutConfig
 from uvis.pseudo.naming import NamingConfig, classify, embed_masks
 from uvis.pseudo.vocabulary import TEMPLATE_SETS, class_embeddings
@@ -37,11 +37,12 @@ from uvis.pseudo.vocabulary import TEMPLATE_SETS, class_embeddings
 class Stage1Config:
     """Models and settings of the training-free path (defaults: those of ``uvis pseudo-label`` / ``uvis name``)."""
 
-    features: str = "dino"  # "dino" (MaskCut on DINO keys) or "motion" (MotionCut, no weights)
+    features: str = "dino"  # "dino" (MaskCut on DINO keys), "motion" (MotionCut, no weights) or "dino+motion"
     backbone: str = "dino_vitb8"  # DINO ViT for MaskCut
     dino_weights: str | Path | None = None  # checkpoint file or folder (None: the usual weights lookup)
     maskcut: MaskCutConfig = field(default_factory=MaskCutConfig)
     motion: MotionCutConfig = field(default_factory=MotionCutConfig)
+    motion_weight: float = 0.5  # dino+motion: the motion graph's share of the fused graph
     clip: ClipConfig | None = field(default_factory=ClipConfig)  # None: no naming, colour-histogram tracking
     naming: NamingConfig = field(default_factory=NamingConfig)
 
@@ -60,7 +61,7 @@ class Stage1Predictor(Predictor):
                  naming: NamingConfig | None = None, *, fingerprint: dict[str, Any] | None = None):
         self.proposals = proposals
         self.clip = clip
-        self.temporal = isinstance(proposals, MotionCut)
+        self.temporal = proposals.temporal
         self.naming = naming or NamingConfig()
         self._templates = TEMPLATE_SETS[self.naming.templates]
         self._fingerprint = dict(fingerprint or {})
@@ -73,12 +74,14 @@ class Stage1Predictor(Predictor):
         proposals: MaskCut | MotionCut
         if cfg.features == "motion":
             proposals = MotionCut(cfg.motion)
-        elif cfg.features == "dino":
+        elif cfg.features in ("dino", "dino+motion"):
             from uvis.features.dino import DinoFeatures
 
-            proposals = MaskCut(DinoFeatures(cfg.backbone, cfg.dino_weights, device), cfg.maskcut)
+            dino = DinoFeatures(cfg.backbone, cfg.dino_weights, device)
+            proposals = MaskCut(dino, cfg.maskcut) if cfg.features == "dino" else FusedMaskCut(
+                dino, cfg.maskcut, motion=cfg.motion.motion, motion_weight=cfg.motion_weight, sigma=cfg.motion.sigma)
         else:
-            raise UserError(f"unknown stage-1 features '{cfg.features}'", fix="use dino or motion")
+            raise UserError(f"unknown stage-1 features '{cfg.features}'", fix="use dino, motion or dino+motion")
         clip = None
         if cfg.clip is not None:
             clip = ClipModel.load(cfg.clip if device is None else replace(cfg.clip, device=device))
@@ -110,9 +113,9 @@ class Stage1Predictor(Predictor):
         return new
 
     def start_video(self) -> None:
-        """A new video begins (MotionCut forgets the previous frame)."""
-        if isinstance(self.proposals, MotionCut):
-            self.proposals.start_video()
+        """A new video begins (MotionCut and FusedMaskCut forget the previous frame)."""
+        if self.proposals.temporal:
+            self.proposals.start_video()  # type: ignore[union-attr]
 
     def predict(self, frames: np.ndarray, next_frame: np.ndarray | None = None) -> list[FrameDetections]:
         if isinstance(self.proposals, MotionCut):
@@ -120,7 +123,7 @@ class Stage1Predictor(Predictor):
             masks = [[m for m, _ in fm] for fm in pairs]
             scores = [[s for _, s in fm] for fm in pairs]
         else:
-            per_frame = self.proposals(frames)
+            per_frame = self.proposals(frames, next_frame) if self.temporal else self.proposals(frames)  # type: ignore[call-arg]
             masks = [[mask_utils.decode(fm.rle).astype(bool) for fm in fms] for fms in per_frame]
             scores = [[fm.score for fm in fms] for fms in per_frame]
         if self.clip is not None:

@@ -40,7 +40,7 @@ from uvis.distributed import Group
 from uvis.errors import UserError
 from uvis.jobs import VideoJob, check_settings, recorded_failure, run_videos, settings_changes
 from uvis.pseudo.format import FrameInstance, PseudoLabels
-from uvis.pseudo.maskcut import FrameMask, MaskCut, MaskCutConfig, require_crf
+from uvis.pseudo.maskcut import FrameMask, FusedMaskCut, MaskCut, MaskCutConfig, require_crf
 from uvis.pseudo.motioncut import MotionCut, MotionCutConfig
 
 CONFIG_NAME = "config.json"
@@ -48,7 +48,7 @@ MERGED_NAME = "pseudo_labels.json"
 PART_FORMAT = 1
 
 
-FEATURES = ("dino", "motion")
+FEATURES = ("dino", "motion", "dino+motion")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ class PseudoLabelConfig:
     """Everything that changes the pseudo-labels (device and batch size do not, up to float rounding).
 
     ``features``: ``"dino"`` (MaskCut on DINO keys, the paper's stage 1) or ``"motion"`` (MotionCut on residual
-    motion, no weights needed; ``uvis.pseudo.motioncut``).
+    motion, no weights needed; ``uvis.pseudo.motioncut``) or ``"dino+motion"`` (MaskCut on the DINO graph fused
+    with the motion graph, ``motion_weight`` of it motion; ``uvis.pseudo.maskcut.FusedMaskCut``).
     """
 
     backbone: str = "dino_vitb8"
@@ -64,15 +65,23 @@ class PseudoLabelConfig:
     amp: bool = True  # bf16/fp16 autocast for the DINO forward on GPU (the eigensolve is always fp32)
     features: str = "dino"
     motion: MotionCutConfig = field(default_factory=MotionCutConfig)
+    motion_weight: float = 0.5  # dino+motion: the motion graph's share of the fused graph
 
     def __post_init__(self) -> None:
         if self.features not in FEATURES:
             raise UserError(f"unknown stage-1 features '{self.features}'", fix=f"use one of {', '.join(FEATURES)}")
+        if not 0.0 <= self.motion_weight <= 1.0:
+            raise UserError(f"motion weight {self.motion_weight}", fix="use motion_weight between 0 and 1",
+                            param="motion_weight")
 
     def to_json(self) -> dict[str, Any]:
         if self.features == "motion":
             return {"stage": "motioncut", "features": "motion", "motion": self.motion.to_json()}
-        return {"stage": "maskcut", "backbone": self.backbone, "amp": self.amp, "maskcut": self.maskcut.to_json()}
+        out = {"stage": "maskcut", "backbone": self.backbone, "amp": self.amp, "maskcut": self.maskcut.to_json()}
+        if self.features == "dino+motion":
+            out |= {"features": self.features, "motion_weight": self.motion_weight,
+                    "motion": self.motion.motion.to_json(), "motion_sigma": self.motion.sigma}
+        return out
 
 
 # [B, H, W, 3] uint8 RGB frames -> per frame, its masks
@@ -188,7 +197,7 @@ def label_video(item: VideoItem, labeller: FrameLabeller, batch_size: int, progr
     annotations: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     frame_index = 0
-    if temporal:  # MotionCut: also sees the frame after each batch
+    if temporal:  # MotionCut, FusedMaskCut: also see the frame after each batch
         labeller.start_video()  # type: ignore[attr-defined]
     for batch, following in with_next_frame(video.batches(batch_size, prefetch=True)):
         for frame_masks in (labeller(batch, following) if temporal else labeller(batch)):  # type: ignore[call-arg]
@@ -356,9 +365,13 @@ def pseudo_label_collection(
         features = DinoFeatures(config.backbone, weights_file, dev, amp=config.amp)
         if progress and (group is None or group.is_main):  # on a CPU: how long this will take, what is faster
             note_cpu_speed(features.device, config.backbone, config.maskcut.resolution, collection.count_frames())
+        if config.features == "dino+motion":
+            return FusedMaskCut(features, config.maskcut, motion=config.motion.motion,
+                                motion_weight=config.motion_weight, sigma=config.motion.sigma)
         return MaskCut(features, config.maskcut)
 
     job = LabellingJob(stage="maskcut", description="uvis pseudo-labels (MaskCut on DINO features)",
-                       settings={**config.to_json(), "weights": provenance(weights_file)}, make_labeller=make)
+                       settings={**config.to_json(), "weights": provenance(weights_file)}, make_labeller=make,
+                       temporal=config.features == "dino+motion")  # the fused graph also sees the next frame
     return label_collection(collection, out_dir, job, batch_size=batch_size, shard=shard, overwrite=overwrite,
                             progress=progress, skip_bad=skip_bad, group=group)

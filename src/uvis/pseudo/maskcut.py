@@ -65,6 +65,7 @@ from uvis.data import masks as mask_utils
 from uvis.data.masks import RLE
 from uvis.data.resample import pil_resize
 from uvis.errors import UserError
+from uvis.features.motion import MotionConfig, MotionStream, motion_affinity, patch_features
 
 SOLVERS = ("eigh", "subspace")
 LANCZOS_MIN_NODES = 64  # below this a dense eigensolve is as fast as Lanczos
@@ -284,8 +285,13 @@ def ncut_score(affinity: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def maskcut_patches(keys: torch.Tensor, grid: tuple[int, int], config: MaskCutConfig = MaskCutConfig(),
-                    timings: Timings | None = None) -> PatchMasks:
-    """Run N cuts on each frame's patch graph; ``keys`` is [B, h*w, D] (any device, computed in fp32)."""
+                    timings: Timings | None = None, motion: torch.Tensor | None = None,
+                    motion_weight: float = 0.0) -> PatchMasks:
+    """Run N cuts on each frame's patch graph; ``keys`` is [B, h*w, D] (any device, computed in fp32).
+
+    ``motion`` ([B, h*w, h*w], ``uvis.features.motion.motion_affinity``) fuses a second graph: each cut is made
+    on ``(1 - motion_weight) x`` the binarised DINO graph ``+ motion_weight x`` the motion graph (painted
+    patches keep eps edges in both); with weight 0, or no motion, the cuts are MaskCut's exactly."""
     timings = timings or Timings()
     b, n, _ = keys.shape
     h, w = grid
@@ -305,6 +311,9 @@ def maskcut_patches(keys: torch.Tensor, grid: tuple[int, int], config: MaskCutCo
         with timings("affinity", keys.device):
             graph = sim if i == 0 else sim.masked_fill(painted[:, :, None] | painted[:, None, :], 0.0)
             a = binarise(graph, config.tau, config.eps)
+            if motion is not None and motion_weight > 0:
+                m = motion if i == 0 else motion.masked_fill(painted[:, :, None] | painted[:, None, :], config.eps)
+                a = (1 - motion_weight) * a + motion_weight * m.to(a.device)
         with timings("eigensolve", keys.device):
             vec = second_eigenvector(a, solver=config.solver, iters=config.subspace_iters)
         with timings("postprocess", keys.device):
@@ -441,6 +450,8 @@ def apply_crf(images: np.ndarray, masks: torch.Tensor, min_iou: float) -> torch.
 class MaskCut:
     """Frames -> per-frame pseudo-masks: DINO keys at ``resolution`` x ``resolution``, N cuts, masks at frame size."""
 
+    temporal = False  # FusedMaskCut (dino+motion) also takes the frame after each batch
+
     def __init__(self, features: Any, config: MaskCutConfig = MaskCutConfig()):
         if config.crf:
             require_crf()
@@ -457,6 +468,13 @@ class MaskCut:
 
     def __call__(self, frames: np.ndarray) -> list[list[FrameMask]]:
         """``frames``: [B, H, W, 3] uint8 RGB of one size. Returns, per frame, its non-empty masks with scores."""
+        return self.cut(frames)
+
+    def motion_graphs(self, frames: np.ndarray, grid: tuple[int, int]) -> torch.Tensor | None:
+        """[B, n, n] motion affinities on DINO's grid to fuse with the DINO graph (None: plain MaskCut)."""
+        return None
+
+    def cut(self, frames: np.ndarray, motion_weight: float = 0.0) -> list[list[FrameMask]]:
         from uvis.features.dino import normalise, resize_frames
 
         res = self.config.resolution
@@ -465,7 +483,8 @@ class MaskCut:
         with t("features", self.device):
             square = resize_frames(frames, res, device=self.device)  # uint8, PIL's Lanczos
             feats = self.features(normalise(square))
-        patch = maskcut_patches(feats.keys, feats.grid, self.config, t)
+        motion = self.motion_graphs(frames, feats.grid) if motion_weight > 0 else None
+        patch = maskcut_patches(feats.keys, feats.grid, self.config, t, motion, motion_weight)
         with t("upsample", self.device):
             if self.config.crf:
                 h, w = feats.grid
@@ -476,3 +495,38 @@ class MaskCut:
                 up = upsample_masks(patch.masks, size, square=(res, res))
         with t("rle"):
             return to_rles(up, patch.scores)
+
+
+class FusedMaskCut(MaskCut):
+    """``--features dino+motion``: MaskCut on DINO's key graph fused with the residual-motion graph of each frame
+    (``maskcut_patches``' ``motion``): ``motion_weight`` 0 is plain MaskCut, 1 cuts on motion alone.
+
+    A temporal labeller, like MotionCut: after ``start_video()``, call it on a video's batches in order with the
+    frame that follows each batch. The motion features (``uvis.features.motion.patch_features``) are resampled
+    from the motion grid of the working-size frame onto DINO's square grid of the same frame.
+    """
+
+    temporal = True
+
+    def __init__(self, features: Any, config: MaskCutConfig = MaskCutConfig(), *, motion: MotionConfig | None = None,
+                 motion_weight: float = 0.5, sigma: float = 0.5):
+        super().__init__(features, config)
+        if not 0.0 <= motion_weight <= 1.0:
+            raise UserError(f"motion weight {motion_weight}", fix="use motion_weight between 0 and 1",
+                            param="motion_weight")
+        self.motion_weight = motion_weight
+        self.sigma = sigma
+        self.stream = MotionStream(motion or MotionConfig())
+        self._next: np.ndarray | None = None
+
+    def start_video(self) -> None:
+        self.stream.reset()
+
+    def motion_graphs(self, frames: np.ndarray, grid: tuple[int, int]) -> torch.Tensor | None:
+        per_frame = self.stream(frames, self._next)
+        graphs = [motion_affinity(patch_features(m, grid), self.sigma, self.config.eps) for m in per_frame]
+        return torch.stack(graphs)
+
+    def __call__(self, frames: np.ndarray, next_frame: np.ndarray | None = None) -> list[list[FrameMask]]:
+        self._next = next_frame
+        return self.cut(frames, self.motion_weight)
