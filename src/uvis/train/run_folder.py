@@ -118,9 +118,10 @@ class RunFolder:
         for name in names or (CONFIG, VOCABULARY):
             if not (self.path / name).is_file():
                 if not self.path.is_dir():
-                    raise UserError(f"{self.parameter} folder not found", path=self.path, fix=self.fix)
+                    raise UserError(f"{self.parameter} folder not found (no training run there)", path=self.path,
+                                    fix=self.fix, param=self.parameter)
                 raise UserError(f"{self.parameter} is not a training run folder ({name} is missing)", path=self.path,
-                                fix=self.fix)
+                                fix=self.fix, param=self.parameter)
 
     def _read_json(self, name: str) -> Any:
         self.require(name)
