@@ -62,7 +62,7 @@ class MotionCutConfig:
     fill_holes: bool = True  # fill the holes of each mask (textureless interiors the flow leaves out)
     temporal: float = 0.2  # evidence added where the previous frame's mask lands (warped by the flow)
     smooth: float = 0.0  # share of the previous frame's evidence (warped by the flow) in this frame's (running mean)
-    appearance: float = 0.0  # weight of the video's colour model (2 P(object | colour) - 1) in the evidence
+    appearance: float = 0.2  # weight of the video's colour model (2 P(object | colour) - 1) in the evidence
     appearance_bins: int = 16  # per RGB channel
     appearance_decay: float = 0.9  # of the running colour histograms, per frame that updates them
     appearance_min_score: float = 0.3  # only masks scoring at least this teach the colour model
