@@ -32,7 +32,6 @@ from uvis.data import masks as mask_utils
 from uvis.data.sources import Collection
 from uvis.distributed import Group
 from uvis.errors import UserError
-from uvis.features.weights import file_sha256
 from uvis.predict.trained import TrainedPredictor
 from uvis.predict.types import FrameDetections
 from uvis.pseudo.collection import LabellingJob, label_collection
@@ -89,15 +88,14 @@ def model_job(run_dir: str | Path, config: SelfTrainingConfig | None = None, dev
     config.check()
     run = Path(run_dir).resolve()
     predictor = TrainedPredictor.from_run(run, device)  # checks the folder; cheap next to labelling a collection
-    weights = TrainedPredictor.weights_file(run)
-    assert weights is not None  # from_run raised otherwise
+    weights = predictor.fingerprint()  # the file from_run loaded: {"file", "sha256"}
     ids = [i for i, _ in predictor.vocabulary]
 
     def label(frames: np.ndarray) -> list[list[FrameMask]]:
         return [select_predictions(d, ids, config) for d in predictor.predict(frames)]
 
-    settings: dict[str, Any] = {"stage": "self-training", "model": str(run), "weights": weights.name,
-                                "weights_sha256": file_sha256(weights)[:16], **asdict(config)}
+    settings: dict[str, Any] = {"stage": "self-training", "model": str(run), "weights": weights["file"],
+                                "weights_sha256": weights["sha256"][:16], **asdict(config)}
     return LabellingJob(stage="self-training", description=f"uvis pseudo-labels (predictions of the model in {run})",
                         settings=settings, make_labeller=lambda: label,
                         categories=predictor.vocabulary.categories())

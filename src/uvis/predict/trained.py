@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from uvis.data.vocabulary import Vocabulary, clean_names
 from uvis.errors import UserError
 from uvis.features.device import autocast_dtype, choose_device
-from uvis.features.weights import provenance
 from uvis.model.config import ModelConfig
 from uvis.model.model import VISModel
 from uvis.predict.base import Predictor
@@ -147,11 +146,6 @@ class TrainedPredictor(Predictor):
         return new
 
     @staticmethod
-    def weights_file(run_dir: str | Path) -> Path | None:
-        """The weights ``from_run`` loads: the final ones, else the last checkpoint; None before training."""
-        return RunFolder.find(run_dir).weights()
-
-    @staticmethod
     def from_run(run_dir: str | Path, device: torch.device | str | None = None, *,
                  clip_weights: str | Path | None = None) -> TrainedPredictor:
         """Load the config, vocabulary, ``clip.json`` (if any) and the final weights (else the last checkpoint) of a
@@ -180,7 +174,7 @@ class TrainedPredictor(Predictor):
                             "run's config.json)", path=weights, fix="train the run again (or resume it)") from None
         # the sha256 costs ~0.1 s per 100 MB, once per load
         return TrainedPredictor(model, vocab, image_size, device, clip_info=clip_info, clip_weights=clip_weights,
-                                weights_id=provenance(weights))
+                                weights_id=run.weights_id())
 
     def _prepare(self, frames: np.ndarray) -> torch.Tensor:
         """Frames scaled (keeping aspect) to fit ``image_size``, as the training crops were."""
