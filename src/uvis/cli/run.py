@@ -66,12 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uvis.errors import UserError
     from uvis.pipeline import RunConfig, load_config_file, run_pipeline
 
-    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} {value}", fix=f"pass a positive {flag[2:].replace('-', ' ')}")
     check_device(args.device)
     classes = None
     if args.vocabulary:

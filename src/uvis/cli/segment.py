@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from uvis.cli.flags import renamed
 from uvis.cli.options import add_dino_arguments, add_fps_argument, add_motion_weight_argument
-from uvis.errors import UserError
 
 if TYPE_CHECKING:
     from uvis.data.sources import Collection
@@ -180,10 +179,6 @@ def _run(args: argparse.Namespace, group: Group) -> int:
     from uvis.track.collection import segment_collection
     from uvis.track.segmenter import Segmenter
 
-    if args.top_k < 1:
-        raise UserError(f"--top-k {args.top_k}", fix="use --top-k >= 1")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}", fix="use --batch-size >= 1")
     collection = discover(args.input, frames=args.frames, fps=args.fps, accept_truncated=args.accept_truncated)
     items = collection.items if not args.shard else collection.shard(*parse_shard(args.shard))
     device = resolve_device(group.device(args.device))
